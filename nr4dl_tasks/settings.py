@@ -1,0 +1,183 @@
+"""The one settings schema, its validation and per-run overrides.
+
+Settings come from `settings.yaml` at the project root (or a file named by
+`--settings` / `NR4DL_SETTINGS`), then per-run overrides: `key.sub=value` pairs
+from the CLI's `--set` or the `overrides` param of the Airflow trigger form.
+Every value is validated here, so a typo fails at the start of a run with the
+setting's dotted name, not deep inside a stage.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nr4dl_tasks.errors import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "settings.yaml"
+SPEECH_LABELS = ("male", "female")
+INA_LABELS = ("male", "female", "music", "noise", "noEnergy")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathSettings(_Section):
+    work_dir: Path = Field(Path("data/work"), description="One sub-folder per source file is written here.")
+    models_dir: Path = Field(Path("models"), description="Where scripts/setup.sh provisions the model files.")
+    spleeter_python: Path = Field(
+        Path(".venv-spleeter/bin/python"),
+        description="Interpreter of the separate Spleeter environment (its pins clash with Airflow).",
+    )
+
+
+class IngestSettings(_Section):
+    analysis_rate: int = Field(16000, description="Sample rate of the mono analysis copy (ina needs 16000).")
+    full_rate: int = Field(
+        44100, description="Sample rate of the full-quality stereo copy (Spleeter's input; clips are cut from it)."
+    )
+
+
+class SeparateSettings(_Section):
+    enabled: bool = Field(True, description="Remove background music with Spleeter 2stems (keep vocals).")
+    chunk_blocks: int = Field(
+        5, ge=1, le=40,
+        description="Chunk length in Spleeter blocks of 512 frames (11.89 s); memory grows with it.",
+    )
+    margin_blocks: int = Field(
+        1, ge=0, le=4,
+        description="Context blocks separated on each side of a chunk and then discarded, so seams match a "
+        "whole-file run.",
+    )
+    crossfade_seconds: float = Field(0.5, ge=0, le=5, description="Linear cross-fade across each seam.")
+
+
+class SegmentSettings(_Section):
+    input: Literal["vocals", "original"] = Field(
+        "vocals", description="Segment the separated vocals (falls back to the original when separation is off)."
+    )
+    vad_engine: Literal["smn", "sm"] = Field("smn", description="ina engine: speech/music/noise or speech/music.")
+    detect_gender: bool = Field(True, description="Split speech into male/female (else label 'speech').")
+    energy_ratio: float = Field(0.03, gt=0, lt=1, description="ina's energy threshold ratio for noEnergy.")
+    window_seconds: float = Field(
+        300.0, ge=10, description="Audio analysed at once; bounds memory on long inputs, results are unchanged."
+    )
+    batch_size: int = Field(256, ge=1, le=8192, description="Neural network batch size.")
+
+
+class SliceSettings(_Section):
+    labels: list[str] = Field(
+        ["male", "female"], description="Segment labels to cut into clips; 'speech' means male + female."
+    )
+    source: Literal["vocals", "original"] = Field(
+        "vocals", description="Audio the clips are cut from (original when separation is off)."
+    )
+    min_duration: float = Field(1.0, ge=0.05, description="Drop clips shorter than this (0.3 keeps catch-phrases).")
+    max_duration: float = Field(15.0, gt=0, description="Split longer segments at their quietest point.")
+    merge_gap: float = Field(0.3, ge=0, description="Merge same-label segments separated by a shorter gap.")
+    padding: float = Field(0.05, ge=0, le=2, description="Seconds of context added on each side of a clip.")
+    sample_rate: int = Field(22050, ge=8000, le=96000, description="Sample rate of the written clips.")
+    channels: Literal[1, 2] = Field(1, description="Channels of the written clips.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SliceSettings":
+        unknown = [label for label in self.labels if label not in (*INA_LABELS, "speech")]
+        if unknown:
+            raise ValueError(f"unknown label(s) {unknown}; choose from {[*INA_LABELS, 'speech']}")
+        if not self.labels:
+            raise ValueError("labels must name at least one label")
+        if self.max_duration < self.min_duration:
+            raise ValueError(f"max_duration ({self.max_duration}) is below min_duration ({self.min_duration})")
+        return self
+
+    def wanted_labels(self) -> set[str]:
+        """The ina labels to keep, with 'speech' expanded to male and female."""
+        wanted = set(self.labels) - {"speech"}
+        if "speech" in self.labels:
+            wanted |= set(SPEECH_LABELS) | {"speech"}
+        return wanted
+
+
+class Settings(_Section):
+    paths: PathSettings = PathSettings()
+    ingest: IngestSettings = IngestSettings()
+    separate: SeparateSettings = SeparateSettings()
+    segment: SegmentSettings = SegmentSettings()
+    slice: SliceSettings = SliceSettings()
+
+    def resolve(self, path: Path) -> Path:
+        """A settings path made absolute against the project root, so tasks run from any folder."""
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """Turn CLI `key.sub=value` strings into an overrides dict; values are read as YAML scalars."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"override {pair!r} is not of the form key.sub=value")
+        overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    return overrides
+
+
+def _apply(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge overrides into the raw settings; keys may be dotted ('slice.min_duration') or nested dicts."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        node = merged
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SettingsError(f"override {key!r}: {part!r} is a value, not a section")
+            node = child
+        leaf = parts[-1]
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf] = _apply(node[leaf], value)
+        else:
+            node[leaf] = value
+    return merged
+
+
+def _format_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid settings ({origin}):"]
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown setting")
+        else:
+            lines.append(f"  {where}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read, merge and validate settings; raise SettingsError naming the bad setting and the file."""
+    chosen = path or os.environ.get("NR4DL_SETTINGS") or DEFAULT_SETTINGS_FILE
+    settings_path = Path(chosen)
+    raw: dict[str, Any] = {}
+    if path or settings_path.exists():
+        try:
+            loaded = yaml.safe_load(settings_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {settings_path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"settings file {settings_path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"settings file {settings_path} must hold a mapping of sections")
+        raw = loaded or {}
+    origin = str(settings_path)
+    if overrides:
+        raw = _apply(raw, overrides)
+        origin += f" with overrides {dict(overrides)}"
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(_format_error(exc, origin)) from None

@@ -1,0 +1,111 @@
+"""Airflow operators for the nr4dl stages: thin wrappers over `nr4dl_tasks`.
+
+Following Airflow's provider conventions, an operator only stores its templated
+arguments; `execute` loads the settings (file + the run's overrides) and hands
+off to the engine. Engine modules are imported inside `execute`, so parsing a
+DAG never loads numpy, TensorFlow or a model (a process that has run TensorFlow
+hangs when the scheduler forks it).
+
+Errors caused by the input itself (unreadable media, bad settings, missing
+models) fail the task at once with `AirflowFailException`: retrying cannot fix
+them. Anything else (a killed worker, a full disk) is retried as configured.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Sequence
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
+
+
+class _Nr4dlOperator(BaseOperator):
+    template_fields: Sequence[str] = ("overrides", "settings_file")
+    stage: ClassVar[str]
+
+    def __init__(self, *, overrides: dict[str, Any] | str | None = None, settings_file: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.overrides = overrides
+        self.settings_file = settings_file
+
+    def _work(self, settings: Any) -> Any:
+        """The work folder this task reads and writes."""
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from nr4dl_tasks import pipeline, settings
+        from nr4dl_tasks.errors import Nr4dlError, StageError
+
+        overrides = self.overrides or {}
+        if not isinstance(overrides, dict):
+            raise AirflowFailException(f"overrides must be a JSON object of settings, got {overrides!r}")
+        try:
+            loaded = settings.load(self.settings_file or None, overrides)
+            work = self._work(loaded)
+            result = pipeline.run_stage(self.stage, work, loaded)
+        except StageError:
+            raise  # e.g. the Spleeter worker died: worth a retry
+        except Nr4dlError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        return {"work_dir": str(work.root), "source_id": work.source_id, "stage": result.stage,
+                "skipped": result.skipped, "seconds": round(result.seconds, 2), **result.info}
+
+
+class IngestOperator(_Nr4dlOperator):
+    """Decode a media file into the WAV copies the pipeline needs; pushes the work folder as XCom."""
+
+    template_fields: Sequence[str] = ("media", "overrides", "settings_file")
+    stage = "ingest"
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, media: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.media = media
+
+    def _work(self, settings: Any) -> Any:
+        from nr4dl_tasks.ingest import open_work
+
+        if not self.media:
+            raise AirflowFailException("no media file given: set the 'media' param when triggering the run")
+        return open_work(self.media, settings)
+
+
+class _WorkDirOperator(_Nr4dlOperator):
+    """A stage that reads and writes one work folder made by ingest."""
+
+    template_fields: Sequence[str] = ("work_dir", "overrides", "settings_file")
+
+    def __init__(self, *, work_dir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.work_dir = work_dir
+
+    def _work(self, settings: Any) -> Any:
+        from pathlib import Path
+
+        from nr4dl_tasks.workdir import WorkDir
+
+        if not self.work_dir or not Path(self.work_dir).is_dir():
+            raise AirflowFailException(f"work folder {self.work_dir!r} does not exist; did the ingest task succeed?")
+        return WorkDir(Path(self.work_dir))
+
+
+class SeparateOperator(_WorkDirOperator):
+    """Remove background music with Spleeter 2stems (vocals.wav, accompaniment.wav)."""
+
+    stage = "separate"
+    ui_color = "#f3e8fb"
+
+
+class SegmentOperator(_WorkDirOperator):
+    """Label speech (male/female), music, noise and silence with inaSpeechSegmenter (segments.csv)."""
+
+    stage = "segment"
+    ui_color = "#e8fbea"
+
+
+class SliceOperator(_WorkDirOperator):
+    """Cut the wanted segments into clips/*.wav and clips.jsonl."""
+
+    stage = "slice"
+    ui_color = "#fbf6e8"

@@ -1,0 +1,115 @@
+"""Trigger `nr4dl_process_file` runs through Airflow's REST API and wait for them.
+
+Used by scripts/up.sh for the demo and by the tests, the same way the UI does
+it: log in for a token, wait until the DAG is parsed, post one run per file
+with its path in the run conf, poll until every run has finished, then print
+each run's state and per-task states. Exit status 1 if any run failed.
+
+    python scripts/run_dag.py MEDIA... [--overrides JSON] [--timeout SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+DAG_ID = "nr4dl_process_file"
+FINISHED = {"success", "failed"}
+
+
+class Api:
+    def __init__(self, base: str, user: str, password: str) -> None:
+        self.base, self.user, self.password, self.token = base.rstrip("/"), user, password, ""
+
+    def _call(self, method: str, path: str, body: dict | None = None, auth: bool = True) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def login(self) -> None:
+        self.token = self._call("POST", "/auth/token", {"username": self.user, "password": self.password},
+                                auth=False)["access_token"]
+
+    def get(self, path: str) -> dict:
+        return self._call("GET", path)
+
+    def post(self, path: str, body: dict) -> dict:
+        return self._call("POST", path, body)
+
+    def patch(self, path: str, body: dict) -> dict:
+        return self._call("PATCH", path, body)
+
+
+def wait_until(what: str, check, timeout: float, every: float = 2.0):
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (urllib.error.URLError, ConnectionError, KeyError) as exc:
+            last_error = exc
+        time.sleep(every)
+    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
+
+
+def password(airflow_home: Path, user: str) -> str:
+    generated = airflow_home / "simple_auth_manager_passwords.json.generated"
+    return json.loads(generated.read_text())[user]
+
+
+def run_id_for(media: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", media.stem)[:40]
+    return f"{stem}__{time.strftime('%Y%m%dT%H%M%S')}_{os.getpid()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("media", nargs="+", type=Path)
+    parser.add_argument("--overrides", default="{}", help="settings overrides as a JSON object")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args(argv)
+
+    home = Path(os.environ["AIRFLOW_HOME"])
+    host, port = os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"), os.environ.get("AIRFLOW__API__PORT", "8080")
+    user = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin").split(":")[0]
+    api = Api(f"http://{host}:{port}", user, "")
+    api.password = wait_until("Airflow's login password", lambda: password(home, user), 300)
+    wait_until("the Airflow API server", lambda: api.login() or True, 300)
+    wait_until(f"DAG {DAG_ID} to be parsed", lambda: api.get(f"/api/v2/dags/{DAG_ID}"), 300)
+    api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+
+    runs = {}
+    for media in args.media:
+        run_id = run_id_for(media)
+        conf = {"media": str(media.resolve()), "overrides": json.loads(args.overrides)}
+        api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
+        runs[run_id] = media
+        print(f"triggered {run_id} for {media}", flush=True)
+
+    def states() -> dict[str, str] | None:
+        found = {rid: api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{rid}")["state"] for rid in runs}
+        return found if set(found.values()) <= FINISHED else None
+
+    final = wait_until("the runs to finish", states, args.timeout, every=5)
+    for run_id, state in final.items():
+        tasks = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        detail = ", ".join(f"{t['task_id']}={t['state']}" for t in tasks)
+        print(f"{state:8} {runs[run_id]}  run={run_id}  [{detail}]")
+    return 0 if set(final.values()) == {"success"} else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

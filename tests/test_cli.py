@@ -1,0 +1,52 @@
+"""`nr4dl process`: the real console script on real files, one of them bad."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from nr4dl_tasks.records import read_clips, read_segments
+
+from conftest import ROOT
+
+NR4DL = Path(sys.executable).with_name("nr4dl")
+
+
+def nr4dl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(NR4DL), *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_process_reports_a_bad_file_and_finishes_the_others(media, tmp_path):
+    corrupt = tmp_path / "broken.mp3"
+    corrupt.write_bytes(b"\xff\xfb" + b"garbage" * 500)
+    out = tmp_path / "out"
+    good = media / "segmentation" / "lamartine.wav"
+    first = nr4dl("process", str(corrupt), str(good), "--out", str(out), "--set", "slice.min_duration=0.3")
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert f"FAILED  {corrupt}: {corrupt}: not readable as media" in first.stdout
+    assert "1 of 2 file(s) processed, 1 failed" in first.stdout
+    (folder,) = [p for p in out.iterdir() if p.name.startswith("lamartine-")]
+    labels = {s.label for s in read_segments(folder / "segments.csv")}
+    assert {"female", "male"} <= labels
+    clips = read_clips(folder / "clips.jsonl")
+    assert clips and all((folder / c.path).exists() for c in clips)
+    assert min(c.extra["speech_end"] - c.extra["speech_start"] for c in clips) >= 0.3
+
+    again = nr4dl("process", str(good), "--out", str(out), "--set", "slice.min_duration=0.3")
+    assert again.returncode == 0
+    assert "[ingest (skipped), separate (skipped), segment (skipped), slice (skipped)]" in again.stdout
+
+
+def test_until_stops_after_the_named_stage(media, tmp_path):
+    out = tmp_path / "out"
+    result = nr4dl("process", str(media / "segmentation" / "0021.mp3"), "--out", str(out), "--until", "segment",
+                   "--set", "separate.enabled=false")
+    assert result.returncode == 0, result.stderr
+    (folder,) = list(out.iterdir())
+    assert (folder / "segments.csv").exists() and not (folder / "clips.jsonl").exists()
+
+
+def test_bad_setting_is_reported_before_any_work(media, tmp_path):
+    result = nr4dl("process", str(media / "segmentation" / "0021.mp3"), "--out", str(tmp_path),
+                   "--set", "slice.min_duration=abc")
+    assert result.returncode == 2
+    assert "slice.min_duration" in result.stderr and list(tmp_path.iterdir()) == []

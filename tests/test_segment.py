@@ -1,0 +1,84 @@
+"""inaSpeechSegmenter parity: our windowed run against ina's own expected outputs and human labels."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from nr4dl_tasks import settings as settings_mod
+from nr4dl_tasks.records import read_segments
+from nr4dl_tasks.segment import SEGMENTS_CSV, SegmentStage, segmenter
+from nr4dl_tasks.ingest import IngestStage, open_work
+from nr4dl_tasks.separate import SeparateStage
+
+from conftest import ffmpeg
+
+
+@pytest.fixture(scope="module")
+def ina():
+    return segmenter(settings_mod.Settings())
+
+
+def analysis_copy(src: Path, tmp_path: Path) -> Path:
+    out = tmp_path / (src.stem + "_16k.wav")
+    ffmpeg("-i", str(src), "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(out))
+    return out
+
+
+def ina_expected(path: Path) -> list[tuple[str, float, float]]:
+    with path.open() as fh:
+        return [(row["labels"], float(row["start"]), float(row["stop"])) for row in csv.DictReader(fh, delimiter="\t")]
+
+
+def run(ina, wav: Path, window_s: float = 300.0):
+    return [(s.label, s.start, s.end) for s in ina(wav, 0.03, window_s, 256)]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("musanmix.mp3", "musanmix-smn-gender.csv"),
+    ("0021.mp3", "0021-smn-gender.csv"),
+])
+def test_parity_with_ina_expected_output(ina, media, tmp_path, name, expected):
+    ours = run(ina, analysis_copy(media / "segmentation" / name, tmp_path))
+    theirs = ina_expected(media / "segmentation" / expected)
+    assert [label for label, _, _ in ours] == [label for label, _, _ in theirs]
+    for (_, s1, e1), (_, s2, e2) in zip(ours, theirs):
+        assert s1 == pytest.approx(s2, abs=0.02) and e1 == pytest.approx(e2, abs=0.02)
+
+
+def test_windowed_run_equals_whole_file_run(ina, media, tmp_path):
+    """Windows of 10 s (7 windows over musanmix) give exactly the single-window result."""
+    wav = analysis_copy(media / "segmentation" / "musanmix.mp3", tmp_path)
+    assert run(ina, wav, window_s=10) == run(ina, wav, window_s=300)
+
+
+def test_silence_gives_no_speech(ina, media, tmp_path):
+    labels = {label for label, _, _ in run(ina, analysis_copy(media / "segmentation" / "silence2sec.wav", tmp_path))}
+    assert labels <= {"noEnergy"}
+
+
+def test_gender_boundary_matches_human_labels(ina, media, tmp_path):
+    """lamartine.wav: a female reader until 8.65 s, then a male reader (human labels, ±0.1 s)."""
+    segs = run(ina, analysis_copy(media / "segmentation" / "lamartine.wav", tmp_path))
+    female = [s for s in segs if s[0] == "female"]
+    male = [s for s in segs if s[0] == "male"]
+    assert female and male
+    assert max(end for _, _, end in female) <= 8.65 + 0.1
+    assert min(start for _, start, _ in male) >= 8.65 - 0.1
+    assert sum(e - s for _, s, e in female) > 6 and sum(e - s for _, s, e in male) > 5
+
+
+def test_segment_stage_writes_csv_on_the_original(media, make_settings):
+    settings = make_settings(separate__enabled=False)
+    work = open_work(media / "segmentation" / "musanmix.mp3", settings)
+    for stage in (IngestStage(), SeparateStage(), SegmentStage()):
+        result = stage.run(work, settings)
+    assert result.info["input"] == "audio_16k.wav"
+    segments = read_segments(work.path(SEGMENTS_CSV))
+    assert work.path(SEGMENTS_CSV).read_text().splitlines()[0] == "label,start,end"
+    truth = {"music": (0, 22.44), "noise": (22.44, 62.78), "speech": (62.78, 74.52)}  # musanmix.truth.tsv
+    for seg in segments:
+        kind = "speech" if seg.label in ("male", "female") else seg.label
+        if kind in truth:
+            lo, hi = truth[kind]
+            assert lo - 0.1 <= seg.start and seg.end <= hi + 0.1, seg

@@ -1,0 +1,88 @@
+"""Spleeter 2stems through the chunked worker, on a real song."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import butter, sosfiltfilt
+
+from nr4dl_tasks import models
+from nr4dl_tasks.errors import ModelError
+from nr4dl_tasks.ingest import FULL_WAV, IngestStage, open_work
+from nr4dl_tasks.separate import ACCOMPANIMENT_WAV, VOCALS_ANALYSIS_WAV, VOCALS_WAV, SeparateStage, worker
+from nr4dl_tasks.spleeter_worker import BLOCK
+
+from conftest import ffmpeg
+
+
+def db(error: np.ndarray, reference: np.ndarray) -> float:
+    return 10 * np.log10(np.sum(error ** 2) / np.sum(reference ** 2) + 1e-30)
+
+
+def test_vocals_plus_accompaniment_reconstruct_the_input(media, make_settings):
+    settings = make_settings()
+    work = open_work(media / "music" / "audio_example.mp3", settings)
+    IngestStage().run(work, settings)
+    result = SeparateStage().run(work, settings)
+    assert result.info["enabled"] and result.info["chunks"] == 1
+    mix, rate = sf.read(str(work.path(FULL_WAV)))
+    vocals, _ = sf.read(str(work.path(VOCALS_WAV)))
+    accompaniment, _ = sf.read(str(work.path(ACCOMPANIMENT_WAV)))
+    assert vocals.shape == mix.shape == accompaniment.shape
+    # Spleeter's 2stems masks cover 0-11 kHz (F=1024 bins); compare below 10 kHz.
+    band = butter(8, 10000, fs=rate, output="sos")
+    residual = sosfiltfilt(band, mix - vocals - accompaniment, axis=0)
+    assert db(residual, sosfiltfilt(band, mix, axis=0)) < -40
+    # both stems carry real signal: the song has vocals and music throughout
+    assert db(vocals, mix) > -15 and db(accompaniment, mix) > -15
+    assert sf.info(str(work.path(VOCALS_ANALYSIS_WAV))).samplerate == 16000
+
+
+def test_chunked_equals_whole_file_away_from_seams(media, tmp_path, make_settings):
+    song = tmp_path / "song_x6.wav"
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"file '{media / 'music' / 'audio_example.mp3'}'\n" * 6)
+    ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-ac", "2", "-ar", "44100", str(song))
+    sep = worker(make_settings())
+    outputs = {}
+    for name, blocks in (("whole", 40), ("chunked", 2)):
+        vocals, accompaniment = tmp_path / f"{name}_v.wav", tmp_path / f"{name}_a.wav"
+        reply = sep.separate({"input": str(song), "vocals": str(vocals), "accompaniment": str(accompaniment),
+                              "chunk_blocks": blocks, "margin_blocks": 1, "crossfade_seconds": 0.5})
+        assert reply["ok"], reply
+        outputs[name] = (reply, sf.read(str(vocals))[0])
+    assert outputs["whole"][0]["chunks"] == 1 and outputs["chunked"][0]["chunks"] == 3
+    whole, chunked = outputs["whole"][1], outputs["chunked"][1]
+    assert whole.shape == chunked.shape
+    away = np.ones(len(whole), bool)
+    for seam in range(2 * BLOCK, len(whole), 2 * BLOCK):
+        away[seam - 44100: seam + 44100] = False
+    assert db((whole - chunked)[away], whole[away]) < -60
+    assert db(whole - chunked, whole) < -40  # the seams themselves are inaudible too
+
+
+def test_missing_checkpoint_is_refused(tmp_path, make_settings):
+    empty = tmp_path / "models"
+    with pytest.raises(ModelError, match="missing; run scripts/setup.sh"):
+        models.check(empty, models.SPLEETER_PACKAGE.files)
+    settings = make_settings(paths__models_dir=str(empty))
+    with pytest.raises(ModelError, match="2stems/checkpoint is missing"):
+        worker(settings)
+
+
+def test_altered_model_file_is_refused(tmp_path):
+    for mf in models.INA_PACKAGE.files:
+        target = tmp_path / mf.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"\0" * mf.size)
+    with pytest.raises(ModelError, match="does not match its recorded checksum"):
+        models.check(tmp_path, models.INA_PACKAGE.files)
+
+
+def test_separation_can_be_switched_off(media, make_settings):
+    settings = make_settings(separate__enabled=False)
+    work = open_work(media / "segmentation" / "0021.mp3", settings)
+    IngestStage().run(work, settings)
+    result = SeparateStage().run(work, settings)
+    assert result.info == {"enabled": False} and not work.path(VOCALS_WAV).exists()
