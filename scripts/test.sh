@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# README command 2: set up (quick when already done) and run the whole test suite on real audio,
+# real models, real ffmpeg and a real Airflow. Extra arguments go to pytest (e.g. -k slicing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export TF_CPP_MIN_LOG_LEVEL=2
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@" tests
