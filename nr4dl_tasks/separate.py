@@ -44,12 +44,17 @@ class SpleeterWorker:
         self._expect("loading the model")
 
     def _expect(self, doing: str) -> dict[str, Any]:
+        """Read the worker's answer, logging its progress messages on the way."""
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            code = self.proc.wait()
-            raise StageError(f"the Spleeter worker exited (code {code}) while {doing}; its log is above")
-        return json.loads(line)
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                code = self.proc.wait()
+                raise StageError(f"the Spleeter worker exited (code {code}) while {doing}; its log is above")
+            message = json.loads(line)
+            if "progress" not in message:
+                return message
+            log.info("%s: chunk %d of %d separated", doing, message["progress"], message["of"])
 
     def separate(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin is not None

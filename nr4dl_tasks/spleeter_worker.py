@@ -7,7 +7,8 @@ line each on stdout:
 
     {"input": ".../audio_44k.wav", "vocals": ".../tmp.wav", "accompaniment": ".../tmp.wav",
      "chunk_blocks": 5, "margin_blocks": 1, "crossfade_seconds": 0.5}
-    -> {"ok": true, "seconds": 12.3, "chunks": 3}  or  {"ok": false, "error": "..."}
+    -> {"progress": 1, "of": 3} ... then {"ok": true, "seconds": 12.3, "chunks": 3}
+       or {"ok": false, "error": "..."}
 
 Why chunks: Spleeter holds the whole spectrogram and every U-Net activation in
 memory (13 GB for 10 minutes of audio). Its network already works on
@@ -22,8 +23,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import logging
 import time
 import traceback
+from typing import Callable
 import queue
 
 import numpy as np
@@ -46,6 +49,8 @@ class ChunkSeparator:
     def __init__(self, model_dir: str) -> None:
         os.environ["MODEL_PATH"] = os.path.dirname(os.path.abspath(model_dir))
         import tensorflow as tf
+
+        tf.get_logger().setLevel(logging.ERROR)  # its deprecation warnings would flood every task log
         from spleeter.separator import create_estimator
         from spleeter.utils.configuration import load_configuration
 
@@ -75,7 +80,7 @@ class ChunkSeparator:
         return {stem: prediction[stem][: len(waveform)] for stem in STEMS}
 
 
-def separate_file(separator: ChunkSeparator, request: dict) -> dict:
+def separate_file(separator: ChunkSeparator, request: dict, report: Callable[[dict], None]) -> dict:
     chunk = int(request["chunk_blocks"]) * BLOCK
     margin = int(request["margin_blocks"]) * BLOCK
     with sf.SoundFile(request["input"]) as src:
@@ -85,7 +90,8 @@ def separate_file(separator: ChunkSeparator, request: dict) -> dict:
         pending: dict[str, np.ndarray] = {}
         chunks = 0
         try:
-            for start in range(0, max(total, 1), chunk):
+            starts = range(0, max(total, 1), chunk)
+            for start in starts:
                 end = min(start + chunk, total)
                 first = max(0, start - margin)
                 src.seek(first)
@@ -94,6 +100,7 @@ def separate_file(separator: ChunkSeparator, request: dict) -> dict:
                     wave = np.repeat(wave, 2, axis=1)
                 stems = separator(wave[:, :2])
                 chunks += 1
+                report({"progress": chunks, "of": len(starts)})
                 # Keep [start - fade, end + fade) of this chunk; the first 2*fade samples overlap the last chunk.
                 lo = start - fade if start > 0 else start
                 hi = end + fade if end < total else end
@@ -116,24 +123,29 @@ def main() -> int:
     # Only our JSON answers go to the real stdout; anything the libraries print goes to stderr.
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    def report(message: dict) -> None:
+        answers.write(json.dumps(message) + "\n")
+
     try:
         separator = ChunkSeparator(model_dir)
     except Exception as exc:  # reported to the parent, which raises it with the file name
-        answers.write(json.dumps({"ok": False, "error": f"loading Spleeter failed: {exc}"}) + "\n")
+        report({"ok": False, "error": f"loading Spleeter failed: {exc}"})
         return 1
-    answers.write(json.dumps({"ok": True, "ready": True}) + "\n")
+    report({"ok": True, "ready": True})
     for line in sys.stdin:
         if not line.strip():
             continue
         request = json.loads(line)
         began = time.monotonic()
         try:
-            reply = {"ok": True, **separate_file(separator, request)}
+            reply = {"ok": True, **separate_file(separator, request, report)}
         except Exception as exc:
             traceback.print_exc()
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         reply["seconds"] = round(time.monotonic() - began, 3)
-        answers.write(json.dumps(reply) + "\n")
+        report(reply)
     return 0
 
 

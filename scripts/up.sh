@@ -9,8 +9,7 @@ source scripts/airflow-env.sh
 
 media=("$@")
 if ((${#media[@]} == 0)); then
-  shared=$NR4DL_ROOT/../shared/media
-  if [ -d "$shared" ]; then
+  if shared=$(cd "$NR4DL_ROOT/../shared/media" 2>/dev/null && pwd); then
     media=("$shared/segmentation/musanmix.mp3" "$shared/music/audio_example.mp3" "$shared/segmentation/lamartine.wav")
   else
     mkdir -p data/demo
