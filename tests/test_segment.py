@@ -1,13 +1,15 @@
 """inaSpeechSegmenter parity: our windowed run against ina's own expected outputs and human labels."""
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 
 from nr4dl_tasks import settings as settings_mod
 from nr4dl_tasks.records import read_segments
-from nr4dl_tasks.segment import SEGMENTS_CSV, SegmentStage, segmenter
+from nr4dl_tasks.errors import StageError
+from nr4dl_tasks.segment import SEGMENTS_CSV, SegmentStage, resolve_precision, segmenter
 from nr4dl_tasks.ingest import IngestStage, open_work
 from nr4dl_tasks.separate import SeparateStage
 
@@ -82,3 +84,28 @@ def test_segment_stage_writes_csv_on_the_original(media, make_settings):
         if kind in truth:
             lo, hi = truth[kind]
             assert lo - 0.1 <= seg.start and seg.end <= hi + 0.1, seg
+
+
+def test_bfloat16_gives_the_same_segments_as_float32(media, tmp_path):
+    """Each precision in its own process (TensorFlow's switch is process-wide), on speech, music and noise."""
+    from test_cli import nr4dl
+
+    outputs = {}
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / precision
+        files = [str(media / "segmentation" / name) for name in ("musanmix.mp3", "lamartine.wav")]
+        result = nr4dl("process", *files, "--out", str(out), "--until", "segment",
+                       "--set", "separate.enabled=false", "--set", f"segment.precision={precision}")
+        assert result.returncode == 0, result.stderr
+        outputs[precision] = {folder.name: (folder / SEGMENTS_CSV).read_text() for folder in out.iterdir()}
+        stamps = [json.loads((folder / "stamps" / "segment.json").read_text()) for folder in out.iterdir()]
+        assert {stamp["info"]["precision"] for stamp in stamps} == {precision}
+    assert len(outputs["float32"]) == 2
+    assert outputs["float32"] == outputs["bfloat16"]
+
+
+def test_one_precision_per_process(make_settings):
+    segmenter(settings_mod.Settings())
+    other = "float32" if resolve_precision("auto") == "bfloat16" else "bfloat16"
+    with pytest.raises(StageError, match="process-wide"):
+        segmenter(make_settings(segment__precision=other))
