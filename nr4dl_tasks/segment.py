@@ -193,7 +193,7 @@ def segmenter(settings: Settings) -> InaSegmenter:
     return _segmenters[key]
 
 
-def analysis_input(work: WorkDir, settings: Settings) -> str:
+def analysis_input(settings: Settings) -> str:
     """The 16 kHz file to segment: the vocals when asked for and available, else the original."""
     if settings.segment.input == "vocals" and settings.separate.enabled:
         return VOCALS_ANALYSIS_WAV
@@ -207,10 +207,10 @@ class SegmentStage(Stage):
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         # window_seconds and batch_size change memory and speed, not the result.
         return {"segment": settings.segment.model_dump(exclude={"window_seconds", "batch_size", "precision"}),
-                "precision": resolve_precision(settings.segment.precision), "input": analysis_input(work, settings)}
+                "precision": resolve_precision(settings.segment.precision), "input": analysis_input(settings)}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
-        source = analysis_input(work, settings)
+        source = analysis_input(settings)
         cfg = settings.segment
         segments = segmenter(settings)(work.path(source), cfg.energy_ratio, cfg.window_seconds, cfg.batch_size)
         with work.atomic(SEGMENTS_CSV) as tmp:

@@ -134,7 +134,7 @@ class SliceStage(Stage):
         cfg = settings.slice
         source = work.path(clip_source(settings))
         segments = read_segments(work.path(SEGMENTS_CSV))
-        loudness = _loudness_of(work.path(analysis_input(work, settings)))
+        loudness = _loudness_of(work.path(analysis_input(settings)))
         plan = plan_clips(segments, cfg, loudness, audio.duration(work.path(ANALYSIS_WAV)))
         clips = []
         with atomic_dir(work.path(CLIPS_DIR)) as tmp_dir:

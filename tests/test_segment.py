@@ -44,7 +44,7 @@ def test_parity_with_ina_expected_output(ina, media, tmp_path, name, expected):
     ours = run(ina, analysis_copy(media / "segmentation" / name, tmp_path))
     theirs = ina_expected(media / "segmentation" / expected)
     assert [label for label, _, _ in ours] == [label for label, _, _ in theirs]
-    for (_, s1, e1), (_, s2, e2) in zip(ours, theirs):
+    for (_, s1, e1), (_, s2, e2) in zip(ours, theirs, strict=True):
         assert s1 == pytest.approx(s2, abs=0.02) and e1 == pytest.approx(e2, abs=0.02)
 
 

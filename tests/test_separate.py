@@ -1,6 +1,5 @@
 """Spleeter 2stems through the chunked worker, on a real song."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
