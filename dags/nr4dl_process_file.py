@@ -18,6 +18,9 @@ from airflow.sdk import DAG, Param
 from nr4dl_operators import IngestOperator, SegmentOperator, SeparateOperator, SliceOperator
 
 WORK_DIR = "{{ ti.xcom_pull(task_ids='ingest')['work_dir'] }}"
+# Separation and segmentation each hold a TensorFlow model (up to ~2.8 GB) and use every core, so they share
+# a pool sized to the machine (scripts/standalone.sh creates it) instead of running as many as parallelism allows.
+HEAVY_POOL = "nr4dl_heavy"
 OVERRIDES = "{{ params.overrides }}"
 
 with DAG(
@@ -43,8 +46,8 @@ with DAG(
     },
 ) as dag:
     ingest = IngestOperator(task_id="ingest", media="{{ params.media }}", overrides=OVERRIDES)
-    separate = SeparateOperator(task_id="separate", work_dir=WORK_DIR, overrides=OVERRIDES)
-    segment = SegmentOperator(task_id="segment", work_dir=WORK_DIR, overrides=OVERRIDES)
+    separate = SeparateOperator(task_id="separate", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
+    segment = SegmentOperator(task_id="segment", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
     slice_ = SliceOperator(task_id="slice", work_dir=WORK_DIR, overrides=OVERRIDES)
 
     ingest >> separate >> segment >> slice_

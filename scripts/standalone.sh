@@ -14,7 +14,10 @@ case "${1:-}" in
     # One password for the admin user, generated once; Airflow keeps an existing file.
     pw_file=$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
     [ -s "$pw_file" ] || python3 -c 'import json, secrets; print(json.dumps({"admin": secrets.token_urlsafe(12)}))' > "$pw_file"
-    echo "starting airflow standalone (log: $LOGFILE)"
+    # The pool must exist before a run is triggered, or its heavy tasks wait forever.
+    airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1
+    airflow pools set nr4dl_heavy "$NR4DL_HEAVY_SLOTS" "nr4dl separation and segmentation (TensorFlow)" >/dev/null
+    echo "starting airflow standalone (log: $LOGFILE; nr4dl_heavy pool: $NR4DL_HEAVY_SLOTS slots)"
     # setsid: its own process group, so stop can end the scheduler, api-server and workers together.
     setsid nohup airflow standalone >"$LOGFILE" 2>&1 < /dev/null &
     echo $! > "$PIDFILE"

@@ -39,6 +39,7 @@ os.environ.update(airflow_env(HOME))
 @pytest.fixture(scope="module")
 def airflow_db():
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
+    subprocess.run([str(BIN / "airflow"), "pools", "set", "nr4dl_heavy", "1", "test"], check=True, capture_output=True)
     return HOME
 
 
@@ -50,6 +51,7 @@ def test_dags_import_without_errors(airflow_db):
     dag = bag.get_dag("nr4dl_process_file")
     assert [t.task_id for t in dag.topological_sort()] == ["ingest", "separate", "segment", "slice"]
     assert all(t.retries >= 1 for t in dag.tasks)
+    assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {"separate", "segment"}
 
 
 def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
