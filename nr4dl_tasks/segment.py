@@ -117,7 +117,7 @@ class InaSegmenter:
         return np.concatenate(mspecs), np.concatenate(loges)
 
     def _predict(self, net: _Network, mspec: np.ndarray, indices: np.ndarray, chunk: int,
-                 batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+                 batch_size: int, doing: str) -> tuple[np.ndarray, np.ndarray]:
         """Network outputs for the given patch indices (ina's padded numbering), a chunk at a time."""
         from skimage.util import view_as_windows
 
@@ -137,16 +137,18 @@ class InaSegmenter:
             batch = data.astype(np.float32).reshape(len(data), PATCH, net.nmel, 1)
             preds.extend(net.predict(batch[at_b: at_b + batch_size]).numpy()
                          for at_b in range(0, len(batch), batch_size))
+            log.info("%s: %s network, %.0f of %.0f s of audio classified", doing, "/".join(net.outlabels),
+                     min(at + chunk, len(indices)) * STEP / 100, len(indices) * STEP / 100)
         return np.concatenate(preds), np.concatenate(finite)
 
-    def _apply(self, net: _Network, mspec: np.ndarray, lseg: list, chunk: int, batch_size: int) -> list:
+    def _apply(self, net: _Network, mspec: np.ndarray, lseg: list, chunk: int, batch_size: int, doing: str) -> list:
         """ina's DnnSegmenter.__call__, with patches built chunk by chunk."""
         ina = self._ina
         wanted = [(start, stop) for lab, start, stop in lseg if lab == net.inlabel]
         if not wanted:
             return lseg
         indices = np.concatenate([np.arange(start, stop) for start, stop in wanted])
-        rawpred, finite = self._predict(net, mspec, indices, chunk, batch_size)
+        rawpred, finite = self._predict(net, mspec, indices, chunk, batch_size, doing)
         rawpred[~finite, :] = 0.5
         ret, at = [], 0
         for lab, start, stop in lseg:
@@ -171,7 +173,7 @@ class InaSegmenter:
                 for lab, start, stop in ina._binidx2seglist(ina._energy_activity(loge, energy_ratio)[::2])]
         chunk = max(1, int(window_s * 100 / STEP))
         for net in self.networks:
-            lseg = self._apply(net, mspec, lseg, chunk, batch_size)
+            lseg = self._apply(net, mspec, lseg, chunk, batch_size, f"segmenting {wav}")
         return [Segment(lab, round(start * 0.02, 3), round(stop * 0.02, 3))
                 for lab, start, stop in lseg]
 
