@@ -118,6 +118,15 @@ class Settings(_Section):
     segment: SegmentSettings = SegmentSettings()
     slice: SliceSettings = SliceSettings()
 
+    @model_validator(mode="after")
+    def _labels_can_match(self) -> "Settings":
+        # Without gender detection ina labels all speech 'speech'; male/female would then never match.
+        gendered = set(self.slice.labels) & set(SPEECH_LABELS)
+        if not self.segment.detect_gender and gendered and "speech" not in self.slice.labels:
+            raise ValueError(f"slice.labels {sorted(gendered)} never occur when segment.detect_gender is false; "
+                             "use 'speech'")
+        return self
+
     def resolve(self, path: Path) -> Path:
         """A settings path made absolute against the project root, so tasks run from any folder."""
         return path if path.is_absolute() else PROJECT_ROOT / path
@@ -156,11 +165,14 @@ def _apply(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
 def _format_error(err: ValidationError, origin: str) -> str:
     lines = [f"invalid settings ({origin}):"]
     for item in err.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             lines.append(f"  {where}: unknown setting")
+        elif item["type"] == "value_error":  # a rule across fields: the message names them
+            lines.append(f"  {where + ': ' if where else ''}{message}")
         else:
-            lines.append(f"  {where}: {item['msg']} (got {item.get('input')!r})")
+            lines.append(f"  {where}: {message} (got {item.get('input')!r})")
     return "\n".join(lines)
 
 

@@ -33,6 +33,7 @@ def test_cli_assignments_are_parsed_as_yaml_scalars():
     ({"slice.labels": ["male", "laughter"]}, r"unknown label\(s\) \['laughter'\]"),
     ({"slice.min_duration": 5, "slice.max_duration": 2}, r"max_duration \(2.0\) is below min_duration"),
     ({"separate.enabled": "maybe"}, r"separate.enabled"),
+    ({"segment.detect_gender": False}, r"slice.labels \['female', 'male'\] never occur when segment.detect_gender"),
 ])
 def test_bad_settings_name_the_setting(overrides, message):
     with pytest.raises(SettingsError, match=message):
