@@ -23,3 +23,7 @@ class ModelError(Nr4dlError):
 
 class StageError(Nr4dlError):
     """A stage cannot run, e.g. because the stage it depends on has not run."""
+
+
+class WorkerDied(StageError):
+    """A helper process died mid-task (killed, out of memory): the one error worth retrying."""

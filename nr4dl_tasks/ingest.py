@@ -4,8 +4,9 @@ Writes `source.json` (where the file came from, its hash and duration),
 `audio_16k.wav` (mono, for segmentation) and `audio_44k.wav` (stereo, Spleeter's
 native rate, and the full-quality source clips are cut from when separation is
 off). The work folder is named by a
-source id made of a readable stem and the content hash, so the same content
-always lands in the same folder and a renamed copy is not processed twice.
+source id made of the file's stem and its content hash: rerunning a file, or
+processing a copy of it with the same name from another folder, finds the same
+folder and skips what is done; a changed file gets a new folder.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from nr4dl_tasks.workdir import WorkDir
 
 ANALYSIS_WAV = "audio_16k.wav"
 FULL_WAV = "audio_44k.wav"
+ANALYSIS_RATE = 16000  # inaSpeechSegmenter's features assume it
+FULL_RATE = 44100  # Spleeter's training rate
 SOURCE_JSON = "source.json"
 
 
@@ -78,7 +81,7 @@ class IngestStage(Stage):
     name = "ingest"
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
-        return {"sha256": read_source(work)["sha256"], "ingest": settings.ingest.model_dump()}
+        return {"sha256": read_source(work)["sha256"]}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         media = Path(read_source(work)["path"])
@@ -88,12 +91,12 @@ class IngestStage(Stage):
             raise MediaError(f"{media}: no audio stream (streams found: {', '.join(kinds)})")
 
         with work.atomic(ANALYSIS_WAV) as tmp:
-            audio.convert(media, tmp, settings.ingest.analysis_rate, 1)
+            audio.convert(media, tmp, ANALYSIS_RATE, 1)
             seconds = audio.duration(tmp)
             if seconds <= 0:
                 raise MediaError(f"{media}: the audio stream decodes to zero samples")
             if _peak(tmp) == 0.0:
                 raise MediaError(f"{media}: the audio is digital silence from start to end ({seconds:.2f} s)")
         with work.atomic(FULL_WAV) as tmp:
-            audio.convert(media, tmp, settings.ingest.full_rate, 2)
+            audio.convert(media, tmp, FULL_RATE, 2)
         return [SOURCE_JSON, ANALYSIS_WAV, FULL_WAV], {"duration": round(seconds, 3), "media": str(media)}

@@ -107,11 +107,14 @@ class InaSegmenter:
         for _, sig in audio.blocks(wav, frames_per_window * FRAME, overlap=WINDOW - FRAME):
             if len(sig) < WINDOW:
                 break
+            frames = (len(sig) - WINDOW) // FRAME + 1
+            if frames == 1:  # ina's framing squeezes a single frame to 1-D; a padded second frame is dropped
+                sig = np.pad(sig, (0, FRAME))
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="divide by zero encountered in log", category=RuntimeWarning)
                 _, loge, _, mspec = self._ina.mfcc(sig.astype(np.float32), get_mspec=True)
-            mspecs.append(mspec[:frames_per_window])
-            loges.append(loge[:frames_per_window])
+            mspecs.append(mspec[:min(frames, frames_per_window)])
+            loges.append(loge[:min(frames, frames_per_window)])
         if not mspecs:
             return np.zeros((0, 24)), np.zeros(0)
         return np.concatenate(mspecs), np.concatenate(loges)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from nr4dl_tasks import audio, models
-from nr4dl_tasks.errors import StageError
-from nr4dl_tasks.ingest import FULL_WAV, read_source
+from nr4dl_tasks.errors import StageError, WorkerDied
+from nr4dl_tasks.ingest import ANALYSIS_RATE, FULL_WAV, read_source
 from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.stage import Stage
 from nr4dl_tasks.workdir import WorkDir
@@ -41,7 +41,10 @@ class SpleeterWorker:
             [str(python), str(WORKER), str(model_dir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )
-        self._expect("loading the model")
+        ready = self._expect("loading the model")
+        if not ready.get("ok"):
+            self.proc.wait()
+            raise StageError(f"the Spleeter worker could not start: {ready.get('error')}")
 
     def _expect(self, doing: str) -> dict[str, Any]:
         """Read the worker's answer, logging its progress messages on the way."""
@@ -50,7 +53,7 @@ class SpleeterWorker:
             line = self.proc.stdout.readline()
             if not line:
                 code = self.proc.wait()
-                raise StageError(f"the Spleeter worker exited (code {code}) while {doing}; its log is above")
+                raise WorkerDied(f"the Spleeter worker exited (code {code}) while {doing}; its log is above")
             message = json.loads(line)
             if "progress" not in message:
                 return message
@@ -94,7 +97,7 @@ class SeparateStage(Stage):
     reads = ("ingest",)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
-        return {"separate": settings.separate.model_dump(), "analysis_rate": settings.ingest.analysis_rate}
+        return {"separate": settings.separate.model_dump()}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         if not settings.separate.enabled:
@@ -109,7 +112,7 @@ class SeparateStage(Stage):
             if not reply.get("ok"):
                 raise StageError(f"{read_source(work)['path']}: separation failed: {reply.get('error')}")
         with work.atomic(VOCALS_ANALYSIS_WAV) as tmp:
-            audio.convert(work.path(VOCALS_WAV), tmp, settings.ingest.analysis_rate, 1)
+            audio.convert(work.path(VOCALS_WAV), tmp, ANALYSIS_RATE, 1)
         seconds = reply["frames"] / reply["rate"]
         info = {"enabled": True, "chunks": reply["chunks"], "audio_seconds": round(seconds, 3),
                 "x_realtime": round(seconds / max(reply["seconds"], 1e-6), 1)}

@@ -38,13 +38,6 @@ class PathSettings(_Section):
     )
 
 
-class IngestSettings(_Section):
-    analysis_rate: int = Field(16000, description="Sample rate of the mono analysis copy (ina needs 16000).")
-    full_rate: int = Field(
-        44100, description="Sample rate of the full-quality stereo copy (Spleeter's input; clips are cut from it)."
-    )
-
-
 class SeparateSettings(_Section):
     enabled: bool = Field(True, description="Remove background music with Spleeter 2stems (keep vocals).")
     chunk_blocks: int = Field(
@@ -113,7 +106,6 @@ class SliceSettings(_Section):
 
 class Settings(_Section):
     paths: PathSettings = PathSettings()
-    ingest: IngestSettings = IngestSettings()
     separate: SeparateSettings = SeparateSettings()
     segment: SegmentSettings = SegmentSettings()
     slice: SliceSettings = SliceSettings()
@@ -125,6 +117,8 @@ class Settings(_Section):
         if not self.segment.detect_gender and gendered and "speech" not in self.slice.labels:
             raise ValueError(f"slice.labels {sorted(gendered)} never occur when segment.detect_gender is false; "
                              "use 'speech'")
+        if self.segment.vad_engine == "sm" and "noise" in self.slice.labels:
+            raise ValueError("slice.labels 'noise' never occurs with segment.vad_engine 'sm' (speech/music only)")
         return self
 
     def resolve(self, path: Path) -> Path:
@@ -178,10 +172,10 @@ def _format_error(err: ValidationError, origin: str) -> str:
 
 def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Read, merge and validate settings; raise SettingsError naming the bad setting and the file."""
-    chosen = path or os.environ.get("NR4DL_SETTINGS") or DEFAULT_SETTINGS_FILE
-    settings_path = Path(chosen)
+    named = path or os.environ.get("NR4DL_SETTINGS")
+    settings_path = Path(named or DEFAULT_SETTINGS_FILE)
     raw: dict[str, Any] = {}
-    if path or settings_path.exists():
+    if named or settings_path.exists():
         try:
             loaded = yaml.safe_load(settings_path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -90,9 +90,10 @@ def separate_file(separator: ChunkSeparator, request: dict, report: Callable[[di
         pending: dict[str, np.ndarray] = {}
         chunks = 0
         try:
-            starts = range(0, max(total, 1), chunk)
+            # A tail shorter than the fade joins the chunk before it (the cross-fade needs 2 * fade samples).
+            starts = [s for s in range(0, max(total, 1), chunk) if s == 0 or total - s >= fade]
             for start in starts:
-                end = min(start + chunk, total)
+                end = total if start == starts[-1] else start + chunk
                 first = max(0, start - margin)
                 src.seek(first)
                 wave = src.read(min(total, end + margin) - first, dtype="float32", always_2d=True)

@@ -49,6 +49,10 @@ class Stage(ABC):
                            inputs=self.inputs(work, settings))
 
     def run(self, work: WorkDir, settings: Settings) -> StageResult:
+        with work.lock():
+            return self._run_locked(work, settings)
+
+    def _run_locked(self, work: WorkDir, settings: Settings) -> StageResult:
         fp = self.fingerprint(work, settings)
         if work.is_done(self.name, fp):
             stamp = work.read_stamp(self.name) or {}
@@ -56,6 +60,8 @@ class Stage(ABC):
             return StageResult(self.name, work.source_id, True, stamp.get("outputs", []),
                                stamp.get("info", {}))
         log.info("%s: %s started", work.source_id, self.name)
+        work.clear_stamp(self.name)
+        work.remove_leftovers()
         began = time.monotonic()
         outputs, info = self.process(work, settings)
         seconds = time.monotonic() - began

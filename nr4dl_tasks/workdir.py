@@ -9,11 +9,13 @@ outputs present is skipped, a changed setting or input recomputes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +33,8 @@ def fingerprint(**parts: Any) -> str:
 
 
 def _tmp_sibling(path: Path) -> Path:
-    # Keep the suffix so tools that infer the format from the name (ffmpeg, soundfile) still work.
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    # Unique across hosts sharing the folder (PIDs are not); the suffix stays so ffmpeg and soundfile infer the format.
+    return path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:12]}{path.suffix}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,25 @@ class WorkDir:
 
     def path(self, name: str) -> Path:
         return self.root / name
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder's lock: two runs of the same file take turns at each stage instead of interleaving."""
+        with self.path(".lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def clear_stamp(self, stage: str) -> None:
+        """Forget a completion before redoing a stage, so a crash half-way cannot leave a stale 'done'."""
+        self.path(f"stamps/{stage}.json").unlink(missing_ok=True)
+
+    def remove_leftovers(self) -> None:
+        """Delete temporary files a killed task left behind (they can be gigabytes for long inputs)."""
+        for leftover in self.root.glob(".*.tmp-*"):
+            _remove(leftover)
 
     @contextmanager
     def atomic(self, name: str) -> Iterator[Path]:
@@ -93,12 +114,12 @@ class WorkDir:
 @contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Build a folder under a temporary name, then swap it in place of `final` in one rename."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:12]}")
     _remove(tmp)
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        old = final.with_name(f".{final.name}.tmp-old-{uuid.uuid4().hex[:12]}")
         if final.exists():
             os.replace(final, old)
         os.replace(tmp, final)

@@ -6,9 +6,10 @@ off to the engine. Engine modules are imported inside `execute`, so parsing a
 DAG never loads numpy, TensorFlow or a model (a process that has run TensorFlow
 hangs when the scheduler forks it).
 
-Errors caused by the input itself (unreadable media, bad settings, missing
-models) fail the task at once with `AirflowFailException`: retrying cannot fix
-them. Anything else (a killed worker, a full disk) is retried as configured.
+Errors the engine reports (unreadable media, bad settings, missing models, a
+separation that failed on this input) fail the task at once with
+`AirflowFailException`: retrying cannot fix them. A helper process that died
+(killed, out of memory) and any unexpected error (a full disk) are retried.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class _Nr4dlOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from nr4dl_tasks import pipeline, settings
-        from nr4dl_tasks.errors import Nr4dlError, StageError
+        from nr4dl_tasks.errors import Nr4dlError, WorkerDied
 
         overrides = self.overrides or {}
         if not isinstance(overrides, dict):
@@ -44,8 +45,8 @@ class _Nr4dlOperator(BaseOperator):
             loaded = settings.load(self.settings_file or None, overrides)
             work = self._work(loaded)
             result = pipeline.run_stage(self.stage, work, loaded)
-        except StageError:
-            raise  # e.g. the Spleeter worker died: worth a retry
+        except WorkerDied:
+            raise  # e.g. the Spleeter worker was killed: worth a retry
         except Nr4dlError as exc:
             raise AirflowFailException(str(exc)) from exc
         return {"work_dir": str(work.root), "source_id": work.source_id, "stage": result.stage,

@@ -70,9 +70,10 @@ def password(airflow_home: Path, user: str) -> str:
     return json.loads(generated.read_text())[user]
 
 
-def run_id_for(media: Path) -> str:
+def run_id_for(media: Path, index: int) -> str:
+    """Readable in the UI, unique even for two files with the same name triggered in the same second."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", media.stem)[:40]
-    return f"{stem}__{time.strftime('%Y%m%dT%H%M%S')}_{os.getpid()}"
+    return f"{stem}__{time.strftime('%Y%m%dT%H%M%S')}_{os.getpid()}_{index}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
 
     runs = {}
-    for media in args.media:
-        run_id = run_id_for(media)
+    for index, media in enumerate(args.media):
+        run_id = run_id_for(media, index)
         conf = {"media": str(media.resolve()), "overrides": json.loads(args.overrides)}
         api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
         runs[run_id] = media

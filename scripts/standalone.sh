@@ -6,7 +6,8 @@ source "$(dirname "$0")/airflow-env.sh"
 mkdir -p "$AIRFLOW_HOME"
 PIDFILE=$AIRFLOW_HOME/standalone.pid
 LOGFILE=$AIRFLOW_HOME/standalone.log
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+# Running: the recorded process is alive and is still airflow (a PID file can outlive a reboot).
+running() { [ -f "$PIDFILE" ] && grep -qa airflow "/proc/$(cat "$PIDFILE")/cmdline" 2>/dev/null; }
 
 case "${1:-}" in
   start)
@@ -15,7 +16,7 @@ case "${1:-}" in
     pw_file=$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
     [ -s "$pw_file" ] || python3 -c 'import json, secrets; print(json.dumps({"admin": secrets.token_urlsafe(12)}))' > "$pw_file"
     # The pool must exist before a run is triggered, or its heavy tasks wait forever.
-    airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1
+    airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { echo "airflow db migrate failed; see $AIRFLOW_HOME/db-migrate.log" >&2; exit 1; }
     airflow pools set nr4dl_heavy "$NR4DL_HEAVY_SLOTS" "nr4dl separation and segmentation (TensorFlow)" >/dev/null
     echo "starting airflow standalone (log: $LOGFILE; nr4dl_heavy pool: $NR4DL_HEAVY_SLOTS slots)"
     # setsid: its own process group, so stop can end the scheduler, api-server and workers together.
@@ -25,7 +26,7 @@ case "${1:-}" in
   stop)
     if running; then
       pid=$(cat "$PIDFILE")
-      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
       kill -KILL -- "-$pid" 2>/dev/null || true
       echo "Airflow stopped"

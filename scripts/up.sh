@@ -3,11 +3,12 @@
 #   scripts/up.sh [MEDIA...]     (default: the demo recordings in ../shared/media, else a spoken demo file)
 # Airflow keeps running afterwards so you can look at the runs; scripts/standalone.sh stop ends it.
 set -euo pipefail
+media=()
+for path in "$@"; do media+=("$(realpath -- "$path")"); done  # before the cd below
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/airflow-env.sh
 
-media=("$@")
 if ((${#media[@]} == 0)); then
   if shared=$(cd "$NR4DL_ROOT/../shared/media" 2>/dev/null && pwd); then
     media=("$shared/segmentation/musanmix.mp3" "$shared/music/audio_example.mp3" "$shared/segmentation/lamartine.wav")

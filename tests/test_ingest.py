@@ -1,5 +1,6 @@
 """Ingest on real media, and every kind of bad input named with its cause."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,16 +43,27 @@ def test_source_id_is_stable_and_content_based(tmp_path, media, make_settings):
     assert other != open_work(copy, settings).source_id
 
 
-def test_rerun_is_skipped_and_a_changed_setting_recomputes(media, make_settings):
+def test_rerun_is_skipped_and_a_lost_output_is_remade(media, make_settings):
     settings = make_settings()
     work, first = ingest(media / "segmentation" / "0021.mp3", settings)
     before = work.path(ANALYSIS_WAV).stat().st_mtime_ns
     _, second = ingest(media / "segmentation" / "0021.mp3", settings)
     assert not first.skipped and second.skipped
     assert work.path(ANALYSIS_WAV).stat().st_mtime_ns == before
-    _, third = ingest(media / "segmentation" / "0021.mp3", make_settings(ingest__full_rate=22050))
-    assert not third.skipped
-    assert sf.info(str(work.path(FULL_WAV))).samplerate == 22050
+    work.path(FULL_WAV).unlink()
+    _, third = ingest(media / "segmentation" / "0021.mp3", settings)
+    assert not third.skipped and work.path(FULL_WAV).exists()
+
+
+def test_leftovers_of_a_killed_task_are_removed_and_a_stale_stamp_is_not_trusted(media, make_settings):
+    settings = make_settings()
+    work, _ = ingest(media / "segmentation" / "0021.mp3", settings)
+    leftover = work.path(".audio_44k.tmp-0123456789ab.wav")
+    leftover.write_bytes(b"half-written")
+    stamp = work.read_stamp("ingest")
+    work.path("stamps/ingest.json").write_text(json.dumps({**stamp, "fingerprint": "from-another-run"}))
+    _, again = ingest(media / "segmentation" / "0021.mp3", settings)
+    assert not again.skipped and not leftover.exists()
 
 
 def _bad_media(tmp_path: Path, kind: str) -> Path:

@@ -54,6 +54,14 @@ def test_windowed_run_equals_whole_file_run(ina, media, tmp_path):
     assert run(ina, wav, window_s=10) == run(ina, wav, window_s=300)
 
 
+def test_a_last_window_of_one_frame_changes_nothing(ina, media, tmp_path):
+    """10 s windows over 10 s + 500 samples: the last window holds a single 10 ms frame."""
+    wav = tmp_path / "one_frame_tail.wav"
+    ffmpeg("-i", str(media / "segmentation" / "lamartine.wav"), "-ac", "1", "-ar", "16000",
+           "-af", "atrim=end_sample=160500", "-c:a", "pcm_s16le", str(wav))
+    assert run(ina, wav, window_s=10) == run(ina, wav, window_s=300)
+
+
 def test_silence_gives_no_speech(ina, media, tmp_path):
     labels = {label for label, _, _ in run(ina, analysis_copy(media / "segmentation" / "silence2sec.wav", tmp_path))}
     assert labels <= {"noEnergy"}

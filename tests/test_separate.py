@@ -85,3 +85,19 @@ def test_separation_can_be_switched_off(media, make_settings):
     IngestStage().run(work, settings)
     result = SeparateStage().run(work, settings)
     assert result.info == {"enabled": False} and not work.path(VOCALS_WAV).exists()
+
+
+def test_a_tail_shorter_than_the_cross_fade_joins_the_last_chunk(media, tmp_path, make_settings):
+    """One block plus 100 samples, in chunks of one block: the 100-sample tail must not become a chunk."""
+    song = tmp_path / "block_plus_100.wav"
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"file '{media / 'music' / 'audio_example.mp3'}'\n" * 2)
+    ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-ac", "2", "-ar", "44100",
+           "-af", f"atrim=end_sample={BLOCK + 100}", str(song))
+    assert sf.info(str(song)).frames == BLOCK + 100
+    vocals, accompaniment = tmp_path / "v.wav", tmp_path / "a.wav"
+    reply = worker(make_settings()).separate({
+        "input": str(song), "vocals": str(vocals), "accompaniment": str(accompaniment),
+        "chunk_blocks": 1, "margin_blocks": 1, "crossfade_seconds": 0.5})
+    assert reply["ok"] and reply["chunks"] == 1, reply
+    assert sf.info(str(vocals)).frames == BLOCK + 100

@@ -33,6 +33,7 @@ def test_cli_assignments_are_parsed_as_yaml_scalars():
     ({"slice.labels": ["male", "laughter"]}, r"unknown label\(s\) \['laughter'\]"),
     ({"slice.min_duration": 5, "slice.max_duration": 2}, r"max_duration \(2.0\) is below min_duration"),
     ({"separate.enabled": "maybe"}, r"separate.enabled"),
+    ({"segment.vad_engine": "sm", "slice.labels": ["noise"]}, r"'noise' never occurs with segment.vad_engine 'sm'"),
     ({"segment.detect_gender": False}, r"slice.labels \['female', 'male'\] never occur when segment.detect_gender"),
 ])
 def test_bad_settings_name_the_setting(overrides, message):
@@ -52,3 +53,9 @@ def test_bad_settings_file_is_named(tmp_path: Path):
 def test_speech_label_expands_to_both_genders():
     cfg = settings_mod.load(overrides={"slice.labels": ["speech"]}).slice
     assert {"male", "female", "speech"} <= cfg.wanted_labels()
+
+
+def test_a_missing_settings_file_named_in_the_environment_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("NR4DL_SETTINGS", str(tmp_path / "typo.yaml"))
+    with pytest.raises(SettingsError, match="typo.yaml does not exist"):
+        settings_mod.load()
