@@ -11,7 +11,6 @@ folder and skips what is done; a changed file gets a new folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -23,21 +22,13 @@ from nr4dl_tasks import audio
 from nr4dl_tasks.errors import MediaError
 from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.stage import Stage
-from nr4dl_tasks.workdir import WorkDir
+from nr4dl_tasks.workdir import WorkDir, file_sha256
 
 ANALYSIS_WAV = "audio_16k.wav"
 FULL_WAV = "audio_44k.wav"
 ANALYSIS_RATE = 16000  # inaSpeechSegmenter's features assume it
 FULL_RATE = 44100  # Spleeter's training rate
 SOURCE_JSON = "source.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_id(media: Path, sha256: str) -> str:
@@ -55,13 +46,14 @@ def open_work(media: str | Path, settings: Settings) -> WorkDir:
         raise MediaError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: file is empty (0 bytes)")
-    sha = _sha256(path)
+    sha = file_sha256(path)
     work = WorkDir(settings.resolve(settings.paths.work_dir) / source_id(path, sha))
     record = {"source_id": work.source_id, "path": str(path), "sha256": sha, "bytes": path.stat().st_size}
     known = work.path(SOURCE_JSON)
-    if not known.exists() or json.loads(known.read_text()).get("path") != str(path):
-        with work.atomic(SOURCE_JSON) as tmp:
-            tmp.write_text(json.dumps(record, indent=2))
+    with work.lock():  # a stage of another run may be cleaning temporary files here
+        if not known.exists() or json.loads(known.read_text()).get("path") != str(path):
+            with work.atomic(SOURCE_JSON) as tmp:
+                tmp.write_text(json.dumps(record, indent=2))
     return work
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nr4dl_tasks.errors import ModelError
+from nr4dl_tasks.workdir import file_sha256
 
 log = logging.getLogger("nr4dl")
 
@@ -85,11 +85,7 @@ PACKAGES = (INA_PACKAGE, SPLEETER_PACKAGE)
 @functools.cache
 def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     # Keyed on size and mtime so a process hashes each file once, yet notices a replaced file.
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def check(models_dir: Path, files: tuple[ModelFile, ...]) -> None:

@@ -24,6 +24,7 @@ identical on every test and benchmark file (also checked by the tests).
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ PATCH = 68  # frames per network input patch
 STEP = 2  # frames between patches (one decision per 20 ms)
 
 
+@functools.cache
 def cpu_has_bfloat16() -> bool:
     """True when the CPU has native bfloat16 dot products (else oneDNN would emulate them, slowly)."""
     try:
@@ -217,11 +219,12 @@ class SegmentStage(Stage):
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         source = analysis_input(settings)
         cfg = settings.segment
-        segments = segmenter(settings)(work.path(source), cfg.energy_ratio, cfg.window_seconds, cfg.batch_size)
+        ina = segmenter(settings)
+        segments = ina(work.path(source), cfg.energy_ratio, cfg.window_seconds, cfg.batch_size)
         with work.atomic(SEGMENTS_CSV) as tmp:
             write_segments(tmp, segments)
         totals: dict[str, float] = {}
         for seg in segments:
             totals[seg.label] = round(totals.get(seg.label, 0.0) + seg.duration, 2)
-        return [SEGMENTS_CSV], {"input": source, "precision": resolve_precision(cfg.precision),
+        return [SEGMENTS_CSV], {"input": source, "precision": ina.precision,
                                 "segments": len(segments), "seconds_by_label": totals}

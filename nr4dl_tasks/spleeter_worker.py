@@ -21,13 +21,13 @@ a whole-file run and the seams are inaudible.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import logging
+import os
+import queue
+import sys
 import time
 import traceback
 from typing import Callable
-import queue
 
 import numpy as np
 import soundfile as sf

@@ -26,6 +26,15 @@ from nr4dl_tasks.errors import StageError
 log = logging.getLogger("nr4dl")
 
 
+def file_sha256(path: Path) -> str:
+    """Content hash of a file, read in 1 MiB blocks so large media never sits in memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fingerprint(**parts: Any) -> str:
     """A stable hash of JSON-serialisable parts (stage version, upstream fingerprint, settings)."""
     blob = json.dumps(parts, sort_keys=True, default=str)
@@ -75,7 +84,6 @@ class WorkDir:
         """Yield a temporary path; on success it replaces `name`, on error it is removed."""
         final = self.path(name)
         tmp = _tmp_sibling(final)
-        _remove(tmp)
         try:
             yield tmp
             if not tmp.exists():
@@ -115,7 +123,6 @@ class WorkDir:
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Build a folder under a temporary name, then swap it in place of `final` in one rename."""
     tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:12]}")
-    _remove(tmp)
     tmp.mkdir(parents=True)
     try:
         yield tmp
