@@ -1,4 +1,4 @@
-"""nr4dl_process_file: one media file through ingest -> separate -> segment -> slice.
+"""nr4dl_process_file: one media file through ingest -> separate -> segment -> slice -> denoise.
 
 Trigger it from the Airflow UI ("Trigger DAG" shows a form) or the CLI:
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param
-from nr4dl_operators import IngestOperator, SegmentOperator, SeparateOperator, SliceOperator
+from nr4dl_operators import DenoiseOperator, IngestOperator, SegmentOperator, SeparateOperator, SliceOperator
 
 WORK_DIR = "{{ ti.xcom_pull(task_ids='ingest')['work_dir'] }}"
-# Separation and segmentation each hold a TensorFlow model (up to ~2.8 GB) and use every core, so they share
+# Separation, segmentation and denoising each hold a model (up to ~2.8 GB) and use every core, so they share
 # a pool sized to the machine (scripts/standalone.sh creates it) instead of running as many as parallelism allows.
 HEAVY_POOL = "nr4dl_heavy"
 OVERRIDES = "{{ params.overrides }}"
@@ -49,5 +49,6 @@ with DAG(
     separate = SeparateOperator(task_id="separate", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
     segment = SegmentOperator(task_id="segment", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
     slice_ = SliceOperator(task_id="slice", work_dir=WORK_DIR, overrides=OVERRIDES)
+    denoise = DenoiseOperator(task_id="denoise", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
 
-    ingest >> separate >> segment >> slice_
+    ingest >> separate >> segment >> slice_ >> denoise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from math import gcd
 from pathlib import Path
 from typing import Iterator
 
@@ -71,3 +72,18 @@ def read_span(path: Path, start_s: float, end_s: float, dtype: str = "float32") 
 def duration(path: Path) -> float:
     info = sf.info(str(path))
     return info.frames / info.samplerate
+
+
+def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Anti-aliased polyphase resampling along the first axis (pydub's `set_frame_rate` has no such filter)."""
+    if src_rate == dst_rate:
+        return samples
+    from scipy.signal import resample_poly
+
+    g = gcd(src_rate, dst_rate)
+    return resample_poly(samples, dst_rate // g, src_rate // g, axis=0).astype(np.float32)
+
+
+def mono(samples: np.ndarray) -> np.ndarray:
+    """A (frames, channels) array downmixed to (frames,); 1-D input is returned as is."""
+    return samples.mean(axis=1) if samples.ndim == 2 else samples

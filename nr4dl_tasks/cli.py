@@ -20,6 +20,9 @@ import yaml
 from nr4dl_tasks import settings as settings_mod
 from nr4dl_tasks.errors import Nr4dlError
 
+# The order of pipeline.STAGES, named here so `--help` does not import the engine (a test keeps them equal).
+STAGE_NAMES = ["ingest", "separate", "segment", "slice", "denoise"]
+
 log = logging.getLogger("nr4dl")
 
 
@@ -35,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     process = sub.add_parser("process", help="process media files into clips")
     process.add_argument("media", nargs="+", type=Path)
     process.add_argument("--out", type=Path, help="work folder root (sets paths.work_dir)")
-    process.add_argument("--until", default="slice", choices=["ingest", "separate", "segment", "slice"])
+    process.add_argument("--until", default=STAGE_NAMES[-1], choices=STAGE_NAMES,
+                         help="last stage to run (default: all)")
     common(process)
     show = sub.add_parser("settings", help="print the effective settings")
     common(show)

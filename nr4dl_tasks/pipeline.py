@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from nr4dl_tasks.denoise import DenoiseStage
 from nr4dl_tasks.ingest import IngestStage, open_work
 from nr4dl_tasks.segment import SegmentStage
 from nr4dl_tasks.separate import SeparateStage
@@ -20,14 +21,14 @@ from nr4dl_tasks.workdir import WorkDir
 log = logging.getLogger("nr4dl")
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (IngestStage(), SeparateStage(), SegmentStage(),
-                                                             SliceStage())}
+                                                             SliceStage(), DenoiseStage())}
 
 
 def run_stage(name: str, work: WorkDir, settings: Settings) -> StageResult:
     return STAGES[name].run(work, settings)
 
 
-def process_file(media: str | Path, settings: Settings, until: str = "slice") -> tuple[WorkDir, list[StageResult]]:
+def process_file(media: str | Path, settings: Settings, until: str = "denoise") -> tuple[WorkDir, list[StageResult]]:
     """Run every stage up to and including `until` for one media file."""
     names = list(STAGES)
     work = open_work(media, settings)

@@ -104,11 +104,65 @@ class SliceSettings(_Section):
         return wanted
 
 
+NOISE_LABELS = ("noise", "noEnergy", "music")
+
+
+class DenoiseSettings(_Section):
+    method: Literal["auto", "deepfilter", "gate", "none"] = Field(
+        "auto",
+        description="auto: per file, whichever of deepfilter and gate scores best by DNSMOS on a sample of its "
+        "clips, and per clip never worse than the input; none: only the notch and band filters.",
+    )
+    gate_mode: Literal["stationary", "nonstationary"] = Field(
+        "nonstationary",
+        description="Spectral gate noise estimate: one profile per file from its non-speech (stationary), or a "
+        "running noise floor per clip (nonstationary).",
+    )
+    noise_labels: list[str] = Field(
+        ["noise", "noEnergy"], description="Segment labels whose audio is the file's noise profile (add 'music' to "
+        "include music-only parts).",
+    )
+    min_noise_seconds: float = Field(
+        2.0, ge=0, description="Less non-speech than this: estimate noise by minimum statistics instead.",
+    )
+    n_std: float = Field(1.5, ge=0, le=6, description="Gate threshold in noise standard deviations above its mean.")
+    max_attenuation_db: float = Field(
+        30.0, gt=0, le=100, description="Most a noise band is attenuated, by the gate and by DeepFilterNet.",
+    )
+    notch: bool = Field(True, description="Find persistent tones (hum, whine, carrier) and notch them out.")
+    notch_min_prominence_db: float = Field(
+        12.0, ge=3, description="A tone stands at least this far above the spectrum around it.",
+    )
+    notch_min_level_dbfs: float = Field(
+        -60.0, le=0, description="A tone is at least this loud (peak level of the sine); quieter ones are left.",
+    )
+    highpass_hz: float | None = Field(None, gt=0, description="High-pass corner (4th-order Butterworth), or null.")
+    lowpass_hz: float | None = Field(None, gt=0, description="Low-pass corner (4th-order Butterworth), or null.")
+    score: bool = Field(True, description="Score every clip with DNSMOS before and after (auto needs it).")
+    sig_tolerance: float = Field(
+        0.1, ge=0, description="auto rejects a result whose DNSMOS SIG is lower than the input's by more than this.",
+    )
+    auto_sample_clips: int = Field(8, ge=1, description="Clips per file that auto tries every method on.")
+    threads: int = Field(0, ge=0, description="CPU threads for DNSMOS; 0 uses every core.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DenoiseSettings":
+        unknown = [label for label in self.noise_labels if label not in NOISE_LABELS]
+        if unknown:
+            raise ValueError(f"noise_labels {unknown} are not non-speech labels; choose from {list(NOISE_LABELS)}")
+        if self.method == "auto" and not self.score:
+            raise ValueError("method 'auto' chooses by DNSMOS score; it needs score: true")
+        if self.highpass_hz and self.lowpass_hz and self.highpass_hz >= self.lowpass_hz:
+            raise ValueError(f"highpass_hz ({self.highpass_hz}) must be below lowpass_hz ({self.lowpass_hz})")
+        return self
+
+
 class Settings(_Section):
     paths: PathSettings = PathSettings()
     separate: SeparateSettings = SeparateSettings()
     segment: SegmentSettings = SegmentSettings()
     slice: SliceSettings = SliceSettings()
+    denoise: DenoiseSettings = DenoiseSettings()
 
     @model_validator(mode="after")
     def _labels_can_match(self) -> "Settings":
@@ -119,6 +173,11 @@ class Settings(_Section):
                              "use 'speech'")
         if self.segment.vad_engine == "sm" and "noise" in self.slice.labels:
             raise ValueError("slice.labels 'noise' never occurs with segment.vad_engine 'sm' (speech/music only)")
+        nyquist = self.slice.sample_rate / 2
+        for name in ("highpass_hz", "lowpass_hz"):
+            corner = getattr(self.denoise, name)
+            if corner and corner >= nyquist:
+                raise ValueError(f"denoise.{name} ({corner}) must be below half of slice.sample_rate ({nyquist})")
         return self
 
     def resolve(self, path: Path) -> Path:

@@ -11,7 +11,6 @@ shorter than `min_duration`, then pad. Audio is read span by span from disk
 from __future__ import annotations
 
 import logging
-from math import gcd
 from pathlib import Path
 from typing import Any, Callable
 
@@ -99,21 +98,12 @@ def _loudness_of(wav: Path) -> LoudnessFn:
     return loudness
 
 
-def _resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
-    if src_rate == dst_rate:
-        return samples
-    from scipy.signal import resample_poly
-
-    g = gcd(src_rate, dst_rate)
-    return resample_poly(samples, dst_rate // g, src_rate // g, axis=0)
-
-
 def write_clip(src: Path, span: Segment, dst: Path, rate: int, channels: int) -> None:
     """Cut one span from `src`, resample it and write a 16-bit WAV with pydub."""
     from pydub import AudioSegment
 
     samples, src_rate = audio.read_span(src, span.start, span.end)
-    samples = _resample(samples, src_rate, rate)
+    samples = audio.resample(samples, src_rate, rate)
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
     clip = AudioSegment(data=pcm.tobytes(), sample_width=2, frame_rate=rate, channels=pcm.shape[1])
     clip.set_channels(channels).export(str(dst), format="wav")

@@ -110,3 +110,10 @@ class SliceOperator(_WorkDirOperator):
 
     stage = "slice"
     ui_color = "#fbf6e8"
+
+
+class DenoiseOperator(_WorkDirOperator):
+    """Notch persistent tones and denoise the clips (clips_denoised/*.wav; fields added to clips.jsonl)."""
+
+    stage = "denoise"
+    ui_color = "#e8fbf8"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from nr4dl_tasks.pipeline import STAGES
 from nr4dl_tasks.records import read_clips
 
 from conftest import ROOT
@@ -49,9 +50,9 @@ def test_dags_import_without_errors(airflow_db):
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
     dag = bag.get_dag("nr4dl_process_file")
-    assert [t.task_id for t in dag.topological_sort()] == ["ingest", "separate", "segment", "slice"]
+    assert [t.task_id for t in dag.topological_sort()] == list(STAGES)
     assert all(t.retries >= 1 for t in dag.tasks)
-    assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {"separate", "segment"}
+    assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {"separate", "segment", "denoise"}
 
 
 def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
@@ -64,7 +65,8 @@ def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
     assert run.state == "success"
     (folder,) = list((tmp_path / "work").iterdir())
     assert (folder / "vocals.wav").exists() and (folder / "segments.csv").exists()
-    assert all((folder / c.path).exists() for c in read_clips(folder / "clips.jsonl"))
+    clips = read_clips(folder / "clips.jsonl")
+    assert clips and all((folder / c.path).exists() and (folder / c.extra["denoised_path"]).exists() for c in clips)
 
 
 def _free_port() -> int:

@@ -35,6 +35,11 @@ def test_cli_assignments_are_parsed_as_yaml_scalars():
     ({"separate.enabled": "maybe"}, r"separate.enabled"),
     ({"segment.vad_engine": "sm", "slice.labels": ["noise"]}, r"'noise' never occurs with segment.vad_engine 'sm'"),
     ({"segment.detect_gender": False}, r"slice.labels \['female', 'male'\] never occur when segment.detect_gender"),
+    ({"denoise.method": "wiener"}, r"denoise.method: Input should be 'auto', 'deepfilter', 'gate' or 'none'"),
+    ({"denoise.score": False}, r"method 'auto' chooses by DNSMOS score; it needs score: true"),
+    ({"denoise.noise_labels": ["male"]}, r"noise_labels \['male'\] are not non-speech labels"),
+    ({"denoise.highpass_hz": 300, "denoise.lowpass_hz": 200}, r"highpass_hz \(300.0\) must be below lowpass_hz"),
+    ({"denoise.lowpass_hz": 12000}, r"denoise.lowpass_hz \(12000.0\) must be below half of slice.sample_rate"),
 ])
 def test_bad_settings_name_the_setting(overrides, message):
     with pytest.raises(SettingsError, match=message):

@@ -1,0 +1,310 @@
+"""Denoise: clips/*.wav -> clips_denoised/*.wav, with what was done recorded per clip in clips.jsonl.
+
+Nothing here needs a human to pick a noise sample or a frequency band:
+
+1. The file's own non-speech (segments ina labelled noise/noEnergy) is its noise
+   sample. With too little of it, the noise is estimated from the clips by
+   minimum statistics instead, and the log says so.
+2. Persistent tones in that audio (hum and harmonics, whines, carriers) are
+   found and notched (`tones.py`); optional high-/low-pass corners are added.
+3. Then one method: `gate` (spectral gating, `spectral_gate.py`), `deepfilter`
+   (DeepFilterNet3, `deepfilter.py`), `none` (the filters only), or `auto`:
+   per file, whichever scores the best DNSMOS OVRL on a sample of its clips
+   without lowering SIG by more than `sig_tolerance`; per clip, a result worse
+   than the input by that measure is dropped and the input kept.
+
+Speech recognition should read the original clip (`path`): denoising raised
+Whisper's word error rate on noisy speech in our measurements. So the originals
+stay, and each clip record gains `denoised_path` (the original's path when the
+clip was left unchanged) and a `denoise` object: method, notch frequencies,
+blind SNR and DNSMOS SIG/BAK/OVRL before and after.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from nr4dl_tasks import audio
+from nr4dl_tasks.deepfilter import DeepFilterStream
+from nr4dl_tasks.quality import DnsmosPool, Mos, snr_estimate
+from nr4dl_tasks.records import Clip, Segment, read_clips, read_segments, write_clips
+from nr4dl_tasks.segment import SEGMENTS_CSV
+from nr4dl_tasks.settings import DenoiseSettings, Settings
+from nr4dl_tasks.slicing import CLIPS_JSONL, clip_source
+from nr4dl_tasks.spectral_gate import NoiseProfile, gate, profile_from_min_statistics, profile_from_noise
+from nr4dl_tasks.stage import Stage
+from nr4dl_tasks.tones import Tone, apply_filter, filter_design, find_tones
+from nr4dl_tasks.workdir import WorkDir, atomic_dir
+
+log = logging.getLogger("nr4dl")
+
+DENOISED_DIR = "clips_denoised"
+EDGE_SECONDS = 0.1  # trimmed from both ends of a non-speech segment: speech onsets and tails bleed into it
+PROFILE_MAX_SECONDS = 60.0  # non-speech read for the profile, longest segments first
+FALLBACK_MAX_SECONDS = 120.0  # clip audio read when the profile falls back to minimum statistics
+CANDIDATES = ("deepfilter", "gate")
+MAX_IN_FLIGHT = 8  # clips denoised ahead of their scores (bounds memory)
+
+
+@dataclass
+class FileNoise:
+    """What all clips of one file share: its tones, the filter removing them, and its noise profile."""
+
+    tones: list[Tone]
+    sos: np.ndarray | None
+    profile: NoiseProfile | None  # None: the gate tracks noise per clip (nonstationary)
+    note: str  # where the noise estimate came from, for the log and the stamp
+
+
+def noise_spans(segments: list[Segment], labels: list[str]) -> list[Segment]:
+    """Non-speech segments, trimmed at both ends, longest first, up to PROFILE_MAX_SECONDS in all."""
+    trimmed = [Segment(s.label, s.start + EDGE_SECONDS, s.end - EDGE_SECONDS) for s in segments
+               if s.label in labels and s.duration > 2 * EDGE_SECONDS + 0.1]
+    chosen, total = [], 0.0
+    for span in sorted(trimmed, key=lambda s: -s.duration):
+        if total >= PROFILE_MAX_SECONDS:
+            break
+        chosen.append(span)
+        total += span.duration
+    return chosen
+
+
+def _read_mono(path: Path, rate: int, span: Segment | None = None) -> np.ndarray:
+    if span is None:
+        samples, src_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    else:
+        samples, src_rate = audio.read_span(path, span.start, span.end)
+    return audio.resample(audio.mono(samples), src_rate, rate)
+
+
+def _spread(items: list[Any], count: int) -> list[Any]:
+    """Up to `count` items evenly spread over the list (the whole list when it is short)."""
+    if len(items) <= count:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
+def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNoise:
+    """Measure the file's noise once: tones to notch and the gate's profile."""
+    cfg, rate = settings.denoise, settings.slice.sample_rate
+    spans = noise_spans(read_segments(work.path(SEGMENTS_CSV)), cfg.noise_labels)
+    noise = [_read_mono(work.path(clip_source(settings)), rate, span) for span in spans]
+    noise_seconds = sum(len(n) for n in noise) / rate
+    enough = noise_seconds >= cfg.min_noise_seconds and noise_seconds > 0
+    if enough:
+        analysed = noise
+    else:
+        mean = np.mean([c.duration for c in clips]) if clips else 1.0
+        sample = _spread(clips, max(1, int(FALLBACK_MAX_SECONDS / max(mean, 0.1))))
+        analysed = [_read_mono(work.path(c.path), rate) for c in sample]
+        log.info("%s: only %.1f s of %s audio (< %.1f s): estimating the noise from the clips by minimum "
+                 "statistics", work.source_id, noise_seconds, "/".join(cfg.noise_labels), cfg.min_noise_seconds)
+    tones = (find_tones(np.concatenate(analysed), rate, cfg.notch_min_prominence_db, cfg.notch_min_level_dbfs)
+             if cfg.notch and analysed else [])
+    sos = filter_design(rate, tones, cfg.highpass_hz, cfg.lowpass_hz)
+    filtered = [apply_filter(a, sos) for a in analysed]
+    if cfg.gate_mode == "nonstationary":
+        profile, note = None, "running noise floor per clip"
+    elif enough:
+        profile = profile_from_noise(filtered, rate)
+        note = f"profile from {profile.seconds:.1f} s of non-speech"
+    else:
+        profile = profile_from_min_statistics(filtered, rate)
+        note = f"profile by minimum statistics over {profile.seconds:.1f} s of clips"
+    if tones:
+        log.info("%s: persistent tones found and notched at %s Hz", work.source_id,
+                 ", ".join(f"{t.hz:.1f}" for t in tones))
+    return FileNoise(tones, sos, profile, note)
+
+
+class ClipDenoiser:
+    """One method applied to the clips of one file, in order (DeepFilterNet keeps a stream per channel)."""
+
+    def __init__(self, method: str, noise: FileNoise, cfg: DenoiseSettings, rate: int) -> None:
+        self.method, self.noise, self.cfg, self.rate = method, noise, cfg, rate
+        self._streams: dict[int, DeepFilterStream] = {}
+
+    @property
+    def changes_audio(self) -> bool:
+        return self.method != "none" or self.noise.sos is not None
+
+    def _channel(self, x: np.ndarray, channel: int) -> np.ndarray:
+        if self.method == "gate":
+            return gate(x, self.rate, self.noise.profile, self.cfg.n_std, self.cfg.max_attenuation_db)
+        if self.method == "deepfilter":
+            if channel not in self._streams:
+                self._streams[channel] = DeepFilterStream(self.cfg.max_attenuation_db)
+            return self._streams[channel].process(x, self.rate)
+        return x
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        """(frames, channels) in, the same shape out."""
+        filtered = apply_filter(samples, self.noise.sos)
+        out = np.stack([self._channel(filtered[:, ch], ch) for ch in range(filtered.shape[1])], axis=1)
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+    def __enter__(self) -> "ClipDenoiser":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in self._streams.values():
+            stream.close()
+
+
+@dataclass
+class Choice:
+    """auto's decision for one file, the sample scores behind it, and the chosen method's sample results."""
+
+    method: str
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    results: dict[str, tuple[np.ndarray, Future[Mos]]] = field(default_factory=dict)  # clip id -> (audio, score)
+
+
+def _mean_mos(scores: list[Mos]) -> Mos:
+    return Mos(*(float(np.mean([getattr(s, k) for s in scores])) for k in ("sig", "bak", "ovrl")))
+
+
+def acceptable(before: Mos, after: Mos, sig_tolerance: float) -> bool:
+    """auto's rule: better overall, and speech not noticeably more distorted."""
+    return after.ovrl > before.ovrl and after.sig >= before.sig - sig_tolerance
+
+
+def choose_method(sample: dict[str, np.ndarray], before: dict[str, Future[Mos]], noise: FileNoise,
+                  cfg: DenoiseSettings, rate: int, scorer: DnsmosPool) -> Choice:
+    """Try every candidate on the sample clips; keep the best OVRL among the acceptable ones, else none.
+
+    Every candidate is computed before any score is awaited, so the scoring
+    threads work while the next candidate runs.
+    """
+    results: dict[str, dict[str, tuple[np.ndarray, Future[Mos]]]] = {}
+    for method in CANDIDATES:
+        with ClipDenoiser(method, noise, cfg, rate) as denoiser:
+            results[method] = {}
+            for cid, x in sample.items():
+                out = denoiser(x)
+                results[method][cid] = (out, scorer.submit(out, rate))
+    base = _mean_mos([before[cid].result() for cid in sample])
+    choice = Choice("none", {"input": base.as_dict()})
+    best = base
+    for method, outputs in results.items():
+        result = _mean_mos([future.result() for _, future in outputs.values()])
+        choice.scores[method] = result.as_dict()
+        if acceptable(base, result, cfg.sig_tolerance) and result.ovrl > best.ovrl:
+            choice.method, choice.results, best = method, outputs, result
+    return choice
+
+
+@dataclass
+class _Pending:
+    """A clip denoised but not yet scored, checked and written."""
+
+    clip: Clip
+    samples: np.ndarray
+    out: np.ndarray
+    before: Future[Mos] | None
+    after: Future[Mos] | None
+
+
+def _read_clip(work: WorkDir, clip: Clip) -> np.ndarray:
+    samples, _ = sf.read(str(work.path(clip.path)), dtype="float32", always_2d=True)
+    return samples
+
+
+class DenoiseStage(Stage):
+    name = "denoise"
+    reads = ("ingest", "separate", "segment", "slice")
+
+    def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
+        return {"denoise": settings.denoise.model_dump(), "rate": settings.slice.sample_rate,
+                "noise_source": clip_source(settings)}
+
+    def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
+        cfg, rate = settings.denoise, settings.slice.sample_rate
+        clips = read_clips(work.path(CLIPS_JSONL))
+        began = time.monotonic()
+        noise = analyse_file(work, settings, clips) if clips else FileNoise([], None, None, "no clips")
+        before: dict[str, Future[Mos]] = {}
+        changed = reverted = 0
+        with DnsmosPool(cfg.threads) as scorer, atomic_dir(work.path(DENOISED_DIR)) as tmp_dir:
+
+            def score_before(clip: Clip, samples: np.ndarray) -> Future[Mos] | None:
+                if cfg.score and clip.id not in before:
+                    before[clip.id] = scorer.submit(samples, rate)
+                return before.get(clip.id)
+
+            def finish(job: _Pending) -> None:
+                nonlocal changed, reverted
+                mos_in = job.before.result() if job.before else None
+                mos_out = job.after.result() if job.after else mos_in
+                record: dict[str, Any] = {"method": choice.method, "notch_hz": [round(t.hz, 2) for t in noise.tones],
+                                          "highpass_hz": cfg.highpass_hz, "lowpass_hz": cfg.lowpass_hz}
+                out = job.out
+                if cfg.method == "auto" and mos_in and mos_out and out is not job.samples \
+                        and not acceptable(mos_in, mos_out, cfg.sig_tolerance):
+                    record.update(method="none", notch_hz=[], highpass_hz=None, lowpass_hz=None,
+                                  reverted=f"{choice.method} scored OVRL {mos_out.ovrl:.2f} SIG {mos_out.sig:.2f}")
+                    out, mos_out = job.samples, mos_in
+                    reverted += 1
+                record["snr_db"] = {"before": snr_estimate(job.samples, rate), "after": snr_estimate(out, rate)}
+                if mos_in and mos_out:
+                    record["dnsmos"] = {"before": mos_in.as_dict(), "after": mos_out.as_dict()}
+                job.clip.extra["denoised_path"] = job.clip.path
+                if out is not job.samples:
+                    name = Path(job.clip.path).name
+                    sf.write(str(tmp_dir / name), out, rate, subtype="PCM_16")
+                    job.clip.extra["denoised_path"] = f"{DENOISED_DIR}/{name}"
+                    changed += 1
+                job.clip.extra["denoise"] = record
+
+            choice = Choice(cfg.method)
+            if cfg.method == "auto" and clips:
+                sample = {c.id: _read_clip(work, c) for c in _spread(clips, cfg.auto_sample_clips)}
+                for clip in clips:
+                    if clip.id in sample:
+                        score_before(clip, sample[clip.id])
+                choice = choose_method(sample, before, noise, cfg, rate, scorer)
+                log.info("%s: auto chose %s for this file (mean DNSMOS of %d sample clips: %s)", work.source_id,
+                         choice.method, len(sample), choice.scores)
+            # Denoising runs here, in clip order (DeepFilterNet streams); scoring runs on the pool beside it,
+            # and clips are checked and written in order as their scores arrive.
+            pending: deque[_Pending] = deque()
+            with ClipDenoiser(choice.method, noise, cfg, rate) as denoiser:
+                for index, clip in enumerate(clips, 1):
+                    samples = _read_clip(work, clip)
+                    if clip.id in choice.results:  # done while choosing
+                        out, after = choice.results[clip.id]
+                    else:
+                        out = denoiser(samples) if denoiser.changes_audio else samples
+                        after = scorer.submit(out, rate) if cfg.score and out is not samples else None
+                    pending.append(_Pending(clip, samples, out, score_before(clip, samples), after))
+                    while len(pending) > MAX_IN_FLIGHT:
+                        finish(pending.popleft())
+                    if index % 50 == 0:
+                        log.info("%s: denoised %d of %d clips", work.source_id, index, len(clips))
+            while pending:
+                finish(pending.popleft())
+            with work.atomic(CLIPS_JSONL) as tmp:
+                write_clips(tmp, clips)
+        elapsed = time.monotonic() - began
+        seconds = sum(c.duration for c in clips)
+        info: dict[str, Any] = {
+            "clips": len(clips), "changed": changed, "reverted": reverted, "method": choice.method,
+            "auto_scores": choice.scores, "noise": noise.note, "tones": [t.as_dict() for t in noise.tones],
+            "clip_seconds_per_second": round(seconds / elapsed, 1) if elapsed > 0 and seconds else None,
+        }
+        if cfg.score and clips:
+            info["dnsmos_mean"] = {
+                when: _mean_mos([Mos(**c.extra["denoise"]["dnsmos"][when]) for c in clips]).as_dict()
+                for when in ("before", "after")}
+        log.info("%s: denoised %d clips (%d changed, %d left as they were)", work.source_id, len(clips), changed,
+                 len(clips) - changed)
+        return [DENOISED_DIR, CLIPS_JSONL], info

@@ -1,0 +1,179 @@
+"""Denoising on real noisy speech: tones, spectral gating, DeepFilterNet, DNSMOS and the stage end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from nr4dl_tasks import audio, quality
+from nr4dl_tasks.deepfilter import DeepFilterStream
+from nr4dl_tasks.denoise import DENOISED_DIR
+from nr4dl_tasks.pipeline import process_file, run_stage
+from nr4dl_tasks.records import read_clips
+from nr4dl_tasks.spectral_gate import gate
+from nr4dl_tasks.tones import apply_filter, filter_design, find_tones
+
+RATE = 22050
+HUM = {50.0: 0.02, 100.0: 0.012, 150.0: 0.008, 200.0: 0.006, 6000.0: 0.004}  # Hz -> amplitude
+
+
+def load(path: Path, rate: int = RATE) -> np.ndarray:
+    samples, src_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return audio.resample(audio.mono(samples), src_rate, rate)
+
+
+def tones_signal(length: int, rate: int = RATE) -> np.ndarray:
+    t = np.arange(length) / rate
+    return sum(amp * np.sin(2 * np.pi * hz * t + hz) for hz, amp in HUM.items()).astype(np.float32)
+
+
+def mixture(media: Path, snr_db: float) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, noisy): fish.wav speech with real café noise at `snr_db`."""
+    speech, noise = load(media / "noise" / "fish.wav"), load(media / "noise" / "cafe_short.wav")
+    n = min(len(speech), len(noise))
+    speech, noise = speech[:n], noise[:n]
+    gain = np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2) / 10 ** (snr_db / 10))
+    return speech, (speech + gain * noise).astype(np.float32)
+
+
+def bin_power_db(x: np.ndarray, hz: float, rate: int = RATE) -> float:
+    """Power of the FFT bin nearest `hz` over the whole (Hann-windowed) signal."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    k = int(round(hz * len(x) / rate))
+    return float(10 * np.log10(spectrum[k - 1: k + 2].max() + 1e-20))
+
+
+def test_injected_hum_and_whine_are_found_within_2_percent_and_notched(media):
+    """Tones are looked for where the stage looks: in a file's non-speech, here real café noise 12 dB down."""
+    noise = 0.25 * load(media / "noise" / "cafe_short.wav")
+    tones = find_tones(noise + tones_signal(len(noise)), RATE, min_prominence_db=12, min_level_dbfs=-60)
+    for true_hz in HUM:
+        assert any(abs(t.hz - true_hz) <= 0.02 * true_hz for t in tones), (true_hz, tones)
+    speech = load(media / "noisy" / "clean" / "p287_003.wav")
+    hummed = speech + tones_signal(len(speech))
+    sos = filter_design(RATE, tones, None, None)
+    cleaned = apply_filter(hummed, sos)
+    for hz in HUM:
+        assert bin_power_db(cleaned, hz) <= bin_power_db(hummed, hz) - 20, hz
+    # The speech itself passes: the notches are narrow (this speaker's voice has 2 % of its energy within
+    # 2 Hz of 100 Hz, which the 100 Hz notch takes with the hum).
+    assert quality.si_sdr(apply_filter(speech, sos), speech) > 15
+
+
+@pytest.mark.parametrize("rel", ["noisy/clean/p287_001.wav", "noisy/clean/p287_002.wav", "noisy/clean/p287_003.wav",
+                                 "speech_en/LJ001-0001.wav", "speech_en/LJ001-0003.wav", "noise/fish.wav",
+                                 "segmentation/lamartine.wav"])
+def test_clean_recordings_get_no_notch(media, rel):
+    assert find_tones(load(media / rel), RATE, min_prominence_db=12, min_level_dbfs=-60) == []
+
+
+def test_dnsmos_ranks_clean_speech_above_its_noisy_copy(media):
+    for name in ("p287_002", "p287_003"):
+        clean = quality.dnsmos(load(media / "noisy" / "clean" / f"{name}.wav", 16000), 16000)
+        noisy = quality.dnsmos(load(media / "noisy" / "noisy" / f"{name}.wav", 16000), 16000)
+        assert clean.ovrl > noisy.ovrl + 0.5 and clean.bak > noisy.bak + 1.0, (name, clean, noisy)
+
+
+def test_dnsmos_windows_cover_long_clips_and_fill_short_ones():
+    short = quality._windows(np.arange(50_000, dtype=np.float32))
+    assert short.shape == (1, quality.DNSMOS_WINDOW) and short[0, 50_000] == 0
+    long = quality._windows(np.arange(400_000, dtype=np.float32))
+    assert long.shape == (3, quality.DNSMOS_WINDOW) and long[0, 0] == 0 and long[-1, -1] == 399_999
+
+
+@pytest.mark.parametrize("snr_db", [0, 5, 10])
+def test_deepfilter_and_gate_improve_speech_in_cafe_noise(media, snr_db):
+    clean, noisy = mixture(media, snr_db)
+    before = quality.dnsmos(noisy, RATE)
+    with DeepFilterStream(max_attenuation_db=30) as stream:
+        filtered = stream.process(noisy, RATE)
+    after = quality.dnsmos(filtered, RATE)
+    assert len(filtered) == len(noisy)
+    assert after.ovrl >= before.ovrl + 0.5, (before, after)
+    assert quality.si_sdr(filtered, clean) >= quality.si_sdr(noisy, clean) + 3
+    gated = quality.dnsmos(gate(noisy, RATE, None, n_std=1.5, max_attenuation_db=30), RATE)
+    assert gated.bak >= before.bak + 0.5, (before, gated)
+
+
+def test_deepfilter_stream_is_deterministic_per_file(media):
+    _, noisy = mixture(media, 5)
+    runs = []
+    for _ in range(2):
+        with DeepFilterStream(max_attenuation_db=30) as stream:
+            runs.append([stream.process(noisy[:40_000], RATE), stream.process(noisy[40_000:], RATE)])
+    assert all(np.array_equal(a, b) for a, b in zip(*runs, strict=True))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_auto_never_makes_a_clip_worse_and_falls_back_without_non_speech(media, make_settings, caplog):
+    """VoiceBank noisy utterances are speech from end to end: too little non-speech for a profile."""
+    settings = make_settings(separate__enabled=False, slice__min_duration=0.5)
+    gains = []
+    for name in ("p287_001", "p287_002", "p287_003"):
+        with caplog.at_level(logging.INFO, logger="nr4dl"):
+            work, results = process_file(media / "noisy" / "noisy" / f"{name}.wav", settings)
+        assert "estimating the noise from the clips by minimum statistics" in caplog.text
+        clips = read_clips(work.path("clips.jsonl"))
+        assert clips, name
+        for clip in clips:
+            record = clip.extra["denoise"]
+            before, after = record["dnsmos"]["before"], record["dnsmos"]["after"]
+            assert after["ovrl"] >= before["ovrl"] and after["sig"] >= before["sig"] - 0.1, (name, record)
+            assert (work.path(clip.extra["denoised_path"])).exists() and work.path(clip.path).exists()
+            gains.append(after["ovrl"] - before["ovrl"])
+        assert results[-1].info["noise"] == "running noise floor per clip"
+    assert np.mean(gains) >= 0.5, gains
+
+
+@pytest.fixture
+def hum_file(media, tmp_path) -> Path:
+    """3 s of café noise, then fish.wav over the same café at 15 dB; 50 Hz hum, harmonics and a whine throughout."""
+    clean, noisy = mixture(media, 15)
+    lead = (noisy - clean)[::-1][: 3 * RATE]  # noise only, played backwards so it is not the same samples
+    signal = np.concatenate([lead, noisy])
+    signal = signal + tones_signal(len(signal))
+    path = tmp_path / "hum_cafe.wav"
+    sf.write(str(path), signal, RATE, subtype="PCM_16")
+    return path
+
+
+def test_stage_profiles_the_files_own_noise_notches_its_hum_and_keeps_the_originals(hum_file, make_settings):
+    settings = make_settings(separate__enabled=False, denoise__method="gate", denoise__gate_mode="stationary",
+                             denoise__noise_labels=["noise", "noEnergy", "music"], denoise__min_noise_seconds=1.0)
+    work, _ = process_file(hum_file, settings, until="slice")
+    originals = {p.name: _sha(p) for p in work.path("clips").iterdir()}
+    result = run_stage("denoise", work, settings)
+    assert result.info["noise"].startswith("profile from") and "non-speech" in result.info["noise"]
+    found = sorted(t["hz"] for t in result.info["tones"])
+    for hz in (50.0, 100.0, 150.0, 200.0, 6000.0):
+        assert any(abs(f - hz) <= 0.02 * hz for f in found), found
+    clips = read_clips(work.path("clips.jsonl"))
+    assert clips
+    for clip in clips:
+        record = clip.extra["denoise"]
+        assert record["method"] == "gate" and record["notch_hz"] and "dnsmos" in record and "snr_db" in record
+        assert clip.extra["denoised_path"].startswith(f"{DENOISED_DIR}/")
+        assert work.path(clip.extra["denoised_path"]).exists()
+    assert {p.name: _sha(p) for p in work.path("clips").iterdir()} == originals  # originals untouched
+
+    assert run_stage("denoise", work, settings).skipped
+    other = make_settings(separate__enabled=False, denoise__method="none", denoise__gate_mode="stationary",
+                          denoise__noise_labels=["noise", "noEnergy", "music"], denoise__min_noise_seconds=1.0)
+    assert run_stage("slice", work, other).skipped
+    redone = run_stage("denoise", work, other)
+    assert not redone.skipped and redone.info["method"] == "none"
+    assert all(c.extra["denoise"]["method"] == "none" for c in read_clips(work.path("clips.jsonl")))
+
+
+def test_a_file_without_clips_denoises_to_nothing(media, make_settings):
+    settings = make_settings(separate__enabled=False, slice__labels=["female"])
+    work, results = process_file(media / "segmentation" / "musanmix.mp3", settings)
+    assert results[-1].info["clips"] == 0 and read_clips(work.path("clips.jsonl")) == []
