@@ -8,7 +8,12 @@ file with onnxruntime directly, once per process, instead of importing
 
 The model reads exactly 9.01 s of 16 kHz audio. Like the reference script, a
 shorter clip is repeated to fill the window and the polynomial calibration of
-P.835 is applied. Unlike the reference script, which steps a window by 1 s
+P.835 is applied. One difference: nr4dl's clips last a whole number of 10 ms,
+i.e. of the model's 160-sample hop, and a clip repeated back to back on that
+grid feeds the network identical frames every repetition, which it scores as
+nonsense (noisy VoiceBank p287_001: OVRL 1.08, against 1.8-2.4 at other
+offsets). Each repetition is therefore followed by enough silence to put the
+next one half a hop off the grid. Unlike the reference script, which steps a window by 1 s
 (up to 7 windows for a 15 s clip), a longer clip is covered by the fewest
 evenly spaced windows: one window costs about 0.19 s of two cores, and
 denoising scores every clip twice. For the same reason clips are scored on a
@@ -31,6 +36,7 @@ from nr4dl_tasks.audio import mono, resample
 
 DNSMOS_RATE = 16000
 DNSMOS_WINDOW = int(9.01 * DNSMOS_RATE)
+DNSMOS_HOP = 160  # the model's frame hop (10 ms)
 # P.835 calibration of the raw network outputs (from DNSMOS' reference script, non-personalised model).
 _CALIBRATION = {
     "sig": np.poly1d([-0.08397278, 1.22083953, 0.0052439]),
@@ -75,8 +81,9 @@ def _dnsmos_session() -> Any:
 def _windows(samples: np.ndarray) -> np.ndarray:
     """The 9.01 s windows DNSMOS scores: the clip repeated to fill one, or evenly spaced windows covering it."""
     if len(samples) <= DNSMOS_WINDOW:
-        reps = ceil(DNSMOS_WINDOW / max(len(samples), 1))
-        return np.tile(samples, reps)[None, :DNSMOS_WINDOW]
+        gap = (DNSMOS_HOP // 2 - len(samples)) % DNSMOS_HOP  # each repetition starts half a hop off the grid
+        period = np.concatenate([samples, np.zeros(gap, samples.dtype)])
+        return np.tile(period, ceil(DNSMOS_WINDOW / len(period)))[None, :DNSMOS_WINDOW]
     count = ceil(len(samples) / DNSMOS_WINDOW)
     starts = np.linspace(0, len(samples) - DNSMOS_WINDOW, count).round().astype(int)
     return np.stack([samples[s: s + DNSMOS_WINDOW] for s in starts])

@@ -7,8 +7,8 @@ refined between FFT bins by parabolic interpolation, and each notch's Q comes
 from the measured width of its peak, so a drifting carrier gets a wider notch
 than a crystal-clean 50 Hz. A tone must also be loud enough to matter
 (`min_level_dbfs`, as a sine's peak level): studio recordings carry hum at -80
-dBFS that nobody hears, and notching it would only touch a clean file. Filters run forwards and backwards (zero phase, and
-twice the attenuation in dB).
+dBFS that nobody hears, and notching it would only touch a clean file. Filters
+run forwards and backwards (zero phase, and twice the attenuation in dB).
 """
 
 from __future__ import annotations

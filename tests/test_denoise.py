@@ -80,8 +80,9 @@ def test_dnsmos_ranks_clean_speech_above_its_noisy_copy(media):
 
 
 def test_dnsmos_windows_cover_long_clips_and_fill_short_ones():
-    short = quality._windows(np.arange(50_000, dtype=np.float32))
-    assert short.shape == (1, quality.DNSMOS_WINDOW) and short[0, 50_000] == 0
+    short = quality._windows(np.arange(1, 48_001, dtype=np.float32))  # 3 s: a whole number of hops
+    assert short.shape == (1, quality.DNSMOS_WINDOW)
+    assert (short[0, 48_000:48_080] == 0).all() and short[0, 48_080] == 1  # repeated half a hop off the grid
     long = quality._windows(np.arange(400_000, dtype=np.float32))
     assert long.shape == (3, quality.DNSMOS_WINDOW) and long[0, 0] == 0 and long[-1, -1] == 399_999
 
