@@ -1,4 +1,4 @@
-"""Denoise: clips/*.wav -> clips_denoised/*.wav, with what was done recorded per clip in clips.jsonl.
+"""Denoise: clips/*.wav -> clips_denoised/*.wav, with what was done recorded per clip in the manifest.
 
 Nothing here needs a human to pick a noise sample or a frequency band:
 
@@ -36,11 +36,12 @@ import soundfile as sf
 
 from nr4dl_tasks import audio
 from nr4dl_tasks.deepfilter import DeepFilterStream
+from nr4dl_tasks.errors import StageError
 from nr4dl_tasks.quality import DnsmosPool, Mos, snr_estimate
-from nr4dl_tasks.records import Clip, Segment, read_clips, read_segments, write_clips
+from nr4dl_tasks.records import Clip, Segment, manifest_name, read_manifest, read_segments, write_manifest
 from nr4dl_tasks.segment import SEGMENTS_CSV
 from nr4dl_tasks.settings import DenoiseSettings, Settings
-from nr4dl_tasks.slicing import CLIPS_JSONL, clip_source
+from nr4dl_tasks.slicing import clip_source
 from nr4dl_tasks.spectral_gate import NoiseProfile, gate, profile_from_min_statistics, profile_from_noise
 from nr4dl_tasks.stage import Stage
 from nr4dl_tasks.tones import Tone, apply_filter, filter_design, find_tones
@@ -79,11 +80,8 @@ def noise_spans(segments: list[Segment], labels: list[str]) -> list[Segment]:
     return chosen
 
 
-def _read_mono(path: Path, rate: int, span: Segment | None = None) -> np.ndarray:
-    if span is None:
-        samples, src_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    else:
-        samples, src_rate = audio.read_span(path, span.start, span.end)
+def _read_mono(path: Path, rate: int, span: Segment) -> np.ndarray:
+    samples, src_rate = audio.read_span(path, span.start, span.end)
     return audio.resample(audio.mono(samples), src_rate, rate)
 
 
@@ -92,6 +90,16 @@ def _spread(items: list[Any], count: int) -> list[Any]:
     if len(items) <= count:
         return items
     return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
+def _read_clip(work: WorkDir, clip: Clip) -> np.ndarray:
+    path = work.path(clip.path)
+    try:
+        samples, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    except (OSError, sf.LibsndfileError) as exc:
+        raise StageError(f"{path}: clip listed in {manifest_name('slice')} is unreadable ({exc}); delete "
+                         f"{work.path('stamps/slice.json')} to cut the clips again") from None
+    return samples
 
 
 def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNoise:
@@ -106,7 +114,7 @@ def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNo
     else:
         mean = np.mean([c.duration for c in clips]) if clips else 1.0
         sample = _spread(clips, max(1, int(FALLBACK_MAX_SECONDS / max(mean, 0.1))))
-        analysed = [_read_mono(work.path(c.path), rate) for c in sample]
+        analysed = [audio.mono(_read_clip(work, c)) for c in sample]  # clips are at `rate` already
         log.info("%s: only %.1f s of %s audio (< %.1f s): estimating the noise from the clips by minimum "
                  "statistics", work.source_id, noise_seconds, "/".join(cfg.noise_labels), cfg.min_noise_seconds)
     tones = (find_tones(np.concatenate(analysed), rate, cfg.notch_min_prominence_db, cfg.notch_min_level_dbfs)
@@ -202,11 +210,6 @@ def choose_method(sample: dict[str, np.ndarray], before: dict[str, Future[Mos]],
         if acceptable(base, result, cfg.sig_tolerance) and result.ovrl > best.ovrl:
             choice.method, choice.results, best = method, outputs, result
     return choice
-
-
-def _read_clip(work: WorkDir, clip: Clip) -> np.ndarray:
-    samples, _ = sf.read(str(work.path(clip.path)), dtype="float32", always_2d=True)
-    return samples
 
 
 @dataclass
@@ -320,13 +323,12 @@ class DenoiseStage(Stage):
                 "noise_source": clip_source(settings)}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
-        clips = read_clips(work.path(CLIPS_JSONL))
+        clips = read_manifest(work, "slice")
         began = time.monotonic()
         with DnsmosPool(settings.denoise.threads) as scorer, atomic_dir(work.path(DENOISED_DIR)) as out_dir:
             run = _FileDenoise(work, settings, clips, scorer, out_dir)
             run.run()
-            with work.atomic(CLIPS_JSONL) as tmp:
-                write_clips(tmp, clips)
+            manifests = write_manifest(work, self.name, clips)
         log.info("%s: denoised %d clips (%d changed, %d left as they were)", work.source_id, len(clips),
                  run.changed, len(clips) - run.changed)
-        return [DENOISED_DIR, CLIPS_JSONL], run.info(time.monotonic() - began)
+        return [DENOISED_DIR, *manifests], run.info(time.monotonic() - began)

@@ -1,9 +1,15 @@
 """Typed records exchanged between stages, and their files.
 
 Segments are written as `segments.csv` (label,start,end in seconds, labels as
-inaSpeechSegmenter names them); clips as `clips.jsonl`, one JSON object per clip,
-so later stages (denoise, speakers, transcribe) can add fields without a schema
+inaSpeechSegmenter names them); clips as JSON lines, one object per clip, so
+later stages (denoise, speakers, transcribe) can add fields without a schema
 migration. Audio is never held in a record: a clip points at its WAV file.
+
+Like NeMo's speech-data-processor, every stage that handles clips reads the
+manifest of the stage before it and writes its own, `manifests/<stage>.jsonl`,
+never editing its input: rerunning a stage with other settings starts again
+from exactly what it read the first time. `clips.jsonl` is a copy of the
+manifest of the last stage that ran, the one file users and exports read.
 """
 
 from __future__ import annotations
@@ -13,6 +19,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from nr4dl_tasks.workdir import WorkDir
+
+CLIPS_JSONL = "clips.jsonl"
+MANIFESTS_DIR = "manifests"
 
 
 @dataclass(frozen=True)
@@ -71,3 +82,22 @@ def write_clips(path: Path, clips: Iterable[Clip]) -> None:
 def read_clips(path: Path) -> list[Clip]:
     with path.open(encoding="utf-8") as fh:
         return [Clip.from_json(line) for line in fh if line.strip()]
+
+
+def manifest_name(stage: str) -> str:
+    return f"{MANIFESTS_DIR}/{stage}.jsonl"
+
+
+def read_manifest(work: WorkDir, stage: str) -> list[Clip]:
+    """The clips as `stage` wrote them (its own manifest, not the shared clips.jsonl)."""
+    return read_clips(work.path(manifest_name(stage)))
+
+
+def write_manifest(work: WorkDir, stage: str, clips: list[Clip]) -> list[str]:
+    """Write `stage`'s manifest and make it the current clips.jsonl; returns both names for the stamp."""
+    work.path(MANIFESTS_DIR).mkdir(exist_ok=True)
+    names = [manifest_name(stage), CLIPS_JSONL]
+    for name in names:
+        with work.atomic(name) as tmp:
+            write_clips(tmp, clips)
+    return names

@@ -1,4 +1,4 @@
-"""Slice: the wanted segments -> `clips/*.wav` and `clips.jsonl`.
+"""Slice: the wanted segments -> `clips/*.wav` and the first clip manifest (`manifests/slice.jsonl`).
 
 The rules run in this order, each a small pure function so it can be tested on
 its own: keep the wanted labels, merge same-label neighbours across short gaps,
@@ -18,7 +18,7 @@ import numpy as np
 
 from nr4dl_tasks import audio
 from nr4dl_tasks.ingest import ANALYSIS_WAV, FULL_WAV
-from nr4dl_tasks.records import Clip, Segment, read_segments, write_clips
+from nr4dl_tasks.records import Clip, Segment, read_segments, write_manifest
 from nr4dl_tasks.segment import SEGMENTS_CSV, analysis_input
 from nr4dl_tasks.separate import VOCALS_WAV
 from nr4dl_tasks.settings import Settings, SliceSettings
@@ -28,7 +28,6 @@ from nr4dl_tasks.workdir import WorkDir, atomic_dir
 log = logging.getLogger("nr4dl")
 
 CLIPS_DIR = "clips"
-CLIPS_JSONL = "clips.jsonl"
 ENERGY_HOP = 0.01  # seconds per loudness value when looking for the quietest split point
 
 # (start_s, end_s) -> loudness per 10 ms frame over that span
@@ -134,10 +133,9 @@ class SliceStage(Stage):
                 clips.append(Clip(clip_id, work.source_id, span.label, span.start, span.end,
                                   round(span.end - span.start, 3), f"{CLIPS_DIR}/{clip_id}.wav",
                                   {"speech_start": speech.start, "speech_end": speech.end}))
-            with work.atomic(CLIPS_JSONL) as tmp:
-                write_clips(tmp, clips)
+            manifests = write_manifest(work, self.name, clips)
         if not clips:
             log.warning("%s: no segment labelled %s lasts %.2f s or more; no clips written",
                         work.source_id, sorted(cfg.wanted_labels()), cfg.min_duration)
         seconds = round(sum(c.duration for c in clips), 2)
-        return [CLIPS_DIR, CLIPS_JSONL], {"clips": len(clips), "clip_seconds": seconds, "source": source.name}
+        return [CLIPS_DIR, *manifests], {"clips": len(clips), "clip_seconds": seconds, "source": source.name}

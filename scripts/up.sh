@@ -26,7 +26,7 @@ python3 scripts/run_dag.py "${media[@]}" || status=$?
 cat <<MSG
 
 Airflow UI: http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT  login: admin  password: $(python3 -c "import json;print(json.load(open('$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated'))['admin'])")
-Outputs:    $NR4DL_ROOT/data/work/<source_id>/{segments.csv,clips/,clips.jsonl}
+Outputs:    $NR4DL_ROOT/data/work/<source_id>/{segments.csv,clips/,clips_denoised/,clips.jsonl}
 Stop:       scripts/standalone.sh stop
 MSG
 exit $status

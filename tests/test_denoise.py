@@ -12,9 +12,11 @@ import soundfile as sf
 
 from nr4dl_tasks import audio, quality
 from nr4dl_tasks.deepfilter import DeepFilterStream
-from nr4dl_tasks.denoise import DENOISED_DIR
+from nr4dl_tasks.errors import StageError
+from nr4dl_tasks.denoise import DENOISED_DIR, ClipDenoiser, FileNoise
 from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.records import read_clips
+from nr4dl_tasks.settings import DenoiseSettings
 from nr4dl_tasks.spectral_gate import gate
 from nr4dl_tasks.tones import apply_filter, filter_design, find_tones
 
@@ -110,6 +112,16 @@ def test_deepfilter_stream_is_deterministic_per_file(media):
     assert all(np.array_equal(a, b) for a, b in zip(*runs, strict=True))
 
 
+def test_stereo_clips_are_denoised_channel_by_channel(media):
+    _, noisy = mixture(media, 5)
+    stereo = np.stack([noisy, 0.5 * noisy[::-1]], axis=1)
+    noise, cfg = FileNoise([], None, None, "test"), DenoiseSettings(method="deepfilter")
+    with ClipDenoiser("deepfilter", noise, cfg, RATE) as both, ClipDenoiser("deepfilter", noise, cfg, RATE) as left:
+        out = both(stereo)
+        assert out.shape == stereo.shape
+        assert np.array_equal(out[:, 0], left(stereo[:, :1])[:, 0])
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -178,3 +190,13 @@ def test_a_file_without_clips_denoises_to_nothing(media, make_settings):
     settings = make_settings(separate__enabled=False, slice__labels=["female"])
     work, results = process_file(media / "segmentation" / "musanmix.mp3", settings)
     assert results[-1].info["clips"] == 0 and read_clips(work.path("clips.jsonl")) == []
+
+
+def test_a_missing_clip_is_named(media, make_settings):
+    settings = make_settings(separate__enabled=False, denoise__method="gate")
+    work, _ = process_file(media / "segmentation" / "lamartine.wav", settings, until="slice")
+    missing = work.path(read_clips(work.path("clips.jsonl"))[0].path)
+    missing.unlink()
+    with pytest.raises(StageError, match=f"{missing}: clip listed in manifests/slice.jsonl is unreadable"):
+        run_stage("denoise", work, settings)
+    assert not work.path(DENOISED_DIR).exists() and work.read_stamp("denoise") is None

@@ -8,11 +8,10 @@ import soundfile as sf
 
 from nr4dl_tasks import settings as settings_mod
 from nr4dl_tasks.ingest import IngestStage, open_work
-from nr4dl_tasks.records import Segment, read_clips
+from nr4dl_tasks.records import CLIPS_JSONL, Segment, read_clips
 from nr4dl_tasks.segment import SegmentStage
 from nr4dl_tasks.separate import SeparateStage
-from nr4dl_tasks.slicing import (CLIPS_JSONL, SliceStage, _loudness_of, keep_labels, merge_gaps, plan_clips,
-                                 split_long)
+from nr4dl_tasks.slicing import SliceStage, _loudness_of, keep_labels, merge_gaps, plan_clips, split_long
 
 from conftest import ffmpeg
 
