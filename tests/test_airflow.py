@@ -59,7 +59,7 @@ def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("nr4dl_process_file")
-    conf = {"media": str(media / "music" / "audio_example.mp3"),
+    conf = {"media": str(media / "segmentation" / "lamartine.wav"),
             "overrides": {"paths.work_dir": str(tmp_path / "work"), "slice.min_duration": 0.5}}
     run = dag.test(run_conf=conf)
     assert run.state == "success"
