@@ -13,7 +13,9 @@ COPY requirements/ requirements/
 COPY pyproject.toml settings.yaml ./
 COPY nr4dl_tasks/ nr4dl_tasks/
 COPY scripts/ scripts/
-RUN PYTHON=/usr/local/bin/python3.11 bash scripts/setup.sh && rm -rf /root/.cache/pip
+# torch==2.13.0 must resolve to the CPU build (PyPI's own wheel pulls gigabytes of CUDA).
+RUN PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu PYTHON=/usr/local/bin/python3.11 bash scripts/setup.sh \
+ && rm -rf /root/.cache/pip
 COPY dags/ dags/
 COPY plugins/ plugins/
 

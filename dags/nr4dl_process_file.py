@@ -1,4 +1,4 @@
-"""nr4dl_process_file: one media file through ingest -> separate -> segment -> slice -> denoise.
+"""nr4dl_process_file: one media file through ingest -> separate -> segment -> slice -> denoise -> speakers.
 
 Trigger it from the Airflow UI ("Trigger DAG" shows a form) or the CLI:
 
@@ -15,10 +15,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param
-from nr4dl_operators import DenoiseOperator, IngestOperator, SegmentOperator, SeparateOperator, SliceOperator
+from nr4dl_operators import (DenoiseOperator, IngestOperator, SegmentOperator, SeparateOperator, SliceOperator,
+                             SpeakersOperator)
 
 WORK_DIR = "{{ ti.xcom_pull(task_ids='ingest')['work_dir'] }}"
-# Separation, segmentation and denoising each hold a model (up to ~2.8 GB) and use every core, so they share
+# Separation, segmentation, denoising and speaker embedding each hold a model (up to ~2.8 GB) and use every core, so they share
 # a pool sized to the machine (scripts/standalone.sh creates it) instead of running as many as parallelism allows.
 HEAVY_POOL = "nr4dl_heavy"
 OVERRIDES = "{{ params.overrides }}"
@@ -51,4 +52,6 @@ with DAG(
     slice_ = SliceOperator(task_id="slice", work_dir=WORK_DIR, overrides=OVERRIDES)
     denoise = DenoiseOperator(task_id="denoise", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
 
-    ingest >> separate >> segment >> slice_ >> denoise
+    speakers = SpeakersOperator(task_id="speakers", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
+
+    ingest >> separate >> segment >> slice_ >> denoise >> speakers

@@ -21,7 +21,7 @@ from nr4dl_tasks import settings as settings_mod
 from nr4dl_tasks.errors import Nr4dlError
 
 # The order of pipeline.STAGES, named here so `--help` does not import the engine (a test keeps them equal).
-STAGE_NAMES = ["ingest", "separate", "segment", "slice", "denoise"]
+STAGE_NAMES = ["ingest", "separate", "segment", "slice", "denoise", "speakers"]
 
 log = logging.getLogger("nr4dl")
 

@@ -15,20 +15,22 @@ from nr4dl_tasks.segment import SegmentStage
 from nr4dl_tasks.separate import SeparateStage
 from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.slicing import SliceStage
+from nr4dl_tasks.speakers import SpeakersStage
 from nr4dl_tasks.stage import Stage, StageResult
 from nr4dl_tasks.workdir import WorkDir
 
 log = logging.getLogger("nr4dl")
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (IngestStage(), SeparateStage(), SegmentStage(),
-                                                             SliceStage(), DenoiseStage())}
+                                                             SliceStage(), DenoiseStage(),
+                                                             SpeakersStage())}
 
 
 def run_stage(name: str, work: WorkDir, settings: Settings) -> StageResult:
     return STAGES[name].run(work, settings)
 
 
-def process_file(media: str | Path, settings: Settings, until: str = "denoise") -> tuple[WorkDir, list[StageResult]]:
+def process_file(media: str | Path, settings: Settings, until: str = "speakers") -> tuple[WorkDir, list[StageResult]]:
     """Run every stage up to and including `until` for one media file."""
     names = list(STAGES)
     work = open_work(media, settings)

@@ -157,12 +157,46 @@ class DenoiseSettings(_Section):
         return self
 
 
+class SpeakerSettings(_Section):
+    enroll_dir: Path | None = Field(
+        None, description="Folder with one sub-folder of reference recordings per target speaker; null: no "
+        "targets, cluster voices and link them across files through the speaker registry.",
+    )
+    keep: Literal["target", "all"] = Field(
+        "target", description="With enrolled targets: drop clips matching none of them (target) or only label "
+        "them (all).",
+    )
+    threshold: float = Field(0.8, ge=-1, le=1, description="Cosine similarity a clip needs to match a target.")
+    input: Literal["denoised", "original"] = Field("denoised", description="Which clip audio is embedded.")
+    purity_threshold: float = Field(
+        0.65, ge=-1, le=1,
+        description="A clip whose voice before and after some point is less similar than this holds two voices.",
+    )
+    purity_action: Literal["split", "drop", "flag"] = Field(
+        "split", description="What to do with a clip holding two voices: split it at the change, drop it, or only "
+        "record its purity.",
+    )
+    cluster_threshold: float = Field(
+        0.78, ge=-1, le=1, description="Without targets: clips whose voices are this similar on average are one "
+        "speaker.",
+    )
+    link_threshold: float = Field(
+        0.78, ge=-1, le=1, description="Without targets: a voice this similar to a registry speaker gets its id.",
+    )
+    genders: dict[str, Literal["male", "female"]] = Field(
+        {}, description="Declared gender per speaker name or id, for the gender_mismatch flag (else the majority "
+        "of the speaker's clips in the file).",
+    )
+    threads: int = Field(0, ge=0, description="CPU threads for the voice encoder; 0 uses every core.")
+
+
 class Settings(_Section):
     paths: PathSettings = PathSettings()
     separate: SeparateSettings = SeparateSettings()
     segment: SegmentSettings = SegmentSettings()
     slice: SliceSettings = SliceSettings()
     denoise: DenoiseSettings = DenoiseSettings()
+    speakers: SpeakerSettings = SpeakerSettings()
 
     @model_validator(mode="after")
     def _labels_can_match(self) -> "Settings":

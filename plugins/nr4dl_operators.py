@@ -113,7 +113,14 @@ class SliceOperator(_WorkDirOperator):
 
 
 class DenoiseOperator(_WorkDirOperator):
-    """Notch persistent tones and denoise the clips (clips_denoised/*.wav; fields added to clips.jsonl)."""
+    """Notch persistent tones and denoise the clips (clips_denoised/*.wav, manifests/denoise.jsonl)."""
 
     stage = "denoise"
     ui_color = "#e8fbf8"
+
+
+class SpeakersOperator(_WorkDirOperator):
+    """Name each clip's voice, split clips holding two voices, keep the target speakers (manifests/speakers.jsonl)."""
+
+    stage = "speakers"
+    ui_color = "#fbe8ee"

@@ -52,7 +52,7 @@ def test_dags_import_without_errors(airflow_db):
     dag = bag.get_dag("nr4dl_process_file")
     assert [t.task_id for t in dag.topological_sort()] == list(STAGES)
     assert all(t.retries >= 1 for t in dag.tasks)
-    assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {"separate", "segment", "denoise"}
+    assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {"separate", "segment", "denoise", "speakers"}
 
 
 def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
@@ -63,7 +63,7 @@ def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
             "overrides": {"paths.work_dir": str(tmp_path / "work"), "slice.min_duration": 0.5}}
     run = dag.test(run_conf=conf)
     assert run.state == "success"
-    (folder,) = list((tmp_path / "work").iterdir())
+    (folder,) = [p for p in (tmp_path / "work").iterdir() if p.is_dir()]  # beside it: the speaker registry
     assert (folder / "vocals.wav").exists() and (folder / "segments.csv").exists()
     clips = read_clips(folder / "clips.jsonl")
     assert clips and all((folder / c.path).exists() and (folder / c.extra["denoised_path"]).exists() for c in clips)

@@ -132,7 +132,7 @@ def test_auto_never_makes_a_clip_worse_and_falls_back_without_non_speech(media, 
     gains = []
     for name in ("p287_001", "p287_002", "p287_003"):
         with caplog.at_level(logging.INFO, logger="nr4dl"):
-            work, results = process_file(media / "noisy" / "noisy" / f"{name}.wav", settings)
+            work, results = process_file(media / "noisy" / "noisy" / f"{name}.wav", settings, until="denoise")
         assert "estimating the noise from the clips by minimum statistics" in caplog.text
         clips = read_clips(work.path("clips.jsonl"))
         assert clips, name
@@ -188,7 +188,7 @@ def test_stage_profiles_the_files_own_noise_notches_its_hum_and_keeps_the_origin
 
 def test_a_file_without_clips_denoises_to_nothing(media, make_settings):
     settings = make_settings(separate__enabled=False, slice__labels=["female"])
-    work, results = process_file(media / "segmentation" / "musanmix.mp3", settings)
+    work, results = process_file(media / "segmentation" / "musanmix.mp3", settings, until="denoise")
     assert results[-1].info["clips"] == 0 and read_clips(work.path("clips.jsonl")) == []
 
 

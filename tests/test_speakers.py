@@ -1,0 +1,188 @@
+"""Speaker identity on real recordings: enrollment, purity splits, clustering and the cross-file registry."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from nr4dl_tasks import audio, voices
+from nr4dl_tasks.errors import SettingsError
+from nr4dl_tasks.pipeline import process_file, run_stage
+from nr4dl_tasks.records import read_clips
+from nr4dl_tasks.settings import SpeakerSettings
+from nr4dl_tasks.speaker_registry import SpeakerRegistry, Voice
+from nr4dl_tasks.speakers import cluster, enrolled_voices, single_voice_pieces
+
+SPEAKERS = ("1688", "1998", "2033", "3080")  # LibriSpeech test-other: M, F, M, F
+THREADS = 2
+
+
+def utterance_files(media: Path, speaker: str) -> list[Path]:
+    return sorted((media / "speakers" / speaker).glob("*.flac"))
+
+
+@functools.cache
+def load16k(path: Path) -> np.ndarray:
+    samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return audio.resample(audio.mono(samples), rate, voices.RATE)
+
+
+@functools.cache
+def embedding(path: Path) -> np.ndarray:
+    return voices.voiceprint(load16k(path), THREADS).embedding
+
+
+def enroll(tmp_path: Path, files: dict[str, list[Path]]) -> Path:
+    root = tmp_path / "enroll"
+    for name, paths in files.items():
+        (root / name).mkdir(parents=True)
+        for path in paths:
+            shutil.copy(path, root / name / path.name)
+    return root
+
+
+@pytest.mark.parametrize("target", SPEAKERS)
+def test_two_enrollment_utterances_select_that_speakers_other_utterances(media, tmp_path, target):
+    files = utterance_files(media, target)
+    voice = enrolled_voices(enroll(tmp_path, {target: files[:2]}), THREADS)[target]
+    threshold = SpeakerSettings().threshold
+    selected = {f for s in SPEAKERS for f in utterance_files(media, s)[2 if s == target else 0:]
+                if embedding(f) @ voice >= threshold}
+    own = set(files[2:])
+    precision, recall = len(selected & own) / max(1, len(selected)), len(selected & own) / len(own)
+    assert precision >= 0.9 and recall >= 0.75, (precision, recall)
+
+
+def test_enrollment_errors_name_the_folder(tmp_path):
+    with pytest.raises(SettingsError, match="is not a folder"):
+        enrolled_voices(tmp_path / "missing", THREADS)
+    (tmp_path / "empty" / "host").mkdir(parents=True)
+    with pytest.raises(SettingsError, match=r"empty: \['host'\]"):
+        enrolled_voices(tmp_path / "empty", THREADS)
+    (tmp_path / "bad" / "host").mkdir(parents=True)
+    (tmp_path / "bad" / "host" / "ref.mp3").write_bytes(b"not audio")
+    with pytest.raises(SettingsError, match="enrollment recording unusable"):
+        enrolled_voices(tmp_path / "bad", THREADS)
+
+
+@pytest.mark.parametrize("first, second", [("1688", "1998"), ("1688", "2033"), ("3080", "1998")])
+def test_a_clip_of_two_speakers_is_split_at_the_change(media, first, second):
+    a, b = load16k(utterance_files(media, first)[0]), load16k(utterance_files(media, second)[1])
+    pieces = single_voice_pieces(np.concatenate([a, b]), SpeakerSettings(), voices.RATE, THREADS)
+    assert len(pieces) == 2, [(p.start, p.end, p.purity) for p in pieces]
+    assert abs(pieces[0].end - len(a)) <= 0.5 * voices.RATE
+
+
+@pytest.mark.parametrize("speaker", ["1688", "3080"])
+def test_one_speaker_is_not_split(media, speaker):
+    files = utterance_files(media, speaker)
+    wav = np.concatenate([load16k(files[0]), load16k(files[1])])
+    assert len(single_voice_pieces(wav, SpeakerSettings(), voices.RATE, THREADS)) == 1
+
+
+def test_clustering_finds_the_four_speakers(media):
+    files = [f for s in SPEAKERS for f in utterance_files(media, s)]
+    durations = [len(load16k(f)) / voices.RATE for f in files]
+    labels = cluster(np.array([embedding(f) for f in files]), durations, SpeakerSettings().cluster_threshold)
+    by_speaker = {s: {labels[i] for i, f in enumerate(files) if f.parent.name == s} for s in SPEAKERS}
+    assert all(len(found) == 1 for found in by_speaker.values()), by_speaker
+    assert len(set(labels)) == 4
+
+
+def _episodes(media: Path) -> dict[str, list[Path]]:
+    """Three 'episodes', each a few utterances of two or three of the four speakers."""
+    files = {s: utterance_files(media, s) for s in SPEAKERS}
+    return {"ep1": files["1688"][:3] + files["1998"][:3],
+            "ep2": files["1998"][3:6] + files["2033"][:3],
+            "ep3": files["2033"][3:6] + files["3080"][:3] + files["1688"][3:5]}
+
+
+def _link(registry: SpeakerRegistry, episode: str, files: list[Path]) -> dict[Path, str]:
+    prints = np.array([embedding(f) for f in files])
+    labels = cluster(prints, [len(load16k(f)) / voices.RATE for f in files], SpeakerSettings().cluster_threshold)
+    groups = sorted(set(labels))
+    found = [Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]), labels.count(g))
+             for g in groups]
+    ids = registry.link(episode, found, SpeakerSettings().link_threshold)
+    return {f: ids[lab][0] for f, lab in zip(files, labels, strict=True)}
+
+
+def test_registry_ids_follow_the_voice_in_any_file_order_and_survive_reruns(media, tmp_path):
+    episodes = _episodes(media)
+    forward, backward = SpeakerRegistry(tmp_path / "a.json"), SpeakerRegistry(tmp_path / "b.json")
+    ids_forward: dict[Path, str] = {}
+    for name in episodes:
+        ids_forward |= _link(forward, name, episodes[name])
+    ids_backward: dict[Path, str] = {}
+    for name in reversed(episodes):
+        ids_backward |= _link(backward, name, episodes[name])
+    # one id per real speaker, the same grouping whatever the order
+    for ids in (ids_forward, ids_backward):
+        assert {s: {ids[f] for f in ids if f.parent.name == s} for s in SPEAKERS} == \
+            {s: {ids[next(f for f in ids if f.parent.name == s)]} for s in SPEAKERS}
+        assert len(set(ids.values())) == 4
+    # reprocessing a file finds the ids it had, and does not count its clips twice
+    before = forward.speakers()
+    assert _link(forward, "ep3", episodes["ep3"]) == {f: ids_forward[f] for f in episodes["ep3"]}
+    assert forward.speakers() == before
+
+
+@pytest.fixture
+def two_speaker_file(media, tmp_path) -> Path:
+    """Four utterances of 1998 (F, 0-34.4 s) and three of 2033 (M, 34.4-51.2 s), each followed by a 1 s pause."""
+    gap = np.zeros(voices.RATE, np.float32)
+    parts = [load16k(f) for f in utterance_files(media, "1998")[3:7]] + \
+        [load16k(f) for f in utterance_files(media, "2033")[3:6]]
+    path = tmp_path / "two_speakers.wav"
+    sf.write(str(path), np.concatenate([x for p in parts for x in (p, gap)]), voices.RATE)
+    return path
+
+
+def test_stage_keeps_only_the_enrolled_target(media, tmp_path, make_settings, two_speaker_file):
+    target = enroll(tmp_path, {"host": utterance_files(media, "1998")[:3]})
+    settings = make_settings(separate__enabled=False, denoise__method="none", speakers__enroll_dir=str(target),
+                             speakers__genders={"host": "female"})
+    work, results = process_file(two_speaker_file, settings)
+    clips = read_clips(work.path("clips.jsonl"))
+    kept = [c for c in clips if not c.extra.get("dropped")]
+    assert kept and all(c.extra["speaker"] == "host" and c.extra["speaker_score"] >= 0.8 for c in kept)
+    assert all(c.end <= 34.6 for c in kept)
+    dropped = [c for c in clips if c.extra.get("dropped")]
+    assert dropped and all("closest target host" in c.extra["dropped"] for c in dropped)
+    assert all(c.extra["gender_mismatch"] == (c.label != "female") for c in kept)
+    assert results[-1].info["mode"] == "enrolled"
+
+    everyone = make_settings(separate__enabled=False, denoise__method="none", speakers__enroll_dir=str(target),
+                             speakers__keep="all")
+    assert run_stage("denoise", work, everyone).skipped
+    relabelled = run_stage("speakers", work, everyone)
+    assert not relabelled.skipped and relabelled.info["clips_kept"] == len(clips)
+
+
+def test_stage_without_enrollment_registers_each_voice(make_settings, two_speaker_file):
+    settings = make_settings(separate__enabled=False, denoise__method="none")
+    work, results = process_file(two_speaker_file, settings)
+    clips = [c for c in read_clips(work.path("clips.jsonl")) if not c.extra.get("dropped")]
+    assert results[-1].info["mode"] == "clustered" and len(results[-1].info["speakers"]) == 2
+    first = {c.extra["speaker"] for c in clips if c.end < 34.6}
+    second = {c.extra["speaker"] for c in clips if c.start > 34.2}
+    assert len(first) == 1 and len(second) == 1 and first != second
+    registry = SpeakerRegistry(settings.resolve(settings.paths.work_dir) / "speaker_registry.json")
+    assert set(registry.speakers()) == first | second
+
+
+def test_clustering_separates_the_two_voices_of_a_real_conversation(media):
+    """diarization/sample.wav: the stretches where sample.rttm has exactly one speaker talking."""
+    wav = load16k(media / "diarization" / "sample.wav")
+    turns = {"speaker90": [(8.35, 9.92), (11.03, 14.49), (18.59, 21.49), (28.5, 30.0)],
+             "speaker91": [(14.70, 17.92), (21.78, 27.85)]}
+    spans = [(who, a, b) for who, parts in turns.items() for a, b in parts]
+    prints = np.array([voices.voiceprint(wav[int(a * voices.RATE): int(b * voices.RATE)], THREADS).embedding
+                       for _, a, b in spans])
+    labels = cluster(prints, [b - a for _, a, b in spans], SpeakerSettings().cluster_threshold)
+    assert labels == [0, 0, 0, 0, 1, 1], labels
