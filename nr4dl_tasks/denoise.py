@@ -75,8 +75,9 @@ def noise_spans(segments: list[Segment], labels: list[str]) -> list[Segment]:
     for span in sorted(trimmed, key=lambda s: -s.duration):
         if total >= PROFILE_MAX_SECONDS:
             break
-        chosen.append(span)
-        total += span.duration
+        take = min(span.duration, PROFILE_MAX_SECONDS - total)  # a 30-minute silence is read for a minute only
+        chosen.append(Segment(span.label, span.start, span.start + take))
+        total += take
     return chosen
 
 
@@ -316,6 +317,7 @@ class _FileDenoise:
 
 class DenoiseStage(Stage):
     name = "denoise"
+    manifest = True
     reads = ("ingest", "separate", "segment", "slice")
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
@@ -328,7 +330,7 @@ class DenoiseStage(Stage):
         with DnsmosPool(settings.denoise.threads) as scorer, atomic_dir(work.path(DENOISED_DIR)) as out_dir:
             run = _FileDenoise(work, settings, clips, scorer, out_dir)
             run.run()
-            manifests = write_manifest(work, self.name, clips)
+            manifest = write_manifest(work, self.name, clips)
         log.info("%s: denoised %d clips (%d changed, %d left as they were)", work.source_id, len(clips),
                  run.changed, len(clips) - run.changed)
-        return [DENOISED_DIR, *manifests], run.info(time.monotonic() - began)
+        return [DENOISED_DIR, manifest], run.info(time.monotonic() - began)

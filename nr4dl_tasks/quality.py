@@ -116,7 +116,7 @@ class DnsmosPool:
         self._pool.shutdown(cancel_futures=True)
 
 
-def snr_estimate(samples: np.ndarray, rate: int, frame_seconds: float = 0.02) -> float:
+def snr_estimate(samples: np.ndarray, rate: int, frame_seconds: float = 0.02) -> float | None:
     """Blind SNR in dB: mean power of the louder half of 20 ms frames over that of the quietest tenth.
 
     A rough, reference-free figure for comparing a clip before and after
@@ -126,7 +126,7 @@ def snr_estimate(samples: np.ndarray, rate: int, frame_seconds: float = 0.02) ->
     hop = max(1, int(rate * frame_seconds))
     frames = len(x) // hop
     if frames < 10:
-        return float("nan")
+        return None  # under 0.2 s: too few frames to tell pauses from speech (and NaN is not valid JSON)
     power = np.sort((x[: frames * hop].reshape(frames, hop) ** 2).mean(axis=1))
     noise = power[: max(1, frames // 10)].mean()
     loud = power[frames // 2:].mean()

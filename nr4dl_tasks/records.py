@@ -9,13 +9,15 @@ Like NeMo's speech-data-processor, every stage that handles clips reads the
 manifest of the stage before it and writes its own, `manifests/<stage>.jsonl`,
 never editing its input: rerunning a stage with other settings starts again
 from exactly what it read the first time. `clips.jsonl` is a copy of the
-manifest of the last stage that ran, the one file users and exports read.
+manifest of the last stage that ran (or found its work done), the one file users
+and exports read.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -93,11 +95,16 @@ def read_manifest(work: WorkDir, stage: str) -> list[Clip]:
     return read_clips(work.path(manifest_name(stage)))
 
 
-def write_manifest(work: WorkDir, stage: str, clips: list[Clip]) -> list[str]:
-    """Write `stage`'s manifest and make it the current clips.jsonl; returns both names for the stamp."""
+def write_manifest(work: WorkDir, stage: str, clips: list[Clip]) -> str:
+    """Write `stage`'s manifest; returns its name for the stamp."""
     work.path(MANIFESTS_DIR).mkdir(exist_ok=True)
-    names = [manifest_name(stage), CLIPS_JSONL]
-    for name in names:
-        with work.atomic(name) as tmp:
-            write_clips(tmp, clips)
-    return names
+    with work.atomic(manifest_name(stage)) as tmp:
+        write_clips(tmp, clips)
+    return manifest_name(stage)
+
+
+def publish_manifest(work: WorkDir, stage: str) -> None:
+    """Make `stage`'s manifest the current clips.jsonl (also when the stage was skipped as already done,
+    so a rerun of an earlier stage never leaves clips.jsonl behind the stages after it)."""
+    with work.atomic(CLIPS_JSONL) as tmp:
+        shutil.copyfile(work.path(manifest_name(stage)), tmp)

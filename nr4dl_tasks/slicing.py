@@ -114,6 +114,7 @@ def clip_source(settings: Settings) -> str:
 
 class SliceStage(Stage):
     name = "slice"
+    manifest = True
     reads = ("ingest", "separate", "segment")
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
@@ -133,9 +134,9 @@ class SliceStage(Stage):
                 clips.append(Clip(clip_id, work.source_id, span.label, span.start, span.end,
                                   round(span.end - span.start, 3), f"{CLIPS_DIR}/{clip_id}.wav",
                                   {"speech_start": speech.start, "speech_end": speech.end}))
-            manifests = write_manifest(work, self.name, clips)
+            manifest = write_manifest(work, self.name, clips)
         if not clips:
             log.warning("%s: no segment labelled %s lasts %.2f s or more; no clips written",
                         work.source_id, sorted(cfg.wanted_labels()), cfg.min_duration)
         seconds = round(sum(c.duration for c in clips), 2)
-        return [CLIPS_DIR, *manifests], {"clips": len(clips), "clip_seconds": seconds, "source": source.name}
+        return [CLIPS_DIR, manifest], {"clips": len(clips), "clip_seconds": seconds, "source": source.name}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from nr4dl_tasks.errors import StageError
 from nr4dl_tasks.voices import unit
 
 REGISTRY_NAME = "speaker_registry.json"
@@ -49,12 +51,24 @@ class SpeakerRegistry:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.with_suffix(".lock").open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            state = json.loads(self.path.read_text()) if self.path.exists() else {"version": 1, "sources": {}}
+            state = self._read()
             yield state
             if write:
                 tmp = self.path.with_name(f".{self.path.name}.tmp-{uuid.uuid4().hex[:12]}")
                 tmp.write_text(json.dumps(state, indent=1))
                 os.replace(tmp, self.path)
+
+    def _read(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"version": 1, "next_id": 1, "sources": {}}
+        try:
+            state = json.loads(self.path.read_text())
+            if state.get("version") != 1 or not isinstance(state["sources"], dict):
+                raise ValueError(f"unknown layout (version {state.get('version')!r})")
+            return state
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StageError(f"speaker registry {self.path} is unreadable ({exc}); restore it from a backup, or "
+                             "delete it to number the speakers again from spk0001") from None
 
     def link(self, source_id: str, voices: list[Voice], threshold: float) -> list[tuple[str, float]]:
         """(speaker id, similarity to that speaker) per voice; records the file's contribution."""
@@ -78,13 +92,16 @@ class SpeakerRegistry:
                     if assigned[v] is None and ids[k] not in taken:
                         assigned[v] = (ids[k], float(sims[v, k]))
                         taken.add(ids[k])
-            number = max((int(i.removeprefix("spk")) for i in ids), default=0)
+            # Numbers are never reused, even after the last file holding one was reprocessed, so an id in an
+            # earlier export never comes to mean another voice. Ids renamed by hand ('alice') are kept as they are.
+            number = max([state.get("next_id", 1)] + [int(i[3:]) + 1 for i in ids if re.fullmatch(r"spk\d+", i)])
             result = []
             for match in assigned:
                 if match is None:
-                    number += 1
                     match = (f"spk{number:04d}", 1.0)
+                    number += 1
                 result.append(match)
+            state["next_id"] = number
             state["sources"][source_id] = [
                 {"speaker": sid, "clips": v.clips, "centroid": [round(float(x), 6) for x in v.centroid]}
                 for (sid, _), v in zip(result, voices, strict=True)]

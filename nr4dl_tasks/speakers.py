@@ -128,23 +128,37 @@ def enrollment_files(enroll_dir: Path) -> dict[str, list[Path]]:
 
 @functools.lru_cache(maxsize=256)
 def _reference_embedding(path: Path, sha256: str, threads: int) -> np.ndarray:
-    """One reference recording's voice (cached per process by content)."""
+    """One reference recording's voice (cached per process by content); MediaError when it is unusable."""
     with tempfile.TemporaryDirectory(prefix="nr4dl-enroll-") as tmp:
         wav_path = Path(tmp) / "ref.wav"
-        try:
-            audio.convert(path, wav_path, voices.RATE, 1)
-        except MediaError as exc:
-            raise SettingsError(f"enrollment recording unusable: {exc}") from None
+        audio.convert(path, wav_path, voices.RATE, 1)
         wav, _ = sf.read(str(wav_path), dtype="float32")
-    if len(wav) < voices.RATE * 0.5:
-        raise SettingsError(f"enrollment recording {path} holds less than 0.5 s of audio")
+    if len(wav) < voices.RATE * 0.5 or not wav.any():
+        raise MediaError(f"{path}: holds less than 0.5 s of sound")
     return voices.voiceprint(wav, threads).embedding
 
 
 def enrolled_voices(enroll_dir: Path, threads: int) -> dict[str, np.ndarray]:
-    """name -> the voice of its reference recordings (normalised mean of their embeddings)."""
-    return {name: voices.unit([_reference_embedding(f, file_sha256(f), threads) for f in files])
-            for name, files in enrollment_files(enroll_dir).items()}
+    """name -> the voice of its reference recordings (normalised mean of their embeddings).
+
+    A file that is not usable audio (notes.txt, Thumbs.db) is skipped with a
+    warning; a target left without any usable recording is an error.
+    """
+    voices_by_name = {}
+    for name, files in enrollment_files(enroll_dir).items():
+        found, skipped = [], []
+        for f in files:
+            try:
+                found.append(_reference_embedding(f, file_sha256(f), threads))
+            except MediaError as exc:
+                skipped.append(str(exc))
+        if skipped:
+            log.warning("enrollment of %s: skipped %d file(s): %s", name, len(skipped), "; ".join(skipped))
+        if not found:
+            raise SettingsError(f"enrollment recording unusable: no file in {enroll_dir / name} is usable audio "
+                                f"({'; '.join(skipped)})")
+        voices_by_name[name] = voices.unit(found)
+    return voices_by_name
 
 
 # --- clustering ---------------------------------------------------------------------------------------------------
@@ -207,6 +221,7 @@ def _gender_mismatch(clips: list[Clip], declared: dict[str, str]) -> None:
 
 class SpeakersStage(Stage):
     name = "speakers"
+    manifest = True
     reads = ("ingest", "separate", "segment", "slice", "denoise")
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
@@ -234,6 +249,10 @@ class SpeakersStage(Stage):
                     continue
                 source_path = clip.extra.get("denoised_path", clip.path) if cfg.input == "denoised" else clip.path
                 wav = self._read16k(work, source_path)
+                if not wav.any():
+                    clip.extra["dropped"] = "speakers: silent clip"
+                    out.append(clip)
+                    continue
                 if cfg.purity_action == "flag":
                     pieces = [self._whole(wav, threads)]
                 else:
@@ -258,14 +277,14 @@ class SpeakersStage(Stage):
                         prints.append(piece.vp.embedding)
             info = self._assign(work, settings, labelled, np.array(prints))
             _gender_mismatch(labelled, cfg.genders)
-            manifests = write_manifest(work, self.name, out)
+            manifest = write_manifest(work, self.name, out)
         kept = [c for c in out if not c.extra.get("dropped")]
         seconds = sum(c.duration for c in clips)
         elapsed = time.monotonic() - began
         info.update(clips_in=len(clips), clips_kept=len(kept), split=splits,
                     clip_seconds_per_second=round(seconds / elapsed, 1) if elapsed > 0 and seconds else None)
         log.info("%s: %d of %d clips kept, %d split (%s)", work.source_id, len(kept), len(out), splits, info)
-        return [SPLIT_DIR, *manifests], info
+        return [SPLIT_DIR, manifest], info
 
     @staticmethod
     def _read16k(work: WorkDir, rel: str) -> np.ndarray:
@@ -290,7 +309,8 @@ class SpeakersStage(Stage):
         extra.update(split_from=parent.id, split_at=[round(parent.start + start_s, 3), round(parent.start + end_s, 3)],
                      purity=round(piece.purity, 3))
         for key, rel in (("path", parent.path), ("denoised_path", parent.extra.get("denoised_path"))):
-            if rel is None:
+            if rel is None or (key == "denoised_path" and rel == parent.path):  # not denoised: one file is enough
+                extra[key] = extra.get("path")
                 continue
             suffix = "" if key == "path" else ".denoised"
             samples, src_rate = audio.read_span(work.path(rel), start_s, end_s)

@@ -30,6 +30,7 @@ MIN_WINDOW_SECONDS = 1.0  # running-minimum span: longer than a syllable, short 
 MIN_BIAS_DB = 3.0  # a minimum of smoothed power underestimates the mean noise power by about this much
 EXP_MEAN_OFFSET_DB = 2.51  # E[10 log10 X] - 10 log10 E[X] for exponentially distributed X
 EXP_STD_DB = 5.57  # standard deviation of 10 log10 X for exponentially distributed X
+SILENT_FRAME_DB = -100.0  # frames whose mean band level is below this are digital silence
 MASK_SMOOTH_HZ = 300.0
 MASK_SMOOTH_SECONDS = 0.05
 
@@ -55,6 +56,8 @@ def _stft(samples: np.ndarray, rate: int) -> np.ndarray:
     from scipy.signal import stft
 
     n_fft, hop = stft_size(rate)
+    if len(samples) < n_fft:  # scipy would shrink the frame, and the bands would no longer match the profile
+        samples = np.pad(samples, (0, n_fft - len(samples)))
     return stft(samples, fs=rate, window="hann", nperseg=n_fft, noverlap=n_fft - hop)[2]
 
 
@@ -86,6 +89,10 @@ def noise_floor_db(power_db: np.ndarray, rate: int) -> np.ndarray:
 def profile_from_noise(signals: list[np.ndarray], rate: int) -> NoiseProfile:
     """The noise profile of non-speech audio: per-band mean and spread of its level."""
     frames = np.concatenate([_power_db(_stft(s, rate)) for s in signals], axis=1)
+    # Digital silence (exact zeros, often labelled noEnergy) is not the noise and would drag the profile down.
+    frames = frames[:, frames.mean(axis=0) > SILENT_FRAME_DB]
+    if frames.shape[1] == 0:
+        return profile_from_min_statistics(signals, rate)
     return NoiseProfile(rate, frames.mean(axis=1), frames.std(axis=1), "non-speech",
                         round(sum(len(s) for s in signals) / rate, 2))
 

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from nr4dl_tasks.records import publish_manifest
 from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.workdir import WorkDir, fingerprint
 
@@ -34,6 +35,7 @@ class Stage(ABC):
     name: ClassVar[str]
     version: ClassVar[int] = 1
     reads: ClassVar[tuple[str, ...]] = ()  # upstream stages whose outputs this one uses
+    manifest: ClassVar[bool] = False  # writes manifests/<name>.jsonl, published as clips.jsonl
 
     @abstractmethod
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
@@ -50,7 +52,10 @@ class Stage(ABC):
 
     def run(self, work: WorkDir, settings: Settings) -> StageResult:
         with work.lock():
-            return self._run_locked(work, settings)
+            result = self._run_locked(work, settings)
+            if self.manifest:
+                publish_manifest(work, self.name)
+            return result
 
     def _run_locked(self, work: WorkDir, settings: Settings) -> StageResult:
         fp = self.fingerprint(work, settings)

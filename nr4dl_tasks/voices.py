@@ -25,6 +25,7 @@ WINDOW = 160  # frames per window (1.6 s), as the encoder was trained
 CLIP_HOP = 77  # frames between a clip's windows: resemblyzer's default 1.3 windows per second
 MIN_COVERAGE = 0.75  # a last window must hold this much audio, as in resemblyzer
 NORM_DBFS = -30  # resemblyzer's loudness normalisation target
+BATCH = 256  # windows per forward pass
 
 
 @functools.cache
@@ -47,7 +48,10 @@ def mel(wav: np.ndarray) -> np.ndarray:
     """(frames, 40) mel power spectrogram of 16 kHz mono audio, loudness-normalised like resemblyzer's input."""
     from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
 
-    return wav_to_mel_spectrogram(normalize_volume(wav.astype(np.float32), NORM_DBFS, increase_only=True))
+    wav = wav.astype(np.float32)
+    if wav.any():  # normalising digital silence would divide by zero
+        wav = normalize_volume(wav, NORM_DBFS, increase_only=True)
+    return wav_to_mel_spectrogram(wav)
 
 
 def embed_windows(frames: np.ndarray, starts: list[int], threads: int) -> np.ndarray:
@@ -57,9 +61,13 @@ def embed_windows(frames: np.ndarray, starts: list[int], threads: int) -> np.nda
     end = max(starts) + WINDOW
     if end > len(frames):
         frames = np.pad(frames, ((0, end - len(frames)), (0, 0)))
-    batch = np.stack([frames[s: s + WINDOW] for s in starts])
+    encoder = _encoder(threads)
+    out = []
     with torch.inference_mode():
-        return _encoder(threads)(torch.from_numpy(batch)).numpy()
+        for i in range(0, len(starts), BATCH):  # bounded memory for long recordings
+            batch = np.stack([frames[s: s + WINDOW] for s in starts[i: i + BATCH]])
+            out.append(encoder(torch.from_numpy(batch)).numpy())
+    return np.concatenate(out)
 
 
 def clip_starts(n_frames: int) -> list[int]:

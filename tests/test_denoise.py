@@ -13,9 +13,9 @@ import soundfile as sf
 from nr4dl_tasks import audio, quality
 from nr4dl_tasks.deepfilter import DeepFilterStream
 from nr4dl_tasks.errors import StageError
-from nr4dl_tasks.denoise import DENOISED_DIR, ClipDenoiser, FileNoise
+from nr4dl_tasks.denoise import DENOISED_DIR, PROFILE_MAX_SECONDS, ClipDenoiser, FileNoise, noise_spans
 from nr4dl_tasks.pipeline import process_file, run_stage
-from nr4dl_tasks.records import read_clips
+from nr4dl_tasks.records import Segment, read_clips
 from nr4dl_tasks.settings import DenoiseSettings
 from nr4dl_tasks.spectral_gate import gate
 from nr4dl_tasks.tones import apply_filter, filter_design, find_tones
@@ -200,3 +200,25 @@ def test_a_missing_clip_is_named(media, make_settings):
     with pytest.raises(StageError, match=f"{missing}: clip listed in manifests/slice.jsonl is unreadable"):
         run_stage("denoise", work, settings)
     assert not work.path(DENOISED_DIR).exists() and work.read_stamp("denoise") is None
+
+
+def test_the_gate_takes_clips_shorter_than_one_fft_frame():
+    noise = np.random.default_rng(0).normal(0, 0.01, 800).astype(np.float32)
+    assert gate(noise, RATE, None, n_std=1.5, max_attenuation_db=30).shape == (800,)
+
+
+def test_clips_jsonl_follows_the_last_stage_even_when_it_was_already_done(media, make_settings):
+    settings = make_settings(separate__enabled=False, denoise__method="gate")
+    work, _ = process_file(media / "segmentation" / "lamartine.wav", settings, until="denoise")
+    assert "denoise" in read_clips(work.path("clips.jsonl"))[0].extra
+    run_stage("slice", work, settings)  # done already, but it publishes its own manifest
+    assert "denoise" not in read_clips(work.path("clips.jsonl"))[0].extra
+    assert run_stage("denoise", work, settings).skipped
+    assert "denoise" in read_clips(work.path("clips.jsonl"))[0].extra
+
+
+def test_the_noise_sample_is_capped_however_long_the_silence():
+    spans = noise_spans([Segment("noEnergy", 0.0, 1800.0), Segment("noise", 1900.0, 1930.0),
+                         Segment("male", 1930.0, 1990.0)], ["noise", "noEnergy"])
+    assert spans and sum(s.duration for s in spans) <= PROFILE_MAX_SECONDS + 1e-6
+    assert all(s.label != "male" for s in spans)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from nr4dl_tasks import audio, voices
-from nr4dl_tasks.errors import SettingsError
+from nr4dl_tasks.errors import SettingsError, StageError
 from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.records import read_clips
 from nr4dl_tasks.settings import SpeakerSettings
@@ -186,3 +187,18 @@ def test_clustering_separates_the_two_voices_of_a_real_conversation(media):
                        for _, a, b in spans])
     labels = cluster(prints, [b - a for _, a, b in spans], SpeakerSettings().cluster_threshold)
     assert labels == [0, 0, 0, 0, 1, 1], labels
+
+
+def test_registry_never_reuses_a_number_keeps_renamed_ids_and_names_a_corrupt_file(tmp_path):
+    registry = SpeakerRegistry(tmp_path / "registry.json")
+    a, b = np.eye(4)[0], np.eye(4)[1]
+    assert registry.link("ep1", [Voice(a, 3)], 0.78) == [("spk0001", 1.0)]
+    assert registry.link("ep2", [Voice(b, 2)], 0.78) == [("spk0002", 1.0)]
+    assert registry.link("ep2", [Voice(a, 2)], 0.78)[0][0] == "spk0001"  # ep2 reprocessed: its voice is spk0001
+    state = json.loads(registry.path.read_text())
+    state["sources"]["ep1"][0]["speaker"] = "alice"  # renamed by hand
+    registry.path.write_text(json.dumps(state))
+    assert registry.link("ep3", [Voice(np.eye(4)[2], 1)], 0.78) == [("spk0003", 1.0)]  # spk0002 is not reused
+    registry.path.write_text("{")
+    with pytest.raises(StageError, match=f"speaker registry {registry.path} is unreadable"):
+        registry.link("ep4", [Voice(a, 1)], 0.78)
