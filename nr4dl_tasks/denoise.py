@@ -36,9 +36,9 @@ import soundfile as sf
 
 from nr4dl_tasks import audio
 from nr4dl_tasks.deepfilter import DeepFilterStream
-from nr4dl_tasks.errors import StageError
 from nr4dl_tasks.quality import DnsmosPool, Mos, snr_estimate
-from nr4dl_tasks.records import Clip, Segment, manifest_name, read_manifest, read_segments, write_manifest
+from nr4dl_tasks.records import (Clip, Segment, read_clip_audio, read_manifest, read_segments,
+                                 write_manifest)
 from nr4dl_tasks.segment import SEGMENTS_CSV
 from nr4dl_tasks.settings import DenoiseSettings, Settings
 from nr4dl_tasks.slicing import clip_source
@@ -94,13 +94,7 @@ def _spread(items: list[Any], count: int) -> list[Any]:
 
 
 def _read_clip(work: WorkDir, clip: Clip) -> np.ndarray:
-    path = work.path(clip.path)
-    try:
-        samples, _ = sf.read(str(path), dtype="float32", always_2d=True)
-    except (OSError, sf.LibsndfileError) as exc:
-        raise StageError(f"{path}: clip listed in {manifest_name('slice')} is unreadable ({exc}); delete "
-                         f"{work.path('stamps/slice.json')} to cut the clips again") from None
-    return samples
+    return read_clip_audio(work, clip.path, "slice")[0]
 
 
 def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNoise:

@@ -22,6 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+import soundfile as sf
+
+from nr4dl_tasks.errors import StageError
 from nr4dl_tasks.workdir import WorkDir
 
 CLIPS_JSONL = "clips.jsonl"
@@ -108,3 +112,17 @@ def publish_manifest(work: WorkDir, stage: str) -> None:
     so a rerun of an earlier stage never leaves clips.jsonl behind the stages after it)."""
     with work.atomic(CLIPS_JSONL) as tmp:
         shutil.copyfile(work.path(manifest_name(stage)), tmp)
+
+
+def read_clip_audio(work: WorkDir, rel: str, manifest_stage: str) -> tuple[np.ndarray, int]:
+    """A clip's samples as (frames, channels) float32 and its rate, loaded only when a stage needs them.
+
+    An unreadable file is a StageError naming the clip and the manifest that listed it.
+    """
+    path = work.path(rel)
+    try:
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (OSError, sf.LibsndfileError) as exc:
+        raise StageError(f"{path}: clip listed in {manifest_name(manifest_stage)} is unreadable ({exc}); delete "
+                         f"{work.path('stamps/slice.json')} to cut the clips again") from None
+    return samples, rate

@@ -37,8 +37,8 @@ import numpy as np
 import soundfile as sf
 
 from nr4dl_tasks import audio, voices
-from nr4dl_tasks.errors import MediaError, SettingsError, StageError
-from nr4dl_tasks.records import Clip, read_manifest, write_manifest
+from nr4dl_tasks.errors import MediaError, SettingsError
+from nr4dl_tasks.records import Clip, read_clip_audio, read_manifest, write_manifest
 from nr4dl_tasks.settings import Settings, SpeakerSettings
 from nr4dl_tasks.speaker_registry import REGISTRY_NAME, SpeakerRegistry, Voice
 from nr4dl_tasks.stage import Stage
@@ -288,11 +288,7 @@ class SpeakersStage(Stage):
 
     @staticmethod
     def _read16k(work: WorkDir, rel: str) -> np.ndarray:
-        path = work.path(rel)
-        try:
-            samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        except (OSError, sf.LibsndfileError) as exc:
-            raise StageError(f"{path}: clip unreadable ({exc})") from None
+        samples, rate = read_clip_audio(work, rel, "denoise")
         return audio.resample(audio.mono(samples), rate, voices.RATE)
 
     @staticmethod
