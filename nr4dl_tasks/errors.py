@@ -25,5 +25,9 @@ class StageError(Nr4dlError):
     """A stage cannot run, e.g. because the stage it depends on has not run."""
 
 
-class WorkerDied(StageError):
-    """A helper process died mid-task (killed, out of memory): the one error worth retrying."""
+class Transient(StageError):
+    """A failure that may pass on its own: Airflow retries the task instead of failing it at once."""
+
+
+class WorkerDied(Transient):
+    """A helper process died mid-task (killed, out of memory)."""

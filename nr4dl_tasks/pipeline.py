@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from nr4dl_tasks.denoise import DenoiseStage
+from nr4dl_tasks.gates import GateStage
 from nr4dl_tasks.ingest import IngestStage, open_work
 from nr4dl_tasks.segment import SegmentStage
 from nr4dl_tasks.separate import SeparateStage
@@ -17,20 +18,21 @@ from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.slicing import SliceStage
 from nr4dl_tasks.speakers import SpeakersStage
 from nr4dl_tasks.stage import Stage, StageResult
+from nr4dl_tasks.transcribe import TranscribeStage
 from nr4dl_tasks.workdir import WorkDir
 
 log = logging.getLogger("nr4dl")
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (IngestStage(), SeparateStage(), SegmentStage(),
-                                                             SliceStage(), DenoiseStage(),
-                                                             SpeakersStage())}
+                                                             SliceStage(), DenoiseStage(), SpeakersStage(),
+                                                             TranscribeStage(), GateStage())}
 
 
 def run_stage(name: str, work: WorkDir, settings: Settings) -> StageResult:
     return STAGES[name].run(work, settings)
 
 
-def process_file(media: str | Path, settings: Settings, until: str = "speakers") -> tuple[WorkDir, list[StageResult]]:
+def process_file(media: str | Path, settings: Settings, until: str = "gate") -> tuple[WorkDir, list[StageResult]]:
     """Run every stage up to and including `until` for one media file."""
     names = list(STAGES)
     work = open_work(media, settings)

@@ -123,6 +123,18 @@ def read_clip_audio(work: WorkDir, rel: str, manifest_stage: str) -> tuple[np.nd
     try:
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (OSError, sf.LibsndfileError) as exc:
-        raise StageError(f"{path}: clip listed in {manifest_name(manifest_stage)} is unreadable ({exc}); delete "
-                         f"{work.path('stamps/slice.json')} to cut the clips again") from None
+        raise _unreadable(work, path, manifest_stage, str(exc)) from None
     return samples, rate
+
+
+def clip_file(work: WorkDir, rel: str, manifest_stage: str) -> Path:
+    """A clip's file, for stages that hand the path on (e.g. to a recogniser); a StageError when it is missing."""
+    path = work.path(rel)
+    if not path.is_file():
+        raise _unreadable(work, path, manifest_stage, "no such file")
+    return path
+
+
+def _unreadable(work: WorkDir, path: Path, manifest_stage: str, cause: str) -> StageError:
+    return StageError(f"{path}: clip listed in {manifest_name(manifest_stage)} is unreadable ({cause}); delete "
+                      f"{work.path('stamps/slice.json')} to cut the clips again")

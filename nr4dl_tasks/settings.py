@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -190,6 +191,110 @@ class SpeakerSettings(_Section):
     threads: int = Field(0, ge=0, description="CPU threads for the voice encoder; 0 uses every core.")
 
 
+class TranscribeSettings(_Section):
+    backend: Literal["local", "azure"] = Field(
+        "local", description="local: faster-whisper on this machine (offline); azure: Azure AI Speech (needs the "
+        "Airflow connection nr4dl_azure_speech, or NR4DL_AZURE_SPEECH_KEY and _REGION for the CLI).",
+    )
+    model: str = Field(
+        "base", description="Whisper model: base is the copy scripts/setup.sh provisions; another size name "
+        "(tiny, small, medium, large-v3, ...) is downloaded from Hugging Face; or a folder holding a CTranslate2 "
+        "Whisper model.",
+    )
+    language: str | None = Field(
+        None, description="Spoken language: null detects it per clip (local only); 'ko' or 'ko-KR' forces it. "
+        "Azure needs a locale such as 'ko-KR'.",
+    )
+    input: Literal["original", "denoised"] = Field(
+        "original", description="Which clip audio is recognised: the original (denoising raises Whisper's error "
+        "rate) or the denoised one.",
+    )
+    beam_size: int = Field(5, ge=1, le=10, description="Beam search width (1 is greedy: faster, slightly worse).")
+    batch_size: int = Field(8, ge=1, le=64, description="Clips of one file recognised in one batch.")
+    compute_type: Literal["int8", "int8_float32", "float32", "default"] = Field(
+        "int8", description="CTranslate2 arithmetic on CPU.",
+    )
+    threads: int = Field(0, ge=0, description="CPU threads for recognition; 0 uses every core.")
+    azure_retries: int = Field(5, ge=0, le=20, description="Azure: retries of a throttled or failed request, "
+                               "with exponential backoff.")
+    azure_timeout_seconds: float = Field(60.0, gt=0, description="Azure: longest wait for one clip's result.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TranscribeSettings":
+        if self.language is not None and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4}){0,2}", self.language):
+            raise ValueError(f"language {self.language!r} is not a language code such as 'en' or 'ko-KR'")
+        if self.backend == "azure" and (self.language is None or "-" not in self.language):
+            raise ValueError("the azure backend needs transcribe.language set to a locale such as 'en-US' or "
+                             f"'ko-KR' (got {self.language!r})")
+        return self
+
+
+class GateSettings(_Section):
+    min_duration: float = Field(0.3, ge=0, description="Drop clips shorter than this many seconds.")
+    max_duration: float = Field(30.0, gt=0, description="Drop clips longer than this many seconds.")
+    min_dnsmos_ovrl: float | None = Field(
+        2.0, ge=1, le=5, description="Drop clips whose DNSMOS OVRL (of the audio exported) is below this; null "
+        "keeps all.",
+    )
+    tiers: dict[str, float] = Field(
+        {"gold": 3.2, "silver": 2.7}, description="Quality tier name -> minimum DNSMOS OVRL; a clip gets the best "
+        "tier it reaches (else 'rest'). The export can write each tier as its own subset.",
+    )
+    min_cps: float = Field(1.0, ge=0, description="Drop clips with fewer characters of text per second "
+                           "(missed speech).")
+    max_cps: float = Field(30.0, gt=0, description="Drop clips with more characters per second (hallucinated text).")
+    cps_outlier_factor: float | None = Field(
+        3.0, gt=1, description="Drop clips whose characters per second are this many times above or below the "
+        "median of their file (files with at least 5 clips); null turns it off.",
+    )
+    max_compression_ratio: float | None = Field(
+        2.4, gt=1, description="Drop clips whose text compresses better than this with zlib (repetition loops); "
+        "null turns it off.",
+    )
+    min_language_probability: float | None = Field(
+        0.5, ge=0, le=1, description="Drop clips whose probability of being in the transcribed language is lower; "
+        "null turns it off.",
+    )
+    drop_empty_text: bool = Field(True, description="Drop clips whose transcript holds no letter or digit.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "GateSettings":
+        if self.max_duration < self.min_duration:
+            raise ValueError(f"max_duration ({self.max_duration}) is below min_duration ({self.min_duration})")
+        if self.max_cps <= self.min_cps:
+            raise ValueError(f"max_cps ({self.max_cps}) must be above min_cps ({self.min_cps})")
+        if "rest" in self.tiers:
+            raise ValueError("tier name 'rest' is reserved for clips below every tier")
+        return self
+
+
+EXPORT_FORMATS = ("ljspeech", "audiofolder", "nemo")
+
+
+class ExportSettings(_Section):
+    dataset_dir: Path = Field(Path("data/dataset"), description="Where the dataset is written.")
+    formats: list[Literal["ljspeech", "audiofolder", "nemo"]] = Field(
+        list(EXPORT_FORMATS), description="Layouts written: ljspeech (wavs/ + metadata.csv), audiofolder (Hugging "
+        "Face datasets), nemo (JSON-lines manifests).",
+    )
+    audiofolder_metadata: Literal["csv", "parquet"] = Field("csv", description="audiofolder metadata file type.")
+    audio: Literal["denoised", "original"] = Field("denoised", description="Which clip audio goes into the dataset.")
+    split_by: Literal["source", "speaker"] = Field(
+        "source", description="Keep every clip of a source file (or of a speaker) in one split.",
+    )
+    validation_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for validation.")
+    test_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for test.")
+    tier_subsets: bool = Field(False, description="Also write each quality tier (gates.tiers) as its own subset.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExportSettings":
+        if not self.formats:
+            raise ValueError("formats must name at least one of " + ", ".join(EXPORT_FORMATS))
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("validation_fraction + test_fraction must leave something for train")
+        return self
+
+
 class Settings(_Section):
     paths: PathSettings = PathSettings()
     separate: SeparateSettings = SeparateSettings()
@@ -197,6 +302,9 @@ class Settings(_Section):
     slice: SliceSettings = SliceSettings()
     denoise: DenoiseSettings = DenoiseSettings()
     speakers: SpeakerSettings = SpeakerSettings()
+    transcribe: TranscribeSettings = TranscribeSettings()
+    gates: GateSettings = GateSettings()
+    export: ExportSettings = ExportSettings()
 
     @model_validator(mode="after")
     def _labels_can_match(self) -> "Settings":
