@@ -1,4 +1,5 @@
-"""nr4dl_process_file: one media file through ingest -> separate -> segment -> slice -> denoise -> speakers.
+"""nr4dl_process_file: one media file through ingest -> separate -> segment -> slice -> denoise -> speakers ->
+transcribe -> gate.
 
 Trigger it from the Airflow UI ("Trigger DAG" shows a form) or the CLI:
 
@@ -7,7 +8,8 @@ Trigger it from the Airflow UI ("Trigger DAG" shows a form) or the CLI:
 
 Each run handles one file; runs for different files proceed in parallel. The
 DAG file only wires operators together: nothing is imported or computed at
-parse time beyond the operator classes.
+parse time beyond the operator classes. The gate task updates the asset
+`nr4dl_clips`, which schedules the `nr4dl_dataset` export.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param
-from nr4dl_operators import (DenoiseOperator, IngestOperator, SegmentOperator, SeparateOperator, SliceOperator,
-                             SpeakersOperator)
+from nr4dl_operators import (CLIPS_ASSET, DenoiseOperator, GateOperator, IngestOperator, SegmentOperator,
+                             SeparateOperator, SliceOperator, SpeakersOperator, TranscribeOperator)
 
 WORK_DIR = "{{ ti.xcom_pull(task_ids='ingest')['work_dir'] }}"
-# Separation, segmentation, denoising and speaker embedding each hold a model (up to ~2.8 GB) and use every core, so they share
+# Separation, segmentation, denoising, speaker embedding and transcription each hold a model (up to ~2.8 GB) and use
+# every core, so they share
 # a pool sized to the machine (scripts/standalone.sh creates it) instead of running as many as parallelism allows.
 HEAVY_POOL = "nr4dl_heavy"
 OVERRIDES = "{{ params.overrides }}"
@@ -51,7 +54,8 @@ with DAG(
     segment = SegmentOperator(task_id="segment", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
     slice_ = SliceOperator(task_id="slice", work_dir=WORK_DIR, overrides=OVERRIDES)
     denoise = DenoiseOperator(task_id="denoise", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
-
     speakers = SpeakersOperator(task_id="speakers", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
+    transcribe = TranscribeOperator(task_id="transcribe", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
+    gate = GateOperator(task_id="gate", work_dir=WORK_DIR, overrides=OVERRIDES, outlets=[CLIPS_ASSET])
 
-    ingest >> separate >> segment >> slice_ >> denoise >> speakers
+    ingest >> separate >> segment >> slice_ >> denoise >> speakers >> transcribe >> gate

@@ -1,6 +1,7 @@
 """`nr4dl`: run the pipeline without Airflow, for one-off jobs and debugging.
 
     nr4dl process MEDIA... --out DIR [--settings FILE] [--set key=value ...] [--until STAGE]
+    nr4dl export [--settings FILE] [--set key=value ...]
     nr4dl settings [--settings FILE] [--set key=value ...]
 
 Each file runs through the same stage code as the Airflow DAG. A file that
@@ -21,7 +22,7 @@ from nr4dl_tasks import settings as settings_mod
 from nr4dl_tasks.errors import Nr4dlError
 
 # The order of pipeline.STAGES, named here so `--help` does not import the engine (a test keeps them equal).
-STAGE_NAMES = ["ingest", "separate", "segment", "slice", "denoise", "speakers"]
+STAGE_NAMES = ["ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe", "gate"]
 
 log = logging.getLogger("nr4dl")
 
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("--until", default=STAGE_NAMES[-1], choices=STAGE_NAMES,
                          help="last stage to run (default: all)")
     common(process)
+    export = sub.add_parser("export", help="build the dataset from every processed file (export.* settings)")
+    common(export)
     show = sub.add_parser("settings", help="print the effective settings")
     common(show)
     return parser
@@ -69,6 +72,19 @@ def _process(args: argparse.Namespace, overrides: dict) -> int:
     return 1 if failed else 0
 
 
+def _export(args: argparse.Namespace, overrides: dict) -> int:
+    from nr4dl_tasks.export import export_dataset
+
+    report = export_dataset(settings_mod.load(args.settings, overrides))
+    state = "unchanged" if report.unchanged else f"{report.linked} audio file(s) placed, {report.removed} removed"
+    print(f"dataset {report.dataset_dir}: {report.clips} clips, {report.hours:.2f} h ({state})")
+    for folder in report.pending:
+        print(f"pending {folder}: not through the gate stage yet")
+    for folder, reason in sorted(report.skipped.items()):
+        print(f"SKIPPED {folder}: {reason}")
+    return 1 if report.skipped else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -78,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             loaded = settings_mod.load(args.settings, overrides)
             print(yaml.safe_dump(loaded.model_dump(mode="json"), sort_keys=False), end="")
             return 0
+        if args.command == "export":
+            return _export(args, overrides)
         return _process(args, overrides)
     except Nr4dlError as exc:
         print(f"error: {exc}", file=sys.stderr)

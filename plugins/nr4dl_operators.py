@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Asset, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
+
+# Updated by every processing run that finishes its gate task; schedules the nr4dl_dataset export.
+CLIPS_ASSET = Asset(name="nr4dl_clips", uri="file:///nr4dl/clips")
 
 
 class _Nr4dlOperator(BaseOperator):
@@ -34,9 +37,15 @@ class _Nr4dlOperator(BaseOperator):
         """The work folder this task reads and writes."""
         raise NotImplementedError
 
+    def _stage(self, settings: Any) -> Any:
+        """The engine stage this task runs."""
+        from nr4dl_tasks.pipeline import STAGES
+
+        return STAGES[self.stage]
+
     def execute(self, context: Context) -> dict[str, Any]:
-        from nr4dl_tasks import pipeline, settings
-        from nr4dl_tasks.errors import Nr4dlError, WorkerDied
+        from nr4dl_tasks import settings
+        from nr4dl_tasks.errors import Nr4dlError, Transient
 
         overrides = self.overrides or {}
         if not isinstance(overrides, dict):
@@ -44,9 +53,9 @@ class _Nr4dlOperator(BaseOperator):
         try:
             loaded = settings.load(self.settings_file or None, overrides)
             work = self._work(loaded)
-            result = pipeline.run_stage(self.stage, work, loaded)
-        except WorkerDied:
-            raise  # e.g. the Spleeter worker was killed: worth a retry
+            result = self._stage(loaded).run(work, loaded)
+        except Transient:
+            raise  # e.g. the Spleeter worker was killed, Azure stayed throttled: worth a retry
         except Nr4dlError as exc:
             raise AirflowFailException(str(exc)) from exc
         return {"work_dir": str(work.root), "source_id": work.source_id, "stage": result.stage,
@@ -124,3 +133,72 @@ class SpeakersOperator(_WorkDirOperator):
 
     stage = "speakers"
     ui_color = "#fbe8ee"
+
+
+class TranscribeOperator(_WorkDirOperator):
+    """Transcribe every kept clip (manifests/transcribe.jsonl) with local Whisper or Azure AI Speech.
+
+    :param azure_conn_id: Airflow connection holding the Azure Speech key (password) and region (extra
+        ``{"region": "westeurope"}``); read only when ``transcribe.backend`` is ``azure``.
+    """
+
+    template_fields: Sequence[str] = ("work_dir", "overrides", "settings_file", "azure_conn_id")
+    stage = "transcribe"
+    ui_color = "#eef8e0"
+
+    def __init__(self, *, azure_conn_id: str = "nr4dl_azure_speech", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.azure_conn_id = azure_conn_id
+
+    def _stage(self, settings: Any) -> Any:
+        from nr4dl_tasks.transcribe import TranscribeStage
+
+        if settings.transcribe.backend != "azure":
+            return super()._stage(settings)
+        from nr4dl_azure_hook import AzureSpeechHook
+
+        return TranscribeStage(azure=AzureSpeechHook(self.azure_conn_id).get_credentials())
+
+
+class GateOperator(_WorkDirOperator):
+    """Drop clips failing the quality gates, recording why, and give each a DNSMOS tier (manifests/gate.jsonl)."""
+
+    stage = "gate"
+    ui_color = "#f8f0e0"
+
+
+class ExportOperator(BaseOperator):
+    """Build the dataset (LJSpeech, audiofolder, NeMo) from every processed file; incremental and atomic.
+
+    The dataset is written even when some work folders cannot be read; the task then fails afterwards, naming
+    them, so they show up in the Airflow UI.
+    """
+
+    template_fields: Sequence[str] = ("overrides", "settings_file")
+    ui_color = "#e0f0f8"
+
+    def __init__(self, *, overrides: dict[str, Any] | str | None = None, settings_file: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.overrides = overrides
+        self.settings_file = settings_file
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        from nr4dl_tasks import settings
+        from nr4dl_tasks.errors import Nr4dlError
+        from nr4dl_tasks.export import export_dataset
+
+        overrides = self.overrides or {}
+        if not isinstance(overrides, dict):
+            raise AirflowFailException(f"overrides must be a JSON object of settings, got {overrides!r}")
+        try:
+            report = export_dataset(settings.load(self.settings_file or None, overrides))
+        except Nr4dlError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if report.skipped:
+            raise AirflowFailException(
+                f"dataset written to {report.dataset_dir} without {len(report.skipped)} unreadable work folder(s): "
+                + "; ".join(f"{folder}: {reason}" for folder, reason in sorted(report.skipped.items())))
+        return {key: str(value) if key == "dataset_dir" else value for key, value in asdict(report).items()}

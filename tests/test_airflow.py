@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,11 @@ def test_dags_import_without_errors(airflow_db):
     dag = bag.get_dag("nr4dl_process_file")
     assert [t.task_id for t in dag.topological_sort()] == list(STAGES)
     assert all(t.retries >= 1 for t in dag.tasks)
-    assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {"separate", "segment", "denoise", "speakers"}
+    assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {"separate", "segment", "denoise", "speakers",
+                                                                         "transcribe"}
+    assert [a.name for a in dag.get_task("gate").outlets] == ["nr4dl_clips"]
+    dataset = bag.get_dag("nr4dl_dataset")
+    assert [a.name for a in dataset.timetable.asset_condition.objects] == ["nr4dl_clips"]
 
 
 def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
@@ -67,6 +72,17 @@ def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
     assert (folder / "vocals.wav").exists() and (folder / "segments.csv").exists()
     clips = read_clips(folder / "clips.jsonl")
     assert clips and all((folder / c.path).exists() and (folder / c.extra["denoised_path"]).exists() for c in clips)
+    kept = [c for c in clips if not c.extra.get("dropped")]
+    assert kept and all(c.extra["language"] == "fr" and c.extra["text"] for c in kept)
+
+    dataset_dir = tmp_path / "dataset"
+    export = DagBag(dag_folder=str(ROOT / "dags")).get_dag("nr4dl_dataset")
+    run = export.test(run_conf={"overrides": {"paths.work_dir": str(tmp_path / "work"),
+                                              "export.dataset_dir": str(dataset_dir)}})
+    assert run.state == "success"
+    report = json.loads((dataset_dir / "export.json").read_text())
+    assert report["clips"] == len(kept)
+    assert {Path(p).name for p in report["outputs"]} == {"ljspeech", "audiofolder", "nemo"}
 
 
 def _free_port() -> int:
@@ -75,19 +91,33 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_export(dataset: Path, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = dataset / "export.json"
+        if report.is_file() and json.loads(report.read_text()).get("complete"):
+            return json.loads(report.read_text())
+        time.sleep(2)
+    raise AssertionError(f"no complete export in {dataset} after {timeout} s")
+
+
 def test_standalone_scheduler_runs_files_in_parallel_and_isolates_a_bad_one(media, tmp_path):
     """`airflow standalone` (scheduler, LocalExecutor, SQLite): a good and a bad file, triggered over REST."""
     home = tmp_path / "airflow"
-    env = airflow_env(home, _free_port())
+    work, dataset = tmp_path / "work", tmp_path / "dataset"
+    # The export that the finished runs schedule reads the settings file, not a run's overrides.
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text(json.dumps({"paths": {"work_dir": str(work)}, "export": {"dataset_dir": str(dataset)}}))
+    env = {**airflow_env(home, _free_port()), "NR4DL_SETTINGS": str(settings_file)}
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 100)
-    work = tmp_path / "work"
     subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "start"], env=env, check=True)
     try:
         result = subprocess.run(
             [sys.executable, str(ROOT / "scripts/run_dag.py"), str(media / "segmentation" / "musanmix.mp3"),
              str(corrupt), "--overrides", json.dumps({"paths.work_dir": str(work)}), "--timeout", "900"],
             env=env, capture_output=True, text=True, timeout=1200)
+        report = wait_for_export(dataset)  # the nr4dl_dataset run that the finished gate task scheduled
     finally:
         subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "stop"], env=env)
     lines = result.stdout.splitlines()
@@ -99,3 +129,4 @@ def test_standalone_scheduler_runs_files_in_parallel_and_isolates_a_bad_one(medi
     (folder,) = list(work.glob("musanmix-*"))
     clips = read_clips(folder / "clips.jsonl")
     assert clips and {c.label for c in clips} == {"male"}
+    assert report["complete"] and report["clips"] == len([c for c in clips if not c.extra.get("dropped")])

@@ -34,7 +34,17 @@ def test_process_reports_a_bad_file_and_finishes_the_others(media, tmp_path):
     again = nr4dl("process", str(good), "--out", str(out), "--set", "slice.min_duration=0.3")
     assert again.returncode == 0
     assert ("[ingest (skipped), separate (skipped), segment (skipped), slice (skipped), denoise (skipped), "
-            "speakers (skipped)]") in again.stdout
+            "speakers (skipped), transcribe (skipped), gate (skipped)]") in again.stdout
+
+    dataset = tmp_path / "dataset"
+    export = nr4dl("export", "--set", f"paths.work_dir={out}", "--set", f"export.dataset_dir={dataset}")
+    assert export.returncode == 0, export.stdout + export.stderr
+    kept = [c for c in read_clips(folder / "clips.jsonl") if not c.extra.get("dropped")]
+    assert f"{len(kept)} clips" in export.stdout and kept
+    rows = [line.split("|") for f in dataset.glob("all/ljspeech/*/metadata.csv") for line in f.read_text().splitlines()]
+    assert sorted(r[0] for r in rows) == sorted(c.id for c in kept)
+    assert "unchanged" in nr4dl("export", "--set", f"paths.work_dir={out}", "--set",
+                                f"export.dataset_dir={dataset}").stdout
 
 
 def test_the_cli_lists_the_pipeline_stages_in_order():
