@@ -57,7 +57,9 @@ BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 30.0
 
 # CancellationErrorCode names (the SDK enum's member names), by what the caller should do about them.
-TRANSIENT_CODES = frozenset({"TooManyRequests", "ServiceTimeout", "ConnectionFailure", "ServiceUnavailable"})
+# ServiceError is the service's own internal error (HTTP 5xx): usually gone on the next try.
+TRANSIENT_CODES = frozenset({"TooManyRequests", "ServiceTimeout", "ConnectionFailure", "ServiceUnavailable",
+                             "ServiceError"})
 REJECTED_CODES = frozenset({"AuthenticationFailure", "Forbidden"})
 
 T = TypeVar("T")
@@ -253,8 +255,8 @@ def with_retries(attempt: Callable[[AudioClip], T], clip: AudioClip, *, retries:
 def cancellation_error(clip: AudioClip, code: str, details: str, credentials: AzureCredentials) -> Exception:
     """The exception for a recognition canceled with error `code` (a CancellationErrorCode name).
 
-    `TransientAttempt` for throttling and connection trouble, `AzureRejected` for a rejected key or region, a
-    `StageError` naming the clip for anything else (BadRequest, ServiceError, ...).
+    `TransientAttempt` for throttling, connection trouble and internal service errors, `AzureRejected` for a rejected key or region, a
+    `StageError` naming the clip for anything else (BadRequest, ...).
     """
     details = _redact(details or "no details", credentials.key).strip()
     if code in TRANSIENT_CODES:

@@ -12,6 +12,9 @@ The checks, in order:
 
 * duration within [min_duration, max_duration];
 * empty text (no letter or digit): nothing was recognised;
+* no speech: Whisper's own rule (no-speech probability above `max_no_speech_prob`
+  and mean token log-probability below -1), for a short sentence made up on noise
+  that the rates below cannot tell from speech;
 * language probability: the clip is in another language than the one transcribed;
 * characters per second within [min_cps, max_cps], and within `cps_outlier_factor`
   of the file's median: a hallucinated sentence on a noise burst is far too
@@ -20,7 +23,8 @@ The checks, in order:
 * DNSMOS OVRL of the audio the export takes (`export.audio`).
 
 DNSMOS comes from the denoise stage's record where it scored exactly that audio,
-and is computed here otherwise (split pieces, `denoise.score: false`).
+and is computed here otherwise (split pieces, `denoise.score: false`), only for
+clips that passed the other checks (a dropped clip's tier does not matter).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ log = logging.getLogger("nr4dl")
 MIN_CLIPS_FOR_OUTLIERS = 5
 REST_TIER = "rest"
 SCORE_BATCH = 16  # clips scored with DNSMOS at a time
+NO_SPEECH_LOGPROB = -1.0  # Whisper's rule: no speech when also the text's mean log-probability is below this
 
 
 def exported_audio(clip: Clip, which: str) -> str:
@@ -77,9 +82,16 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
     failed = []
     if not cfg.min_duration <= clip.duration <= cfg.max_duration:
         failed.append(f"duration: {clip.duration:.2f} s outside [{cfg.min_duration}, {cfg.max_duration}]")
-    if cfg.drop_empty_text and letters == 0:
-        failed.append("empty_text: no letter or digit recognised")
-        return values, failed  # the text measures below say nothing about an empty text
+    if letters == 0:  # the text measures below say nothing about an empty text
+        if cfg.drop_empty_text:
+            failed.append("empty_text: no letter or digit recognised")
+        return values, failed
+    asr = clip.extra.get("asr") or {}
+    no_speech, logprob = asr.get("no_speech_prob"), asr.get("avg_logprob")
+    if cfg.max_no_speech_prob is not None and no_speech is not None and logprob is not None \
+            and no_speech > cfg.max_no_speech_prob and logprob < NO_SPEECH_LOGPROB:
+        failed.append(f"no_speech: Whisper's no-speech probability {no_speech:.2f} with mean log-probability "
+                      f"{logprob:.2f} (text made up on noise)")
     if cfg.min_language_probability is not None and probability is not None \
             and probability < cfg.min_language_probability:
         failed.append(f"language_probability: {probability:.2f} for {clip.extra.get('language')} below "
@@ -115,10 +127,11 @@ class GateStage(Stage):
         clips = read_manifest(work, "transcribe")
         kept = [c for c in clips if not c.extra.get("dropped")]
         median_cps = file_median_cps(kept)
-        scores = self._dnsmos(work, kept, which) if cfg.min_dnsmos_ovrl is not None or cfg.tiers else {}
+        checked = [(clip, *text_checks(clip, cfg, median_cps)) for clip in kept]
+        scored = [clip for clip, _, failed in checked if not failed]  # DNSMOS only where it can still matter
+        scores = self._dnsmos(work, scored, which) if cfg.min_dnsmos_ovrl is not None or cfg.tiers else {}
         failures: Counter[str] = Counter()
-        for clip in kept:
-            values, failed = text_checks(clip, cfg, median_cps)
+        for clip, values, failed in checked:
             ovrl = scores.get(clip.id)
             values["dnsmos_ovrl"] = ovrl
             if cfg.min_dnsmos_ovrl is not None and ovrl is not None and ovrl < cfg.min_dnsmos_ovrl:

@@ -256,6 +256,10 @@ class GateSettings(_Section):
         "null turns it off.",
     )
     drop_empty_text: bool = Field(True, description="Drop clips whose transcript holds no letter or digit.")
+    max_no_speech_prob: float | None = Field(
+        0.6, ge=0, le=1, description="Drop clips Whisper judged to hold no speech: its no-speech probability "
+        "above this and its mean token log-probability below -1 (Whisper's own rule); null turns it off.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "GateSettings":

@@ -66,10 +66,11 @@ class Stage(ABC):
                                stamp.get("info", {}))
         log.info("%s: %s started", work.source_id, self.name)
         work.clear_stamp(self.name)
+        work.clear_dependants(self.name)
         work.remove_leftovers()
         began = time.monotonic()
         outputs, info = self.process(work, settings)
         seconds = time.monotonic() - began
-        work.mark_done(self.name, fp, outputs, info=info, seconds=round(seconds, 3))
+        work.mark_done(self.name, fp, outputs, info=info, seconds=round(seconds, 3), upstream=list(self.reads))
         log.info("%s: %s done in %.1f s %s", work.source_id, self.name, seconds, info)
         return StageResult(self.name, work.source_id, False, outputs, info, seconds)

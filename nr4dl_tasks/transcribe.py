@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nr4dl")
 
-# Settings that change no transcript (speed, patience) stay out of the fingerprint.
+# Settings that change no transcript (speed, patience) stay out of the fingerprint, and so do the local model's
+# settings under Azure: changing them must not send every file to the (paid) service again.
 NOT_IN_FINGERPRINT = {"threads", "batch_size", "azure_retries", "azure_timeout_seconds"}
+LOCAL_ONLY = {"model", "beam_size", "compute_type"}
 PROGRESS_EVERY = 50  # clips between progress lines in the log
 
 
@@ -47,7 +49,8 @@ class TranscribeStage(Stage):
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         cfg = settings.transcribe
-        return {"transcribe": cfg.model_dump(exclude=NOT_IN_FINGERPRINT)}
+        ignored = NOT_IN_FINGERPRINT | (LOCAL_ONLY if cfg.backend == "azure" else set())
+        return {"transcribe": cfg.model_dump(exclude=ignored)}
 
     def recognizer(self, settings: Settings) -> Recognizer:
         """The configured backend (the Whisper model stays loaded in this process between files)."""

@@ -53,9 +53,9 @@ def model_location(settings: Settings) -> str:
         if not (folder / "model.bin").is_file():
             raise SettingsError(f"transcribe.model {folder} holds no CTranslate2 model (model.bin is missing)")
         return str(folder)
-    if "/" in name and not folder.exists():
+    if name.startswith(("/", "./", "../", "~")):
         raise SettingsError(f"transcribe.model {folder} does not exist")
-    return name
+    return name  # a size name ('small') or a Hugging Face repo id ('Systran/faster-whisper-small')
 
 
 @functools.cache
@@ -126,7 +126,7 @@ class LocalWhisper:
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
             transcripts.append(Transcript(
                 text=tokenizer.decode(tokens).strip(), language=lang, language_probability=probability,
-                confidence=math.exp(avg_logprob),
+                confidence=math.exp(avg_logprob) if tokens else None,
                 details={"avg_logprob": round(avg_logprob, 4), "no_speech_prob": round(result.no_speech_prob, 4),
                          "model": self.model_name}))
         return transcripts
@@ -148,16 +148,18 @@ class LocalWhisper:
         return found
 
     def _long(self, samples: np.ndarray) -> Transcript:
-        """A clip over 30 s, as long-form audio."""
-        segments, info = self.model.transcribe(samples, language=self.forced, beam_size=self.cfg.beam_size,
-                                               condition_on_previous_text=False, vad_filter=False)
+        """A clip over 30 s, as long-form audio: the language from its first 30 s, and temperature 0 (no
+        sampling), so a rerun gives the same text."""
+        detected, _, ranked = self.model.detect_language(samples)
+        language = self.forced or detected
+        segments, _ = self.model.transcribe(samples, language=language, beam_size=self.cfg.beam_size,
+                                            temperature=0.0, condition_on_previous_text=False, vad_filter=False)
         segments = list(segments)
         tokens = sum(len(s.tokens) for s in segments)
-        avg_logprob = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else 0.0
-        probability = info.language_probability
-        if self.forced and info.all_language_probs:
-            probability = dict(info.all_language_probs).get(self.forced, 0.0)
+        avg_logprob = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else None
         return Transcript(
-            text=" ".join(s.text.strip() for s in segments).strip(), language=info.language,
-            language_probability=probability, confidence=math.exp(avg_logprob) if tokens else None,
-            details={"avg_logprob": round(avg_logprob, 4), "model": self.model_name, "long_form": True})
+            text=" ".join(s.text.strip() for s in segments).strip(), language=language,
+            language_probability=float(dict(ranked).get(language, 0.0)),
+            confidence=math.exp(avg_logprob) if avg_logprob is not None else None,
+            details={"avg_logprob": None if avg_logprob is None else round(avg_logprob, 4), "model": self.model_name,
+                     "long_form": True})

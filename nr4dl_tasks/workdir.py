@@ -74,6 +74,15 @@ class WorkDir:
         """Forget a completion before redoing a stage, so a crash half-way cannot leave a stale 'done'."""
         self.path(f"stamps/{stage}.json").unlink(missing_ok=True)
 
+    def clear_dependants(self, stage: str) -> None:
+        """Forget every stage that read `stage`'s outputs: while `stage` is redone, their outputs describe the old
+        ones, and the export must not take a folder whose gate stamp pairs old texts with new clips."""
+        for path in self.root.glob("stamps/*.json"):
+            stamp = json.loads(path.read_text())
+            if stage in stamp.get("upstream", ()):
+                path.unlink(missing_ok=True)
+                log.info("%s: %s must be redone after %s", self.source_id, path.stem, stage)
+
     def remove_leftovers(self) -> None:
         """Delete temporary files a killed task left behind (they can be gigabytes for long inputs)."""
         for leftover in self.root.glob(".*.tmp-*"):

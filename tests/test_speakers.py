@@ -148,7 +148,7 @@ def test_stage_keeps_only_the_enrolled_target(media, tmp_path, make_settings, tw
     target = enroll(tmp_path, {"host": utterance_files(media, "1998")[:3]})
     settings = make_settings(separate__enabled=False, denoise__method="none", speakers__enroll_dir=str(target),
                              speakers__genders={"host": "female"})
-    work, results = process_file(two_speaker_file, settings)
+    work, results = process_file(two_speaker_file, settings, until="speakers")
     clips = read_clips(work.path("clips.jsonl"))
     kept = [c for c in clips if not c.extra.get("dropped")]
     assert kept and all(c.extra["speaker"] == "host" and c.extra["speaker_score"] >= 0.8 for c in kept)
@@ -167,7 +167,7 @@ def test_stage_keeps_only_the_enrolled_target(media, tmp_path, make_settings, tw
 
 def test_stage_without_enrollment_registers_each_voice(make_settings, two_speaker_file):
     settings = make_settings(separate__enabled=False, denoise__method="none")
-    work, results = process_file(two_speaker_file, settings)
+    work, results = process_file(two_speaker_file, settings, until="speakers")
     clips = [c for c in read_clips(work.path("clips.jsonl")) if not c.extra.get("dropped")]
     assert results[-1].info["mode"] == "clustered" and len(results[-1].info["speakers"]) == 2
     first = {c.extra["speaker"] for c in clips if c.end < 34.6}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from nr4dl_tasks.errors import SettingsError
 from nr4dl_tasks.gates import GateStage
-from nr4dl_tasks.pipeline import process_file
+from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.recognition import AudioClip
 from nr4dl_tasks.records import Clip, read_manifest, write_manifest
 from nr4dl_tasks.text import compression_ratio, wer
@@ -48,6 +49,17 @@ def test_a_forced_language_keeps_its_probability_so_the_gate_can_catch_other_lan
     assert forced.language == "ko" and forced.language_probability < 0.05
 
 
+def test_a_clip_over_30_seconds_is_transcribed_as_long_form_audio(media, make_settings, tmp_path):
+    rows = references(media)[:5]
+    long = tmp_path / "long.wav"
+    sf.write(str(long), np.concatenate([sf.read(str(media / "speech_en" / r["file"]), dtype="float32")[0]
+                                        for r in rows]), 22050)
+    assert sf.info(str(long)).duration > 30
+    (forced,) = LocalWhisper(make_settings(transcribe__language="en")).transcribe([AudioClip("long", long)])
+    assert forced.details["long_form"] and forced.language == "en" and forced.language_probability > 0.9
+    assert wer([" ".join(r["text"] for r in rows)], [forced.text]) <= 0.1, forced.text
+
+
 def test_unknown_language_and_missing_model_folder_are_named(make_settings, tmp_path):
     with pytest.raises(SettingsError, match="'xx'"):
         LocalWhisper(make_settings(transcribe__language="xx"))
@@ -80,6 +92,8 @@ def test_a_file_through_transcribe_and_gate(media, make_settings, tmp_path):
     assert wer([" ".join(r["text"] for r in rows)], [heard]) <= 0.1, heard
     again = process_file(joined, settings)[1]
     assert all(r.skipped for r in again)
+    run_stage("slice", work, make_settings(separate__enabled=False, slice__labels=["speech"], slice__max_duration=3))
+    assert work.read_stamp("transcribe") is None and work.read_stamp("gate") is None  # not exported meanwhile
 
 
 # --- gates ---------------------------------------------------------------------------------------------------------
@@ -109,6 +123,7 @@ def test_each_gate_drops_what_it_should_and_records_why(media, make_settings, tm
         "other_language": (lj / "LJ001-0004.wav", rows["LJ001-0004.wav"], {"language_probability": 0.2}),
         "loop": (lj / "LJ001-0005.wav", "Thank you. " * 40, {}),
         "too_slow": (lj / "LJ001-0007.wav", "Yes.", {}),
+        "made_up": (lj / "LJ001-0008.wav", "Thank you.", {"asr": {"no_speech_prob": 0.9, "avg_logprob": -1.4}}),
         "noisy": (media / "noisy" / "noisy" / "p287_001.wav", "Ask her to bring these things", {}),
         "long": (lj / "LJ001-0001.wav", rows["LJ001-0001.wav"], {}),  # 9.7 s
     }
@@ -118,7 +133,7 @@ def test_each_gate_drops_what_it_should_and_records_why(media, make_settings, tm
     gated = {c.id: c for c in read_manifest(work, "gate")}
     assert not gated["good"].extra.get("dropped")
     expected = {"empty": "gate empty_text", "other_language": "gate language_probability",
-                "loop": "gate cps", "too_slow": "gate cps", "noisy": "gate dnsmos", "long": "gate duration"}
+                "loop": "gate cps", "too_slow": "gate cps", "made_up": "gate no_speech", "noisy": "gate dnsmos", "long": "gate duration"}
     for name, reason in expected.items():
         assert gated[name].extra["dropped"].startswith(reason), (name, gated[name].extra)
     assert any(r.startswith("compression_ratio") for r in gated["loop"].extra["gates_failed"])
