@@ -3,7 +3,9 @@
 Used by scripts/up.sh for the demo and by the tests, the same way the UI does
 it: log in for a token, wait until the DAG is parsed, post one run per file
 with its path in the run conf, poll until every run has finished, then print
-each run's state and per-task states. Exit status 1 if any run failed.
+each run's state and per-task states. When any run succeeded, it then waits
+for the `nr4dl_dataset` export those runs scheduled (through the asset their
+gate task updates) and prints its state. Exit status 1 if any run failed.
 
     python scripts/run_dag.py MEDIA... [--overrides JSON] [--timeout SECONDS]
 """
@@ -21,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 DAG_ID = "nr4dl_process_file"
+EXPORT_DAG_ID = "nr4dl_dataset"
 FINISHED = {"success", "failed"}
 
 
@@ -109,7 +112,27 @@ def main(argv: list[str] | None = None) -> int:
         tasks = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
         detail = ", ".join(f"{t['task_id']}={t['state']}" for t in tasks)
         print(f"{state:8} {runs[run_id]}  run={run_id}  [{detail}]")
-    return 0 if set(final.values()) == {"success"} else 1
+    exported = "success"
+    if "success" in final.values():
+        gate_ends = [api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{rid}/taskInstances/gate")["end_date"]
+                     for rid, state in final.items() if state == "success"]
+        exported = wait_for_export(api, max(gate_ends), args.timeout)
+    return 0 if set(final.values()) == {"success"} and exported == "success" else 1
+
+
+def wait_for_export(api: Api, after: str, timeout: float) -> str:
+    """State of the export run that started after the last gate task ended, once no export is pending."""
+    def latest() -> dict | None:
+        runs = api.get(f"/api/v2/dags/{EXPORT_DAG_ID}/dagRuns?order_by=-run_after&limit=5")["dag_runs"]
+        if any(r["state"] not in FINISHED for r in runs):
+            return None
+        # ISO timestamps in UTC compare as strings
+        done = [r for r in runs if r["start_date"] and r["start_date"] >= after]
+        return done[0] if done else None
+
+    run = wait_until(f"the {EXPORT_DAG_ID} export", latest, timeout, every=5)
+    print(f"{run['state']:8} dataset export  run={run['dag_run_id']}", flush=True)
+    return run["state"]
 
 
 if __name__ == "__main__":
