@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks.errors import SettingsError
+from nr4dl_tasks import transcribe
+from nr4dl_tasks.errors import SettingsError, WorkerDied
 from nr4dl_tasks.gates import GateStage
 from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.recognition import AudioClip
@@ -72,8 +73,27 @@ def test_unknown_language_and_missing_model_folder_are_named(make_settings, tmp_
         make_settings(transcribe__backend="azure", transcribe__language="en")
 
 
-def test_a_file_through_transcribe_and_gate(media, make_settings, tmp_path):
-    """Four LJ Speech sentences with pauses, processed to the end: every clip transcribed and gated."""
+class InterruptedTranscribe(transcribe.TranscribeStage):
+    """The real stage, whose process dies while recognising its second batch."""
+
+    def recognizer(self, settings):
+        real, calls = super().recognizer(settings), []
+
+        class DiesOnSecondBatch:
+            name = real.name
+
+            def transcribe(self, clips):
+                calls.append(len(clips))
+                if len(calls) > 1:
+                    raise WorkerDied("killed")
+                return real.transcribe(clips)
+
+        return DiesOnSecondBatch()
+
+
+def test_a_file_through_transcribe_and_gate(media, make_settings, tmp_path, monkeypatch):
+    """Four LJ Speech sentences with pauses, processed to the end, the transcription resumed after a kill:
+    every clip transcribed and gated."""
     rows = references(media)[:4]
     parts = " ".join(f"-i {media / 'speech_en' / r['file']}" for r in rows).split()
     joined = tmp_path / "four.wav"
@@ -81,7 +101,13 @@ def test_a_file_through_transcribe_and_gate(media, make_settings, tmp_path):
     ffmpeg(*parts, "-filter_complex", pads + "".join(f"[a{i}]" for i in range(4)) + "concat=n=4:v=0:a=1",
            str(joined))
     settings = make_settings(separate__enabled=False, slice__labels=["speech"])
+    work, _ = process_file(joined, settings, until="speakers")
+    monkeypatch.setattr(transcribe, "PROGRESS_EVERY", 1)  # one clip per batch and journal write
+    with pytest.raises(WorkerDied):  # killed after its first clip
+        InterruptedTranscribe().run(work, make_settings(separate__enabled=False, slice__labels=["speech"],
+                                                        transcribe__batch_size=1))
     work, results = process_file(joined, settings)
+    assert results[-2].info["resumed"] == 1 and not work.path(transcribe.JOURNAL).exists()
     assert [r.stage for r in results][-2:] == ["transcribe", "gate"]
     clips = read_manifest(work, "gate")
     kept = [c for c in clips if not c.extra.get("dropped")]
