@@ -3,7 +3,7 @@
 What it measures
     For a 10-minute and a 2-hour recording, each stage of the real CLI
     (`nr4dl process FILE --out data/bench/work --until STAGE`, STAGE = ingest,
-    separate, segment, slice, denoise) runs in its own fresh process. The engine skips
+    separate, segment, slice, denoise, speakers, transcribe, gate) runs in its own fresh process. The engine skips
     stages already done, so each run times exactly one stage. Per stage it
     records wall seconds, x real-time (audio seconds / wall seconds) and peak
     RSS: the maximum over time of the summed RSS of the process tree (nr4dl and
@@ -64,7 +64,7 @@ INA_CLI = ROOT / ".venv" / "bin" / "ina_speech_segmenter.py"
 
 RATE = 44100
 INPUTS = {"10min": 600.0, "2h": 7200.0}
-STAGES = ("ingest", "separate", "segment", "slice", "denoise")
+STAGES = ("ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe", "gate")
 POLL_SECONDS = 0.2
 # Kill a measured process tree before the kernel does when free memory gets this low (the machine has no swap).
 MIN_AVAILABLE_BYTES = 1 << 30

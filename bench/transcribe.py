@@ -94,8 +94,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="nr4dl-bench-asr-") as tmp:
         print("## Whisper base (int8, CPU) on speech_en, recogniser only\n")
-        print(table(["beam", "batch", "WER", "x real time", "x real time, 2 s clips"], recogniser_rows(Path(tmp))))
-        print("\n## transcribe stage on one file of the 16 sentences (defaults: beam 5, batch 8)\n")
+        header = ["beam", "batch", "WER", "x real time", "x real time, 2 s clips"]
+        print(table(header, recogniser_rows(Path(tmp))))
+        print("\n## transcribe stage on one file of the 16 sentences (defaults: beam 1, batch 8)\n")
         print(table(["clips", "audio s", "stage s", "x real time"], [stage_row(Path(tmp))]))
 
 

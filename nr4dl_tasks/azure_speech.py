@@ -255,8 +255,8 @@ def with_retries(attempt: Callable[[AudioClip], T], clip: AudioClip, *, retries:
 def cancellation_error(clip: AudioClip, code: str, details: str, credentials: AzureCredentials) -> Exception:
     """The exception for a recognition canceled with error `code` (a CancellationErrorCode name).
 
-    `TransientAttempt` for throttling, connection trouble and internal service errors, `AzureRejected` for a rejected key or region, a
-    `StageError` naming the clip for anything else (BadRequest, ...).
+    `TransientAttempt` for throttling, connection trouble and internal service errors, `AzureRejected` for a
+    rejected key or region, a `StageError` naming the clip for anything else (BadRequest, ...).
     """
     details = _redact(details or "no details", credentials.key).strip()
     if code in TRANSIENT_CODES:

@@ -268,7 +268,13 @@ def read_folder(folder: Path, settings: Settings) -> list[Item]:
     """The kept clips of one ready work folder; StageError naming the cause when the folder cannot be exported."""
     try:
         clips = read_clips(folder / GATE_MANIFEST)
-        items = [_item(folder, clip, settings) for clip in clips if not clip.extra.get("dropped")]
+        kept = [clip for clip in clips if not clip.extra.get("dropped")]
+        items = [_item(folder, clip, settings) for clip in kept]
+        measured = {(clip.extra.get("quality") or {}).get("audio") for clip in kept} - {None}
+        if measured - {settings.export.audio}:
+            log.warning("%s: the gate scored the %s audio but the export takes the %s audio: its DNSMOS gate and "
+                        "tiers describe other files; rerun the gate with export.audio: %s", folder,
+                        "/".join(sorted(measured)), settings.export.audio, settings.export.audio)
     except StageError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # missing, not JSON, not clip records

@@ -136,7 +136,8 @@ class GateStage(Stage):
             values["dnsmos_ovrl"] = ovrl
             if cfg.min_dnsmos_ovrl is not None and ovrl is not None and ovrl < cfg.min_dnsmos_ovrl:
                 failed.append(f"dnsmos: OVRL {ovrl:.2f} below {cfg.min_dnsmos_ovrl}")
-            clip.extra.update(gates=values, quality={"dnsmos_ovrl": ovrl}, tier=tier_of(ovrl, cfg.tiers))
+            clip.extra.update(gates=values, quality={"dnsmos_ovrl": ovrl, "audio": which},
+                              tier=tier_of(ovrl, cfg.tiers))
             if failed:
                 clip.extra.update(gates_failed=failed, dropped=f"gate {failed[0]}")
                 failures.update(reason.split(":")[0] for reason in failed)

@@ -209,7 +209,10 @@ class TranscribeSettings(_Section):
         "original", description="Which clip audio is recognised: the original (denoising raises Whisper's error "
         "rate) or the denoised one.",
     )
-    beam_size: int = Field(5, ge=1, le=10, description="Beam search width (1 is greedy: faster, slightly worse).")
+    beam_size: int = Field(
+        1, ge=1, le=10, description="Beam search width: 1 is greedy; 5 was 0.4 points of WER better and about 15 % "
+        "slower on the LJ Speech test set.",
+    )
     batch_size: int = Field(8, ge=1, le=64, description="Clips of one file recognised in one batch.")
     compute_type: Literal["int8", "int8_float32", "float32", "default"] = Field(
         "int8", description="CTranslate2 arithmetic on CPU.",

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from nr4dl_tasks.records import publish_manifest
+from nr4dl_tasks.records import manifest_name, publish_manifest
 from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.workdir import WorkDir, fingerprint
 
@@ -59,7 +59,9 @@ class Stage(ABC):
 
     def _run_locked(self, work: WorkDir, settings: Settings) -> StageResult:
         fp = self.fingerprint(work, settings)
-        if work.is_done(self.name, fp):
+        # A folder from before manifests existed has a valid stamp but no manifest to publish: redo the stage.
+        has_manifest = not self.manifest or work.path(manifest_name(self.name)).exists()
+        if work.is_done(self.name, fp) and has_manifest:
             stamp = work.read_stamp(self.name) or {}
             log.info("%s: %s already done for these inputs and settings, skipped", work.source_id, self.name)
             return StageResult(self.name, work.source_id, True, stamp.get("outputs", []),

@@ -159,7 +159,8 @@ def test_each_gate_drops_what_it_should_and_records_why(media, make_settings, tm
     gated = {c.id: c for c in read_manifest(work, "gate")}
     assert not gated["good"].extra.get("dropped")
     expected = {"empty": "gate empty_text", "other_language": "gate language_probability",
-                "loop": "gate cps", "too_slow": "gate cps", "made_up": "gate no_speech", "noisy": "gate dnsmos", "long": "gate duration"}
+                "loop": "gate cps", "too_slow": "gate cps", "made_up": "gate no_speech", "noisy": "gate dnsmos",
+                "long": "gate duration"}
     for name, reason in expected.items():
         assert gated[name].extra["dropped"].startswith(reason), (name, gated[name].extra)
     assert any(r.startswith("compression_ratio") for r in gated["loop"].extra["gates_failed"])
