@@ -31,3 +31,7 @@ class Transient(StageError):
 
 class WorkerDied(Transient):
     """A helper process died mid-task (killed, out of memory)."""
+
+
+class SourceError(Nr4dlError):
+    """A crawl source or link cannot be read: unreachable page, failed or refused download."""

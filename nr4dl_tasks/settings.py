@@ -302,6 +302,62 @@ class ExportSettings(_Section):
         return self
 
 
+class SourceSettings(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+                      description="Names the source in the catalog, the download folder and run ids.")
+    kind: Literal["page", "ytdlp", "url", "inbox"] = Field(
+        description="page: a web page rendered in headless Chromium; ytdlp: a video, playlist or channel URL; "
+        "url: one direct media URL; inbox: a local folder.",
+    )
+    url: str | None = Field(None, description="The page, playlist or media URL (page, ytdlp, url).")
+    path: Path | None = Field(None, description="The folder (inbox).")
+    link_selector: str = Field(
+        "a[href]", description="page: CSS selector of the media or episode links ('xpath:...' for XPath).",
+    )
+    next_selector: str | None = Field(None, description="page: selector of the link to the next page.")
+    max_pages: int = Field(5, ge=1, le=1000, description="page: most pages followed.")
+    wait_seconds: float = Field(10.0, gt=0, le=300, description="page: longest wait for links to appear.")
+    allow_domains: list[str] = Field(
+        [], description="Domains links may point to (sub-domains included); empty: the source URL's own domain.",
+    )
+    max_items: int | None = Field(None, ge=1, description="Most links taken from this source per crawl.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SourceSettings":
+        if self.kind == "inbox" and self.path is None:
+            raise ValueError(f"source {self.name}: an inbox needs path")
+        if self.kind != "inbox" and not (self.url and re.match(r"https?://[^/]+", self.url)):
+            raise ValueError(f"source {self.name}: a {self.kind} source needs an http(s) url (got {self.url!r})")
+        return self
+
+
+class CrawlSettings(_Section):
+    schedule: str | None = Field(
+        "0 2 * * *", description="Cron of the nightly crawl (Airflow's timezone, UTC by default); null: manual only.",
+    )
+    download_dir: Path = Field(Path("data/downloads"), description="Downloads go to <download_dir>/<source>/.")
+    catalog_url: str | None = Field(
+        None, description="SQLAlchemy URL of the catalog database; null: SQLite catalog.sqlite beside the work "
+        "folders. In scale-out, Airflow's PostgreSQL.",
+    )
+    max_megabytes: float = Field(2048, gt=0, description="Largest file downloaded, in MiB.")
+    domain_interval_seconds: float = Field(2.0, ge=0, description="Least time between two requests to one domain.")
+    max_attempts: int = Field(3, ge=1, description="A failed download is retried by this many crawls in all.")
+    max_items_per_run: int = Field(50, ge=1, description="Most new items one crawl downloads (the rest wait).")
+    sources: list[SourceSettings] = Field([], description="What to crawl.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "CrawlSettings":
+        from croniter import croniter
+
+        if self.schedule is not None and not croniter.is_valid(self.schedule):
+            raise ValueError(f"schedule {self.schedule!r} is not a cron expression such as '0 2 * * *'")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        return self
+
+
 class Settings(_Section):
     paths: PathSettings = PathSettings()
     separate: SeparateSettings = SeparateSettings()
@@ -312,6 +368,7 @@ class Settings(_Section):
     transcribe: TranscribeSettings = TranscribeSettings()
     gates: GateSettings = GateSettings()
     export: ExportSettings = ExportSettings()
+    crawl: CrawlSettings = CrawlSettings()
 
     @model_validator(mode="after")
     def _labels_can_match(self) -> "Settings":

