@@ -1,6 +1,7 @@
 """`nr4dl`: run the pipeline without Airflow, for one-off jobs and debugging.
 
     nr4dl process MEDIA... --out DIR [--settings FILE] [--set key=value ...] [--until STAGE]
+    nr4dl crawl [--source NAME] [--max-items N] [--settings FILE] [--set key=value ...]
     nr4dl export [--settings FILE] [--set key=value ...]
     nr4dl settings [--settings FILE] [--set key=value ...]
 
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("--until", default=STAGE_NAMES[-1], choices=STAGE_NAMES,
                          help="last stage to run (default: all)")
     common(process)
+    crawl = sub.add_parser("crawl", help="crawl the sources (crawl.* settings), then process the new files")
+    crawl.add_argument("--source", help="crawl only this source")
+    crawl.add_argument("--max-items", type=int, help="download at most this many new items")
+    common(crawl)
     export = sub.add_parser("export", help="build the dataset from every processed file (export.* settings)")
     common(export)
     show = sub.add_parser("settings", help="print the effective settings")
@@ -49,16 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _process(args: argparse.Namespace, overrides: dict) -> int:
+def _process_all(media_files: list[Path], settings: settings_mod.Settings, until: str) -> list[Path]:
+    """Process each file, reporting one line per file; returns the files that failed."""
     from nr4dl_tasks.pipeline import process_file
 
-    if args.out:
-        overrides["paths.work_dir"] = str(args.out.resolve())
-    settings = settings_mod.load(args.settings, overrides)
     failed = []
-    for media in args.media:
+    for media in media_files:
         try:
-            work, results = process_file(media, settings, args.until)
+            work, results = process_file(media, settings, until)
             done = ", ".join(f"{r.stage}{' (skipped)' if r.skipped else ''}" for r in results)
             print(f"ok      {media} -> {work.root} [{done}]")
         except Nr4dlError as exc:
@@ -68,8 +71,29 @@ def _process(args: argparse.Namespace, overrides: dict) -> int:
             failed.append(media)
             log.exception("unexpected error on %s", media)
             print(f"FAILED  {media}: {type(exc).__name__}: {exc}")
-    print(f"{len(args.media) - len(failed)} of {len(args.media)} file(s) processed, {len(failed)} failed")
-    return 1 if failed else 0
+    print(f"{len(media_files) - len(failed)} of {len(media_files)} file(s) processed, {len(failed)} failed")
+    return failed
+
+
+def _process(args: argparse.Namespace, overrides: dict) -> int:
+    if args.out:
+        overrides["paths.work_dir"] = str(args.out.resolve())
+    settings = settings_mod.load(args.settings, overrides)
+    return 1 if _process_all(args.media, settings, args.until) else 0
+
+
+def _crawl(args: argparse.Namespace, overrides: dict) -> int:
+    """Crawl, then process every new file here (what nr4dl_crawl hands to Airflow runs)."""
+    from nr4dl_tasks.crawl import catalog_for, crawl
+
+    settings = settings_mod.load(args.settings, overrides)
+    report = crawl(settings, args.source, args.max_items)
+    for where, cause in report.failed.items():
+        print(f"FAILED  {where}: {cause}")
+    print(f"{len(report.new)} new file(s), {len(report.duplicates)} duplicate(s), {len(report.failed)} failure(s)")
+    failed = _process_all([Path(n.path) for n in report.new], settings, STAGE_NAMES[-1]) if report.new else []
+    catalog_for(settings).mark_triggered(n.url for n in report.new)  # a failed file is a processing failure now
+    return 1 if failed or report.failed else 0
 
 
 def _export(args: argparse.Namespace, overrides: dict) -> int:
@@ -96,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "export":
             return _export(args, overrides)
+        if args.command == "crawl":
+            return _crawl(args, overrides)
         return _process(args, overrides)
     except Nr4dlError as exc:
         print(f"error: {exc}", file=sys.stderr)

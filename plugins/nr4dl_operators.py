@@ -8,8 +8,9 @@ hangs when the scheduler forks it).
 
 Errors the engine reports (unreadable media, bad settings, missing models, a
 separation that failed on this input) fail the task at once with
-`AirflowFailException`: retrying cannot fix them. A helper process that died
-(killed, out of memory) and any unexpected error (a full disk) are retried.
+`AirflowFailException`: retrying cannot fix them. Transient errors (a helper
+process that died, Azure still throttled after its own retries) and any
+unexpected error (a full disk) are retried.
 """
 
 from __future__ import annotations
@@ -23,15 +24,33 @@ from airflow.sdk.exceptions import AirflowFailException
 CLIPS_ASSET = Asset(name="nr4dl_clips", uri="file:///nr4dl/clips")
 
 
-class _Nr4dlOperator(BaseOperator):
+class _SettingsOperator(BaseOperator):
+    """An operator that reads the settings file (`settings_file`, else the default) with the run's overrides."""
+
     template_fields: Sequence[str] = ("overrides", "settings_file")
-    stage: ClassVar[str]
 
     def __init__(self, *, overrides: dict[str, Any] | str | None = None, settings_file: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.overrides = overrides
         self.settings_file = settings_file
+
+    def load_settings(self) -> Any:
+        """The validated settings; a bad override or setting fails the task at once (a retry cannot fix it)."""
+        from nr4dl_tasks import settings
+        from nr4dl_tasks.errors import SettingsError
+
+        overrides = self.overrides or {}
+        if not isinstance(overrides, dict):
+            raise AirflowFailException(f"overrides must be a JSON object of settings, got {overrides!r}")
+        try:
+            return settings.load(self.settings_file or None, overrides)
+        except SettingsError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+
+class _Nr4dlOperator(_SettingsOperator):
+    stage: ClassVar[str]
 
     def _work(self, settings: Any) -> Any:
         """The work folder this task reads and writes."""
@@ -44,14 +63,10 @@ class _Nr4dlOperator(BaseOperator):
         return STAGES[self.stage]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from nr4dl_tasks import settings
         from nr4dl_tasks.errors import Nr4dlError, Transient
 
-        overrides = self.overrides or {}
-        if not isinstance(overrides, dict):
-            raise AirflowFailException(f"overrides must be a JSON object of settings, got {overrides!r}")
+        loaded = self.load_settings()
         try:
-            loaded = settings.load(self.settings_file or None, overrides)
             work = self._work(loaded)
             result = self._stage(loaded).run(work, loaded)
         except Transient:
@@ -167,34 +182,24 @@ class GateOperator(_WorkDirOperator):
     ui_color = "#f8f0e0"
 
 
-class ExportOperator(BaseOperator):
+class ExportOperator(_SettingsOperator):
     """Build the dataset (LJSpeech, audiofolder, NeMo) from every processed file; incremental and atomic.
 
     The dataset is written even when some work folders cannot be read; the task then fails afterwards, naming
     them, so they show up in the Airflow UI.
     """
 
-    template_fields: Sequence[str] = ("overrides", "settings_file")
     ui_color = "#e0f0f8"
-
-    def __init__(self, *, overrides: dict[str, Any] | str | None = None, settings_file: str | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.overrides = overrides
-        self.settings_file = settings_file
 
     def execute(self, context: Context) -> dict[str, Any]:
         from dataclasses import asdict
 
-        from nr4dl_tasks import settings
         from nr4dl_tasks.errors import Nr4dlError
         from nr4dl_tasks.export import export_dataset
 
-        overrides = self.overrides or {}
-        if not isinstance(overrides, dict):
-            raise AirflowFailException(f"overrides must be a JSON object of settings, got {overrides!r}")
+        loaded = self.load_settings()
         try:
-            report = export_dataset(settings.load(self.settings_file or None, overrides))
+            report = export_dataset(loaded)
         except Nr4dlError as exc:
             raise AirflowFailException(str(exc)) from exc
         if report.skipped:
@@ -202,3 +207,73 @@ class ExportOperator(BaseOperator):
                 f"dataset written to {report.dataset_dir} without {len(report.skipped)} unreadable work folder(s): "
                 + "; ".join(f"{folder}: {reason}" for folder, reason in sorted(report.skipped.items())))
         return {key: str(value) if key == "dataset_dir" else value for key, value in asdict(report).items()}
+
+
+def crawl_schedule() -> str | None:
+    """The crawl's cron from the settings file, read when the DAG is parsed (YAML only, no engine imports).
+
+    A broken settings file leaves the crawl unscheduled rather than breaking every DAG; its runs then fail
+    with the settings error.
+    """
+    from nr4dl_tasks import settings
+    from nr4dl_tasks.errors import SettingsError
+
+    try:
+        return settings.load().crawl.schedule
+    except SettingsError:
+        return None
+
+
+class CrawlOperator(_SettingsOperator):
+    """Discover and download new media from the crawl sources; returns one trigger request per new file.
+
+    The list it returns is what ``TriggerDagRunOperator.partial(...).expand_kwargs`` takes: a readable
+    ``trigger_run_id`` and the ``conf`` of one ``nr4dl_process_file`` run. Sources and links that failed are
+    logged with their cause and listed in the XCom ``report``; the task still succeeds, so the files that did
+    arrive are processed, and the catalog retries the failed links on the next crawl.
+
+    :param source: crawl only the source of this name (empty: every source).
+    :param max_items: download at most this many new items (0: ``crawl.max_items_per_run``).
+    """
+
+    template_fields: Sequence[str] = ("source", "max_items", "overrides", "settings_file")
+    ui_color = "#f0e8fb"
+
+    def __init__(self, *, source: str | None = None, max_items: int | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source, self.max_items = source, max_items
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from nr4dl_tasks.crawl import crawl, run_id_for
+        from nr4dl_tasks.errors import Nr4dlError
+
+        loaded = self.load_settings()
+        try:
+            report = crawl(loaded, self.source or None, int(self.max_items or 0) or None)
+        except Nr4dlError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        requests = [{"trigger_run_id": run_id_for(new, context["run_id"]),
+                     "conf": {"media": new.path, "overrides": self.overrides or {}, "source_url": new.url}}
+                    for new in report.new]
+        context["ti"].xcom_push(key="report", value={"new": len(report.new), "seen": report.seen,
+                                                     "duplicates": report.duplicates, "failed": report.failed,
+                                                     "refused": report.refused})
+        return requests
+
+
+class MarkTriggeredOperator(_SettingsOperator):
+    """Record in the crawl catalog that the new files were handed to processing, so no crawl hands them again."""
+
+    template_fields: Sequence[str] = ("requests", "overrides", "settings_file")
+
+    def __init__(self, *, requests: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.requests = requests
+
+    def execute(self, context: Context) -> int:
+        from nr4dl_tasks.crawl import catalog_for
+
+        urls = [r["conf"]["source_url"] for r in self.requests or []]
+        catalog_for(self.load_settings()).mark_triggered(urls)
+        self.log.info("handed %d new file(s) to nr4dl_process_file", len(urls))
+        return len(urls)

@@ -1,13 +1,16 @@
-"""Trigger `nr4dl_process_file` runs through Airflow's REST API and wait for them.
+"""Trigger `nr4dl_process_file` runs (or a crawl) through Airflow's REST API and wait for them.
 
 Used by scripts/up.sh for the demo and by the tests, the same way the UI does
 it: log in for a token, wait until the DAG is parsed, post one run per file
-with its path in the run conf, poll until every run has finished, then print
-each run's state and per-task states. When any run succeeded, it then waits
-for the `nr4dl_dataset` export those runs scheduled (through the asset their
-gate task updates) and prints its state. Exit status 1 if any run failed.
+with its path in the run conf (or, with --crawl, one `nr4dl_crawl` run, then
+take the processing runs it started from its XCom), poll until every run has
+finished, then print each run's state and per-task states. When any run
+succeeded, it then waits for the `nr4dl_dataset` export those runs scheduled
+(through the asset their gate task updates) and prints its state. Exit status
+1 if any run failed.
 
     python scripts/run_dag.py MEDIA... [--overrides JSON] [--timeout SECONDS]
+    python scripts/run_dag.py --crawl [--source NAME] [--overrides JSON] [--timeout SECONDS]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 DAG_ID = "nr4dl_process_file"
+CRAWL_DAG_ID = "nr4dl_crawl"
 EXPORT_DAG_ID = "nr4dl_dataset"
 FINISHED = {"success", "failed"}
 
@@ -81,10 +85,14 @@ def run_id_for(media: Path, index: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("media", nargs="+", type=Path)
+    parser.add_argument("media", nargs="*", type=Path)
+    parser.add_argument("--crawl", action="store_true", help="run the crawl and wait for the runs it starts")
+    parser.add_argument("--source", default="", help="with --crawl: crawl only this source")
     parser.add_argument("--overrides", default="{}", help="settings overrides as a JSON object")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args(argv)
+    if bool(args.media) == args.crawl:
+        parser.error("name media files, or --crawl")
 
     home = Path(os.environ["AIRFLOW_HOME"])
     host, port = os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"), os.environ.get("AIRFLOW__API__PORT", "8080")
@@ -95,13 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     wait_until(f"DAG {DAG_ID} to be parsed", lambda: api.get(f"/api/v2/dags/{DAG_ID}"), 300)
     api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
 
-    runs = {}
+    overrides = json.loads(args.overrides)
+    runs = crawl_runs(api, args.source, overrides, args.timeout) if args.crawl else {}
     for index, media in enumerate(args.media):
         run_id = run_id_for(media, index)
-        conf = {"media": str(media.resolve()), "overrides": json.loads(args.overrides)}
+        conf = {"media": str(media.resolve()), "overrides": overrides}
         api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
         runs[run_id] = media
         print(f"triggered {run_id} for {media}", flush=True)
+    if not runs:
+        print("nothing new to process")
+        return 0
 
     def states() -> dict[str, str] | None:
         found = {rid: api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{rid}")["state"] for rid in runs}
@@ -109,15 +121,36 @@ def main(argv: list[str] | None = None) -> int:
 
     final = wait_until("the runs to finish", states, args.timeout, every=5)
     for run_id, state in final.items():
-        tasks = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        detail = ", ".join(f"{t['task_id']}={t['state']}" for t in tasks)
-        print(f"{state:8} {runs[run_id]}  run={run_id}  [{detail}]")
+        print(f"{state:8} {runs[run_id]}  run={run_id}  [{task_states(api, DAG_ID, run_id)}]")
     exported = "success"
     if "success" in final.values():
         gate_ends = [api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{rid}/taskInstances/gate")["end_date"]
                      for rid, state in final.items() if state == "success"]
         exported = wait_for_export(api, max(gate_ends), args.timeout)
     return 0 if set(final.values()) == {"success"} and exported == "success" else 1
+
+
+def task_states(api: Api, dag_id: str, run_id: str) -> str:
+    tasks = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    return ", ".join(f"{t['task_id']}={t['state']}" for t in tasks)
+
+
+def crawl_runs(api: Api, source: str, overrides: dict, timeout: float) -> dict[str, str]:
+    """Run the crawl; the processing runs it started (run id -> media file)."""
+    wait_until(f"DAG {CRAWL_DAG_ID} to be parsed", lambda: api.get(f"/api/v2/dags/{CRAWL_DAG_ID}"), 300)
+    api.patch(f"/api/v2/dags/{CRAWL_DAG_ID}", {"is_paused": False})
+    run_id = f"manual__crawl_{time.strftime('%Y%m%dT%H%M%S')}_{os.getpid()}"
+    conf = {"source": source, "max_items": 0, "overrides": overrides}
+    api.post(f"/api/v2/dags/{CRAWL_DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
+    print(f"triggered {run_id}", flush=True)
+    path = f"/api/v2/dags/{CRAWL_DAG_ID}/dagRuns/{run_id}"
+    state = wait_until("the crawl to finish", lambda: (s := api.get(path)["state"]) in FINISHED and s, timeout,
+                       every=5)
+    print(f"{state:8} crawl  run={run_id}  [{task_states(api, CRAWL_DAG_ID, run_id)}]")
+    requests = api.get(f"{path}/taskInstances/crawl/xcomEntries/return_value?deserialize=true")["value"]
+    if isinstance(requests, str):
+        requests = json.loads(requests)
+    return {r["trigger_run_id"]: r["conf"]["media"] for r in requests or []}
 
 
 def wait_for_export(api: Api, after: str, timeout: float) -> str:

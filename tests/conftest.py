@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+import json
 import subprocess
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -33,3 +39,33 @@ def make_settings(tmp_path: Path):
 
 def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+
+
+# A page that writes its links only after a delay, from JavaScript: a plain HTTP client sees none of them.
+_JS_PAGE = """<!doctype html><html><body><ul id="list"></ul><script>
+setTimeout(function () {{
+  var list = document.getElementById("list");
+  {links}.forEach(function (l) {{
+    var a = document.createElement("a"); a.href = l[0]; a.textContent = l[1]; a.className = l[2];
+    var li = document.createElement("li"); li.appendChild(a); list.appendChild(li);
+  }});
+}}, 400);
+</script></body></html>"""
+
+
+def js_page(links: list[list[str]]) -> str:
+    """HTML whose links ([href, text, class] each) exist only once its script has run."""
+    return _JS_PAGE.format(links=json.dumps(links))
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve a folder over HTTP on 127.0.0.1; yields the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.RequestHandlerClass.log_message = lambda *args: None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

@@ -9,8 +9,8 @@ import os
 import socket
 import subprocess
 import sys
+import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ import pytest
 from nr4dl_tasks.pipeline import STAGES
 from nr4dl_tasks.records import read_clips
 
-from conftest import ROOT
+from conftest import ROOT, js_page, serve
 
 pytestmark = pytest.mark.airflow
 
@@ -58,6 +58,9 @@ def test_dags_import_without_errors(airflow_db):
     assert [a.name for a in dag.get_task("gate").outlets] == ["nr4dl_clips"]
     dataset = bag.get_dag("nr4dl_dataset")
     assert [a.name for a in dataset.timetable.asset_condition.objects] == ["nr4dl_clips"]
+    crawl = bag.get_dag("nr4dl_crawl")
+    assert crawl.timetable.expression == "0 2 * * *" and not crawl.catchup
+    assert [t.task_id for t in crawl.topological_sort()] == ["crawl", "process", "mark_handed_over"]
 
 
 def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
@@ -91,42 +94,43 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_export(dataset: Path, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        report = dataset / "export.json"
-        if report.is_file() and json.loads(report.read_text()).get("complete"):
-            return json.loads(report.read_text())
-        time.sleep(2)
-    raise AssertionError(f"no complete export in {dataset} after {timeout} s")
-
-
-def test_standalone_scheduler_runs_files_in_parallel_and_isolates_a_bad_one(media, tmp_path):
-    """`airflow standalone` (scheduler, LocalExecutor, SQLite): a good and a bad file, triggered over REST."""
-    home = tmp_path / "airflow"
-    work, dataset = tmp_path / "work", tmp_path / "dataset"
-    # The export that the finished runs schedule reads the settings file, not a run's overrides.
-    settings_file = tmp_path / "settings.yaml"
-    settings_file.write_text(json.dumps({"paths": {"work_dir": str(work)}, "export": {"dataset_dir": str(dataset)}}))
-    env = {**airflow_env(home, _free_port()), "NR4DL_SETTINGS": str(settings_file)}
-    corrupt = tmp_path / "corrupt.wav"
-    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 100)
-    subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "start"], env=env, check=True)
-    try:
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "scripts/run_dag.py"), str(media / "segmentation" / "musanmix.mp3"),
-             str(corrupt), "--overrides", json.dumps({"paths.work_dir": str(work)}), "--timeout", "900"],
-            env=env, capture_output=True, text=True, timeout=1200)
-        report = wait_for_export(dataset)  # the nr4dl_dataset run that the finished gate task scheduled
-    finally:
-        subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "stop"], env=env)
+def test_standalone_nightly_crawl_fans_out_one_run_per_new_file_and_isolates_a_bad_one(media, tmp_path):
+    """`airflow standalone` (scheduler, LocalExecutor, SQLite): the crawl DAG, triggered over REST, finds a good
+    and a bad file on a script-rendered page, starts one processing run each, and the good run's export follows;
+    a second crawl finds nothing new."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(media / "segmentation" / "musanmix.mp3", site / "musanmix.mp3")
+    (site / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 100)
+    (site / "index.html").write_text(js_page([["musanmix.mp3", "Music, noise, then a reader", "ep"],
+                                              ["corrupt.wav", "A broken upload", "ep"]]))
+    home, work, dataset = tmp_path / "airflow", tmp_path / "work", tmp_path / "dataset"
+    with serve(site) as base:
+        # Crawl sources, and where the scheduled export reads and writes, come from the settings file.
+        settings_file = tmp_path / "settings.yaml"
+        settings_file.write_text(json.dumps({
+            "paths": {"work_dir": str(work)}, "export": {"dataset_dir": str(dataset)},
+            "crawl": {"download_dir": str(tmp_path / "downloads"), "domain_interval_seconds": 0,
+                      "sources": [{"name": "site", "kind": "page", "url": f"{base}/index.html",
+                                   "link_selector": "a.ep"}]}}))
+        env = {**airflow_env(home, _free_port()), "NR4DL_SETTINGS": str(settings_file)}
+        crawl = [sys.executable, str(ROOT / "scripts/run_dag.py"), "--crawl", "--timeout", "900"]
+        subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "start"], env=env, check=True)
+        try:
+            result = subprocess.run(crawl, env=env, capture_output=True, text=True, timeout=1200)
+            again = subprocess.run(crawl, env=env, capture_output=True, text=True, timeout=600)
+        finally:
+            subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "stop"], env=env)
     lines = result.stdout.splitlines()
-    good = [line for line in lines if "musanmix.mp3" in line and "run=" in line]
-    bad = [line for line in lines if "corrupt.wav" in line and "run=" in line]
+    good = [line for line in lines if "run=site__Music-noise-then-a-reader-" in line]  # named from the link text
+    bad = [line for line in lines if "run=site__A-broken-upload-" in line]
     assert good and good[0].startswith("success"), result.stdout + result.stderr
     assert bad and bad[0].startswith("failed") and "ingest=failed" in bad[0], result.stdout
+    assert any(line.startswith("success  dataset export") for line in lines), result.stdout
     assert result.returncode == 1
-    (folder,) = list(work.glob("musanmix-*"))
+    (folder,) = list(work.glob("Music-noise-then-a-reader-*"))
     clips = read_clips(folder / "clips.jsonl")
     assert clips and {c.label for c in clips} == {"male"}
+    report = json.loads((dataset / "export.json").read_text())
     assert report["complete"] and report["clips"] == len([c for c in clips if not c.extra.get("dropped")])
+    assert "nothing new to process" in again.stdout and again.returncode == 0, again.stdout + again.stderr

@@ -1,0 +1,155 @@
+"""The crawl on a real local web site: JavaScript-rendered links, pagination, hostile names, real Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nr4dl_tasks import catalog as cat
+from nr4dl_tasks.crawl import catalog_for, crawl
+from nr4dl_tasks.discover import Link, discover
+from nr4dl_tasks.download import safe_stem
+from nr4dl_tasks.errors import SettingsError
+
+from conftest import ffmpeg, js_page, serve
+
+LONG_TITLE = "episode " * 700  # 5,600 characters
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A web site on 127.0.0.1: two pages of episodes (the second reached by a rendered 'next' link)."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "media").mkdir()
+    for name, text in (("ep1", "Episode one of the show."), ("ep2", "Episode two."), ("ep3", "Episode three.")):
+        wav = root / f"{name}.wav"
+        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
+        ffmpeg("-i", str(wav), str(root / "media" / f"{name}.mp3"))
+        wav.unlink()
+    (root / "media" / "ep1-again.mp3").write_bytes((root / "media" / "ep1.mp3").read_bytes())  # re-published
+    (root / "index.html").write_text(js_page([
+        ["media/ep1.mp3", "Episode 1", "episode"],
+        ["media/ep2.mp3", "../../../../etc/passwd", "episode"],  # hostile title
+        ["http://evil.example.com/steal.mp3", "Off the allow-list", "episode"],
+        ["page2.html", "next", "next"],
+        ["about.html", "About us", "other"],
+    ]))
+    (root / "page2.html").write_text(js_page([
+        ["/media/ep3.mp3", LONG_TITLE, "episode"],
+        ["media/ep1-again.mp3", "/tmp/absolute/path", "episode"],  # same content as ep1
+        ["media/..%2f..%2fsecret.mp3", "Missing", "episode"],  # a 404 with a hostile path
+    ]))
+    with serve(root) as base:
+        yield base
+
+
+def page_source(base: str, **extra) -> dict:
+    return {"name": "radio", "kind": "page", "url": f"{base}/index.html", "link_selector": "a.episode",
+            "next_selector": "a.next", "max_pages": 3, "wait_seconds": 5, **extra}
+
+
+def settings_for(make_settings, tmp_path, *sources, **overrides):
+    return make_settings(crawl__sources=list(sources), crawl__download_dir=str(tmp_path / "downloads"),
+                         crawl__domain_interval_seconds=0, **overrides)
+
+
+def test_links_exist_only_after_javascript_ran(site):
+    raw = urllib.request.urlopen(f"{site}/index.html").read().decode()
+    assert "ep1.mp3" in raw and "<a" not in raw.split("<script>")[0]  # only inside the script, not as links
+
+
+def test_the_rendered_crawl_finds_exactly_the_links_across_pages(site, make_settings, tmp_path):
+    source = settings_for(make_settings, tmp_path, page_source(site)).crawl.sources[0]
+    links, refused = discover(source)
+    assert sorted(link.url for link in links) == sorted([
+        f"{site}/media/ep1.mp3", f"{site}/media/ep2.mp3", f"{site}/media/ep3.mp3",
+        f"{site}/media/ep1-again.mp3", f"{site}/media/..%2f..%2fsecret.mp3"])
+    assert refused == ["http://evil.example.com/steal.mp3"]
+
+
+def test_hostile_names_never_leave_the_download_folder():
+    for title in ("../../../../etc/passwd", "/tmp/absolute/path", LONG_TITLE, "..", "", "\x00\n|*?<>", "é" * 10):
+        stem = safe_stem(Link("http://127.0.0.1/a.mp3", title or None))
+        assert "/" not in stem and not stem.startswith(".") and len(stem) <= 71, stem
+        assert (Path("/data") / f"{stem}.mp3").resolve().parent == Path("/data")
+    assert safe_stem(Link("http://a/x.mp3", "same")) != safe_stem(Link("http://a/y.mp3", "same"))
+
+
+def test_a_crawl_downloads_new_media_once_and_skips_it_next_time(site, make_settings, tmp_path):
+    settings = settings_for(make_settings, tmp_path, page_source(site))
+    first = crawl(settings)
+    downloads = (tmp_path / "downloads").resolve()
+    files = sorted(Path(n.path) for n in first.new)
+    assert len(files) == 3 and all(f.is_file() and f.parent == downloads / "radio" for f in files)
+    assert all(len(f.name) < 90 for f in files)
+    assert first.duplicates == [f"{site}/media/ep1-again.mp3"]
+    assert list(first.failed) == [f"{site}/media/..%2f..%2fsecret.mp3"]
+    assert first.refused == {"radio": ["http://evil.example.com/steal.mp3"]}
+    assert sorted(downloads.rglob("*")) == [downloads / "radio", *files]  # nothing else written anywhere
+
+    catalog = catalog_for(settings)
+    catalog.mark_triggered(n.url for n in first.new)
+    second = crawl(settings)
+    assert second.new == [] and second.duplicates == []
+    assert list(second.failed) == [f"{site}/media/..%2f..%2fsecret.mp3"]  # a failed download is tried again
+    statuses = {e.url.rsplit("/", 1)[-1]: (e.status, e.attempts) for e in catalog.entries("radio")}
+    assert statuses["..%2f..%2fsecret.mp3"] == (cat.FAILED, 2)
+    assert statuses["ep1-again.mp3"][0] == cat.DUPLICATE and statuses["steal.mp3"][0] == cat.REJECTED
+
+
+def test_downloaded_but_never_handed_over_files_are_handed_over_again(site, make_settings, tmp_path):
+    settings = settings_for(make_settings, tmp_path, page_source(site, max_items=1))
+    first = crawl(settings)
+    again = crawl(settings)  # the first crawl's runs were never triggered (no mark_triggered)
+    assert [n.url for n in again.new] == [n.url for n in first.new] and len(first.new) == 1
+
+
+def test_an_unreachable_page_is_named_and_the_other_sources_still_run(site, make_settings, tmp_path):
+    settings = settings_for(make_settings, tmp_path, page_source("http://127.0.0.1:9", name="down"),
+                            {"name": "direct", "kind": "url", "url": f"{site}/media/ep2.mp3"})
+    report = crawl(settings)
+    assert "page http://127.0.0.1:9/index.html is unreachable" in report.failed["source down"]
+    assert [n.source for n in report.new] == ["direct"]
+
+
+def test_size_limit_and_unknown_source(site, make_settings, tmp_path):
+    settings = settings_for(make_settings, tmp_path, {"name": "direct", "kind": "url",
+                                                       "url": f"{site}/media/ep1.mp3"},
+                            crawl__max_megabytes=0.001)
+    report = crawl(settings)
+    assert not report.new and "max_megabytes" in report.failed[f"{site}/media/ep1.mp3"]
+    assert not list((tmp_path / "downloads").rglob("*.mp3"))
+    with pytest.raises(SettingsError, match="no crawl source named 'nope'"):
+        crawl(settings, "nope")
+
+
+def test_inbox_files_are_taken_where_they_are(make_settings, tmp_path, media):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "show.wav").write_bytes((media / "segmentation" / "lamartine.wav").read_bytes())
+    os.utime(inbox / "show.wav", (1e9, 1e9))  # settled long ago
+    (inbox / "copying.wav").write_bytes(b"RIFF")  # still being written: waits for the next crawl
+    settings = settings_for(make_settings, tmp_path, {"name": "inbox", "kind": "inbox", "path": str(inbox)})
+    report = crawl(settings)
+    assert [Path(n.path) for n in report.new] == [(inbox / "show.wav").resolve()]
+
+
+def test_the_cli_crawls_and_processes_new_files_once(site, tmp_path):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(json.dumps({
+        "paths": {"work_dir": str(tmp_path / "work")}, "separate": {"enabled": False},
+        "crawl": {"download_dir": str(tmp_path / "downloads"), "domain_interval_seconds": 0,
+                  "sources": [{"name": "one", "kind": "url", "url": f"{site}/media/ep1.mp3"}]}}))
+    nr4dl = [str(Path(sys.executable).with_name("nr4dl")), "crawl", "--settings", str(settings)]
+    first = subprocess.run(nr4dl, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "1 new file(s)" in first.stdout and "1 of 1 file(s) processed" in first.stdout
+    assert len([p for p in (tmp_path / "work").iterdir() if p.is_dir()]) == 1
+    second = subprocess.run(nr4dl, capture_output=True, text=True)
+    assert "0 new file(s)" in second.stdout and second.returncode == 0, second.stdout
