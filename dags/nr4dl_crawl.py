@@ -2,7 +2,8 @@
 
 Scheduled by `crawl.schedule` (cron, in the settings file; no catch-up of missed nights). Trigger it from
 the UI to crawl now, optionally one source and a limit. Each new file becomes its own
-`nr4dl_process_file` run, named `<source>__<file>__<crawl run>`, so a failed file is a red run of its own.
+`nr4dl_process_file` run, named `<source>__<file>__<hash of its URL>`, so a failed file is a red run of its
+own.
 Items already downloaded or processed are never fetched again (the crawl catalog); failed downloads are
 retried by the next crawl.
 """
@@ -36,10 +37,11 @@ with DAG(
                            description='Dotted settings keys for the crawl and the runs it starts.'),
     },
 ) as dag:
-    crawl = CrawlOperator(task_id="crawl", source="{{ params.source }}", max_items="{{ params.max_items }}",
-                          overrides=OVERRIDES)
+    crawl = CrawlOperator(task_id="crawl", max_items="{{ params.max_items }}", overrides=OVERRIDES)
+    # A run id is the same for an item on every crawl: an item handed over twice (its marking failed) is skipped.
     process = TriggerDagRunOperator.partial(
-        task_id="process", trigger_dag_id="nr4dl_process_file", retries=2,
+        task_id="process", trigger_dag_id="nr4dl_process_file", retries=2, skip_when_already_exists=True,
     ).expand_kwargs(crawl.output)
-    handed = MarkTriggeredOperator(task_id="mark_handed_over", requests=crawl.output, overrides=OVERRIDES)
+    handed = MarkTriggeredOperator(task_id="mark_handed_over", requests=crawl.output, overrides=OVERRIDES,
+                                   trigger_rule="none_failed")  # runs skipped as already there count as handed
     process >> handed

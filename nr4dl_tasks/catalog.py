@@ -8,6 +8,7 @@ makes a nightly crawl incremental:
 * content already in the catalog under another URL (an episode re-published
   with a new link) is marked `duplicate` and never processed twice;
 * a `failed` download is tried again on the next crawl, up to `max_attempts`;
+  one `refused` for good (too large, a live stream, a playlist) is not;
 * an item `downloaded` whose processing run was never triggered (the crawl
   died in between) is handed over again.
 
@@ -19,6 +20,7 @@ with Airflow.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,15 +30,19 @@ import sqlalchemy as sa
 
 log = logging.getLogger("nr4dl")
 
-NEW, DOWNLOADED, TRIGGERED, DUPLICATE, FAILED, REJECTED = (
-    "new", "downloaded", "triggered", "duplicate", "failed", "rejected")
+NEW, DOWNLOADED, TRIGGERED, DUPLICATE, FAILED, REJECTED, REFUSED = (
+    "new", "downloaded", "triggered", "duplicate", "failed", "rejected", "refused")
+# Taken by a crawl: never seen, failed before (up to crawl.max_attempts), or off the allow-list before (the
+# allow-list may have grown). `refused` (too large, live, a playlist) and the rest are never taken again.
+TAKEN = (NEW, FAILED, REJECTED)
 
 _metadata = sa.MetaData()
 ITEMS = sa.Table(
     "nr4dl_catalog", _metadata,
-    sa.Column("url", sa.String(2048), primary_key=True),
+    sa.Column("url_sha256", sa.String(64), primary_key=True),  # URLs can be longer than an index allows
+    sa.Column("url", sa.Text, nullable=False),
     sa.Column("source", sa.String(200), nullable=False, index=True),
-    sa.Column("title", sa.String(500)),
+    sa.Column("title", sa.Text),
     sa.Column("sha256", sa.String(64), index=True),
     sa.Column("path", sa.String(4096)),
     sa.Column("status", sa.String(20), nullable=False, index=True),
@@ -63,8 +69,8 @@ def _now() -> datetime:
 
 
 class Catalog:
-    def __init__(self, url: str) -> None:
-        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+    def __init__(self, url: str | sa.URL) -> None:
+        connect_args = {"timeout": 30} if str(url).startswith("sqlite") else {}
         self.engine = sa.create_engine(url, connect_args=connect_args)
         _metadata.create_all(self.engine, checkfirst=True)
 
@@ -72,19 +78,19 @@ class Catalog:
         """Record that a crawl found `url`; returns its entry (a new one with status `new`)."""
         now = _now()
         with self.engine.begin() as db:
-            row = db.execute(sa.select(ITEMS).where(ITEMS.c.url == url)).mappings().first()
+            row = db.execute(sa.select(ITEMS).where(ITEMS.c.url_sha256 == _key(url))).mappings().first()
             if row is None:
-                db.execute(ITEMS.insert().values(url=url, source=source, title=title, status=NEW, attempts=0,
-                                                 first_seen=now, last_seen=now))
+                db.execute(ITEMS.insert().values(url_sha256=_key(url), url=url, source=source, title=title,
+                                                 status=NEW, attempts=0, first_seen=now, last_seen=now))
                 return Entry(url, source, title, NEW, 0, None, None)
-            db.execute(ITEMS.update().where(ITEMS.c.url == url).values(last_seen=now))
+            db.execute(ITEMS.update().where(ITEMS.c.url_sha256 == _key(url)).values(last_seen=now))
             return _entry(row)
 
     def holder_of(self, sha256: str, url: str) -> str | None:
         """Another URL whose content is this one's, already downloaded or processed."""
         with self.engine.connect() as db:
             return db.execute(sa.select(ITEMS.c.url).where(
-                ITEMS.c.sha256 == sha256, ITEMS.c.url != url,
+                ITEMS.c.sha256 == sha256, ITEMS.c.url_sha256 != _key(url),
                 ITEMS.c.status.in_((DOWNLOADED, TRIGGERED)))).scalars().first()
 
     def mark(self, url: str, status: str, **fields: Any) -> None:
@@ -95,11 +101,11 @@ class Catalog:
         elif "error" not in fields:
             values["error"] = None
         with self.engine.begin() as db:
-            db.execute(ITEMS.update().where(ITEMS.c.url == url).values(**values))
+            db.execute(ITEMS.update().where(ITEMS.c.url_sha256 == _key(url)).values(**values))
 
     def mark_triggered(self, urls: Iterable[str]) -> None:
         with self.engine.begin() as db:
-            db.execute(ITEMS.update().where(ITEMS.c.url.in_(list(urls))).values(status=TRIGGERED))
+            db.execute(ITEMS.update().where(ITEMS.c.url_sha256.in_([_key(u) for u in urls])).values(status=TRIGGERED))
 
     def entries(self, source: str | None = None) -> list[Entry]:
         query = sa.select(ITEMS).order_by(ITEMS.c.source, ITEMS.c.url)
@@ -107,6 +113,10 @@ class Catalog:
             query = query.where(ITEMS.c.source == source)
         with self.engine.connect() as db:
             return [_entry(row) for row in db.execute(query).mappings()]
+
+
+def _key(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
 
 
 def _entry(row: Any) -> Entry:

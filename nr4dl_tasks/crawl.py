@@ -14,6 +14,7 @@ sources and links go on.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+import sqlalchemy as sa
+
 from nr4dl_tasks import catalog as cat
-from nr4dl_tasks.discover import Link, discover
-from nr4dl_tasks.download import DomainPacer, fetch
+from nr4dl_tasks.discover import Link, allow_list, discover
+from nr4dl_tasks.download import DomainPacer, Refused, fetch
 from nr4dl_tasks.errors import SettingsError, SourceError
 from nr4dl_tasks.settings import Settings, SourceSettings
 from nr4dl_tasks.workdir import file_sha256
@@ -50,10 +53,15 @@ class CrawlReport:
     failed: dict[str, str] = field(default_factory=dict)  # URL or source -> cause
 
 
-def run_id_for(new: NewFile, crawl_run_id: str) -> str:
-    """A processing run id a person can read in the grid: source, file, and the crawl that found it."""
-    stem = Path(new.path).stem
-    return re.sub(r"[^A-Za-z0-9_.~:+-]+", "_", f"{new.source}__{stem}__{crawl_run_id}")[:250]
+def run_id_for(new: NewFile) -> str:
+    """A processing run id a person can read in the grid, the same for the same item on every crawl (so a file
+    handed over twice is skipped by Airflow, not processed twice): source, file name, hash of the URL."""
+    stem = Path(new.path).stem[:80]
+    return re.sub(r"[^A-Za-z0-9_.~:+-]+", "_", f"{new.source}__{stem}__{_url_hash(new.url)}")
+
+
+def _url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:8]
 
 
 def catalog_for(settings: Settings) -> cat.Catalog:
@@ -61,8 +69,12 @@ def catalog_for(settings: Settings) -> cat.Catalog:
     if url is None:
         work = settings.resolve(settings.paths.work_dir)
         work.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{work.parent / CATALOG_FILE}"
-    return cat.Catalog(url)
+        return cat.Catalog(sa.URL.create("sqlite", database=str(work.parent / CATALOG_FILE)))
+    try:
+        return cat.Catalog(url)
+    except sa.exc.SQLAlchemyError as exc:
+        raise SettingsError(f"crawl.catalog_url: cannot open the catalog database ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0]})") from None
 
 
 def chosen_sources(settings: Settings, name: str | None) -> list[SourceSettings]:
@@ -84,30 +96,35 @@ def crawl(settings: Settings, source_name: str | None = None, max_items: int | N
     pacer = DomainPacer(cfg.domain_interval_seconds)
     report = CrawlReport()
     for source in chosen_sources(settings, source_name):
+        if source.path is not None:
+            source = source.model_copy(update={"path": settings.resolve(source.path)})
         try:
             links, refused = discover(source)
-        except SourceError as exc:
-            log.error("%s", exc)
-            report.failed[f"source {source.name}"] = str(exc)
+        except Exception as exc:  # one source that cannot be crawled never stops the others
+            cause = str(exc) if isinstance(exc, SourceError) else f"source {source.name}: {type(exc).__name__}: {exc}"
+            log.error("%s", cause)
+            report.failed[f"source {source.name}"] = cause
             continue
         report.seen[source.name] = len(links)
         if refused:
             report.refused[source.name] = refused
             for url in refused:
-                catalog.seen(source.name, url, None)
-                catalog.mark(url, cat.REJECTED, error="not on the source's allow-list")
+                if catalog.seen(source.name, url, None).status == cat.NEW:
+                    catalog.mark(url, cat.REJECTED, error="not on the source's allow-list")
+        taken = 0
         for link in links:
             entry = catalog.seen(source.name, link.url, link.title)
             if entry.status == cat.DOWNLOADED and entry.path and Path(entry.path).is_file():
                 report.new.append(NewFile(source.name, link.url, entry.path, entry.title))  # never handed over
                 continue
-            if entry.status not in (cat.NEW, cat.FAILED) or entry.attempts >= cfg.max_attempts:
+            if entry.status not in cat.TAKEN or entry.attempts >= cfg.max_attempts:
                 continue
-            if budget <= 0:
+            if budget <= 0 or (source.max_items and taken >= source.max_items):
                 log.info("source %s: %s left for the next crawl (max_items reached)", source.name, link.url)
                 continue
-            budget -= 1
-            _take(link, source, settings, catalog, download_dir, pacer, report)
+            budget, taken = budget - 1, taken + 1
+            # the title first seen names the file, so a retitled episode resumes its partial download
+            _take(Link(link.url, entry.title), source, settings, catalog, download_dir, pacer, report)
     log.info("crawl: %d new file(s), %d duplicate(s), %d failure(s), links per source %s", len(report.new),
              len(report.duplicates), len(report.failed), report.seen)
     return report
@@ -118,13 +135,17 @@ def _take(link: Link, source: SourceSettings, settings: Settings, catalog: cat.C
     """Download one link (an inbox file is used where it is) and record the outcome."""
     try:
         path = Path(url2pathname(urlparse(link.url).path)) if source.kind == "inbox" else \
-            fetch(link, source.name, settings.crawl, download_dir, pacer)
-    except SourceError as exc:
-        log.error("source %s: %s", source.name, exc)
-        catalog.mark(link.url, cat.FAILED, error=str(exc))
-        report.failed[link.url] = str(exc)
+            fetch(link, source.name, settings.crawl, download_dir, pacer, allow_list(source))
+        sha256 = file_sha256(path)
+    except Exception as exc:  # one bad link never stops the crawl
+        cause = str(exc) if isinstance(exc, SourceError) else f"{link.url}: {type(exc).__name__}: {exc}"
+        log.error("source %s: %s", source.name, cause)
+        if isinstance(exc, Refused):
+            catalog.mark(link.url, cat.REFUSED, error=cause)
+        else:
+            catalog.mark(link.url, cat.FAILED, error=cause)
+        report.failed[link.url] = cause
         return
-    sha256 = file_sha256(path)
     holder = catalog.holder_of(sha256, link.url)
     if holder:
         log.info("source %s: %s holds the same content as %s; not processed again", source.name, link.url, holder)

@@ -37,6 +37,7 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "
                   "--disable-extensions", "--disable-default-apps", "--no-first-run", "--mute-audio",
                   "--disable-features=MediaRouter,OptimizationHints,Translate")
 INBOX_SETTLE_SECONDS = 60.0
+PAGE_LOAD_SECONDS = 60
 # Chromium shows its own error page instead of raising when a host refuses or does not resolve.
 NETWORK_ERROR_JS = """
 if (!location.href.startsWith("chrome-error://") && !document.querySelector("body.neterror")) return "";
@@ -80,7 +81,7 @@ def discover(source: SourceSettings) -> tuple[list[Link], list[str]]:
     kept = list({link.url: link for link in links if allowed(link.url, domains)}.values())  # first title wins
     for url in refused:
         log.warning("source %s: %s is not on the allow-list %s; not fetched", source.name, url, domains)
-    return kept[: source.max_items] if source.max_items else kept, refused
+    return kept, refused
 
 
 def inbox_files(source: SourceSettings) -> list[Link]:
@@ -98,7 +99,7 @@ def ytdlp_entries(source: SourceSettings) -> list[Link]:
     import yt_dlp
 
     options = {"extract_flat": "in_playlist", "quiet": True, "no_warnings": True, "skip_download": True,
-               "playlistend": source.max_items or None, "socket_timeout": 30}
+               "socket_timeout": 30}
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
             info = ydl.extract_info(str(source.url), download=False)
@@ -141,6 +142,7 @@ def rendered_links(source: SourceSettings) -> list[Link]:
     visited: set[str] = set()
     try:
         driver = _browser()
+        driver.set_page_load_timeout(PAGE_LOAD_SECONDS)
     except WebDriverException as exc:
         raise SourceError(f"source {source.name}: Chromium did not start ({exc.msg}); scripts/setup.sh installs "
                           f"chromium and chromium-driver") from None
@@ -160,15 +162,29 @@ def rendered_links(source: SourceSettings) -> list[Link]:
             except TimeoutException:
                 log.warning("source %s: no link matching %r appeared on %s within %.0f s", source.name,
                             source.link_selector, url, source.wait_seconds)
-            found = [Link(urljoin(url, href), (el.text or el.get_attribute("title") or "").strip() or None)
-                     for el in driver.find_elements(*_locator(source.link_selector))
-                     if (href := el.get_attribute("href"))]
+            found = _read_links(driver, source, url)
             log.info("source %s: %d link(s) on %s", source.name, len(found), url)
             links += found
             url = _next_page(driver, source, url)
     finally:
         driver.quit()
     return links
+
+
+def _read_links(driver, source: SourceSettings, url: str) -> list[Link]:
+    """The matching links as they are now; read again once if the script redrew the page meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for attempt in (1, 2):
+        try:
+            return [Link(urljoin(url, href), (el.text or el.get_attribute("title") or "").strip() or None)
+                    for el in driver.find_elements(*_locator(source.link_selector))
+                    if (href := el.get_attribute("href"))]
+        except StaleElementReferenceException:
+            if attempt == 2:
+                raise SourceError(f"source {source.name}: the links on {url} kept changing while read") from None
+            time.sleep(1)
+    return []
 
 
 def _next_page(driver, source: SourceSettings, current: str) -> str | None:

@@ -320,7 +320,7 @@ class SourceSettings(_Section):
     allow_domains: list[str] = Field(
         [], description="Domains links may point to (sub-domains included); empty: the source URL's own domain.",
     )
-    max_items: int | None = Field(None, ge=1, description="Most links taken from this source per crawl.")
+    max_items: int | None = Field(None, ge=1, description="Most new items downloaded from this source per crawl.")
 
     @model_validator(mode="after")
     def _check(self) -> "SourceSettings":

@@ -212,16 +212,15 @@ class ExportOperator(_SettingsOperator):
 def crawl_schedule() -> str | None:
     """The crawl's cron from the settings file, read when the DAG is parsed (YAML only, no engine imports).
 
-    A broken settings file leaves the crawl unscheduled rather than breaking every DAG; its runs then fail
-    with the settings error.
+    A broken settings file is this DAG's import error (shown in the UI), never a crawl that silently stops.
     """
     from nr4dl_tasks import settings
     from nr4dl_tasks.errors import SettingsError
 
     try:
         return settings.load().crawl.schedule
-    except SettingsError:
-        return None
+    except SettingsError as exc:  # shown as the DAG's import error in the UI, instead of a crawl that never runs
+        raise ValueError(f"nr4dl_crawl cannot read its schedule: {exc}") from None
 
 
 class CrawlOperator(_SettingsOperator):
@@ -232,7 +231,8 @@ class CrawlOperator(_SettingsOperator):
     logged with their cause and listed in the XCom ``report``; the task still succeeds, so the files that did
     arrive are processed, and the catalog retries the failed links on the next crawl.
 
-    :param source: crawl only the source of this name (empty: every source).
+    :param source: crawl only the source of this name; None takes the run's ``source`` param (read as given: a
+        template rendered as a native object would turn a source named "2024" into a number), empty: all.
     :param max_items: download at most this many new items (0: ``crawl.max_items_per_run``).
     """
 
@@ -248,11 +248,14 @@ class CrawlOperator(_SettingsOperator):
         from nr4dl_tasks.errors import Nr4dlError
 
         loaded = self.load_settings()
+        source = self.source if self.source is not None else context["params"].get("source")
         try:
-            report = crawl(loaded, self.source or None, int(self.max_items or 0) or None)
+            report = crawl(loaded, str(source or "") or None, int(self.max_items or 0) or None)
         except Nr4dlError as exc:
             raise AirflowFailException(str(exc)) from exc
-        requests = [{"trigger_run_id": run_id_for(new, context["run_id"]),
+        if report.failed and not report.seen:  # every source failed: nothing crawled, say so in red
+            raise AirflowFailException("no source could be crawled: " + "; ".join(report.failed.values()))
+        requests = [{"trigger_run_id": run_id_for(new),
                      "conf": {"media": new.path, "overrides": self.overrides or {}, "source_url": new.url}}
                     for new in report.new]
         context["ti"].xcom_push(key="report", value={"new": len(report.new), "seen": report.seen,

@@ -58,12 +58,28 @@ def js_page(links: list[list[str]]) -> str:
     return _JS_PAGE.format(links=json.dumps(links))
 
 
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files; a file named *.redirect answers 302 to the URL it holds."""
+
+    def send_head(self):
+        target = Path(self.translate_path(self.path))
+        if target.suffix == ".redirect" and target.is_file():
+            self.send_response(302)
+            self.send_header("Location", target.read_text().strip())
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        return super().send_head()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @contextmanager
 def serve(folder: Path) -> Iterator[str]:
     """Serve a folder over HTTP on 127.0.0.1; yields the base URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler = functools.partial(_Handler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.RequestHandlerClass.log_message = lambda *args: None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

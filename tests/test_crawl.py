@@ -46,6 +46,8 @@ def site(tmp_path_factory):
         ["media/..%2f..%2fsecret.mp3", "Missing", "episode"],  # a 404 with a hostile path
     ]))
     with serve(root) as base:
+        # answers 302 to the same server under another name: a domain off the allow-list
+        (root / "media" / "ep2.redirect").write_text(f"{base.replace('127.0.0.1', 'localhost')}/media/ep2.mp3")
         yield base
 
 
@@ -103,11 +105,12 @@ def test_a_crawl_downloads_new_media_once_and_skips_it_next_time(site, make_sett
     assert statuses["ep1-again.mp3"][0] == cat.DUPLICATE and statuses["steal.mp3"][0] == cat.REJECTED
 
 
-def test_downloaded_but_never_handed_over_files_are_handed_over_again(site, make_settings, tmp_path):
+def test_max_items_limits_new_downloads_and_unhanded_files_are_handed_over_again(site, make_settings, tmp_path):
     settings = settings_for(make_settings, tmp_path, page_source(site, max_items=1))
     first = crawl(settings)
-    again = crawl(settings)  # the first crawl's runs were never triggered (no mark_triggered)
-    assert [n.url for n in again.new] == [n.url for n in first.new] and len(first.new) == 1
+    again = crawl(settings)  # the first crawl's file was never handed over (no mark_triggered)
+    assert len(first.new) == 1 and len(again.new) == 2  # that file again, and one more new download
+    assert again.new[0].url == first.new[0].url and again.new[1].url != first.new[0].url
 
 
 def test_an_unreachable_page_is_named_and_the_other_sources_still_run(site, make_settings, tmp_path):
@@ -116,6 +119,17 @@ def test_an_unreachable_page_is_named_and_the_other_sources_still_run(site, make
     report = crawl(settings)
     assert "page http://127.0.0.1:9/index.html is unreachable" in report.failed["source down"]
     assert [n.source for n in report.new] == ["direct"]
+
+
+def test_a_link_redirecting_off_the_allow_list_is_refused_before_download(site, make_settings, tmp_path):
+    settings = settings_for(make_settings, tmp_path, {"name": "direct", "kind": "url",
+                                                       "url": f"{site}/media/ep2.redirect"})
+    report = crawl(settings)
+    assert not report.new and "not on the allow-list" in report.failed[f"{site}/media/ep2.redirect"]
+    assert not list((tmp_path / "downloads").rglob("*.mp3"))
+    (entry,) = catalog_for(settings).entries("direct")
+    assert entry.status == cat.REFUSED
+    assert not crawl(settings).failed  # refused for good: not tried again
 
 
 def test_size_limit_and_unknown_source(site, make_settings, tmp_path):
