@@ -45,6 +45,9 @@ def site(tmp_path_factory):
         ["media/ep1-again.mp3", "/tmp/absolute/path", "episode"],  # same content as ep1
         ["media/..%2f..%2fsecret.mp3", "Missing", "episode"],  # a 404 with a hostile path
     ]))
+    (root / "shows.html").write_text('<!doctype html><html><head><title>Shows</title></head><body>'
+                                     '<audio controls src="media/ep2.mp3"></audio>'
+                                     '<audio controls src="media/ep3.mp3"></audio></body></html>')
     with serve(root) as base:
         # answers 302 to the same server under another name: a domain off the allow-list
         (root / "media" / "ep2.redirect").write_text(f"{base.replace('127.0.0.1', 'localhost')}/media/ep2.mp3")
@@ -119,6 +122,13 @@ def test_an_unreachable_page_is_named_and_the_other_sources_still_run(site, make
     report = crawl(settings)
     assert "page http://127.0.0.1:9/index.html is unreachable" in report.failed["source down"]
     assert [n.source for n in report.new] == ["direct"]
+
+
+def test_a_ytdlp_source_lists_and_downloads_every_entry(site, make_settings, tmp_path):
+    settings = settings_for(make_settings, tmp_path, {"name": "shows", "kind": "ytdlp", "url": f"{site}/shows.html"})
+    report = crawl(settings)
+    assert sorted(n.url for n in report.new) == [f"{site}/media/ep2.mp3", f"{site}/media/ep3.mp3"]
+    assert all(Path(n.path).is_file() and Path(n.path).name.startswith("Shows-") for n in report.new)
 
 
 def test_a_link_redirecting_off_the_allow_list_is_refused_before_download(site, make_settings, tmp_path):
