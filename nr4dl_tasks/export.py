@@ -56,8 +56,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from nr4dl_tasks.errors import SettingsError, StageError
-from nr4dl_tasks.gates import REST_TIER, exported_audio
-from nr4dl_tasks.records import Clip, read_clips
+from nr4dl_tasks.gates import REST_TIER
+from nr4dl_tasks.records import Clip, audio_path, read_clips
 from nr4dl_tasks.settings import ExportSettings, Settings
 from nr4dl_tasks.workdir import WorkDir, file_sha256, fingerprint
 
@@ -220,7 +220,7 @@ def scan_work_dir(work_root: Path, dataset_dir: Path) -> tuple[dict[str, Path], 
 
 
 def _audio_path(folder: Path, clip: Clip, cfg: ExportSettings) -> Path:
-    rel = exported_audio(clip, cfg.audio)
+    rel = audio_path(clip, cfg.audio)
     if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
         raise StageError(f"clip {clip.id}: audio path {rel!r} is not a path inside the folder")
     path = folder / rel

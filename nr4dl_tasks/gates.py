@@ -36,7 +36,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from nr4dl_tasks.quality import DnsmosPool, Mos
-from nr4dl_tasks.records import Clip, read_clip_audio, read_manifest, write_manifest
+from nr4dl_tasks.records import Clip, audio_path, read_clip_audio, read_manifest, write_manifest
 from nr4dl_tasks.settings import GateSettings, Settings
 from nr4dl_tasks.stage import Stage
 from nr4dl_tasks.text import compression_ratio, letter_count
@@ -48,11 +48,6 @@ MIN_CLIPS_FOR_OUTLIERS = 5
 REST_TIER = "rest"
 SCORE_BATCH = 16  # clips scored with DNSMOS at a time
 NO_SPEECH_LOGPROB = -1.0  # Whisper's rule: no speech when also the text's mean log-probability is below this
-
-
-def exported_audio(clip: Clip, which: str) -> str:
-    """The clip file the dataset takes: the denoised audio (when there is one) or the original."""
-    return (clip.extra.get("denoised_path") or clip.path) if which == "denoised" else clip.path
 
 
 def recorded_ovrl(clip: Clip, which: str) -> float | None:
@@ -159,7 +154,7 @@ class GateStage(Stage):
             for start in range(0, len(todo), SCORE_BATCH):  # bounds the audio held in memory
                 pending: dict[str, Future[Mos]] = {}
                 for clip in todo[start: start + SCORE_BATCH]:
-                    samples, rate = read_clip_audio(work, exported_audio(clip, which), "transcribe")
+                    samples, rate = read_clip_audio(work, audio_path(clip, which), "transcribe")
                     pending[clip.id] = pool.submit(samples, rate)
                 scores.update({cid: round(future.result().ovrl, 3) for cid, future in pending.items()})
         if todo:

@@ -114,6 +114,11 @@ def publish_manifest(work: WorkDir, stage: str) -> None:
         shutil.copyfile(work.path(manifest_name(stage)), tmp)
 
 
+def audio_path(clip: Clip, which: str) -> str:
+    """The clip's file: its original audio, or with 'denoised' the denoise stage's output where it wrote one."""
+    return (clip.extra.get("denoised_path") or clip.path) if which == "denoised" else clip.path
+
+
 def read_clip_audio(work: WorkDir, rel: str, manifest_stage: str) -> tuple[np.ndarray, int]:
     """A clip's samples as (frames, channels) float32 and its rate, loaded only when a stage needs them.
 

@@ -38,7 +38,7 @@ import soundfile as sf
 
 from nr4dl_tasks import audio, voices
 from nr4dl_tasks.errors import MediaError, SettingsError
-from nr4dl_tasks.records import Clip, read_clip_audio, read_manifest, write_manifest
+from nr4dl_tasks.records import Clip, audio_path, read_clip_audio, read_manifest, write_manifest
 from nr4dl_tasks.settings import Settings, SpeakerSettings
 from nr4dl_tasks.speaker_registry import REGISTRY_NAME, SpeakerRegistry, Voice
 from nr4dl_tasks.stage import Stage
@@ -247,7 +247,7 @@ class SpeakersStage(Stage):
                 if clip.extra.get("dropped"):
                     out.append(clip)
                     continue
-                source_path = clip.extra.get("denoised_path", clip.path) if cfg.input == "denoised" else clip.path
+                source_path = audio_path(clip, cfg.input)
                 wav = self._read16k(work, source_path)
                 if not wav.any():
                     clip.extra["dropped"] = "speakers: silent clip"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nr4dl_tasks.recognition import AudioClip, Recognizer
-from nr4dl_tasks.records import Clip, clip_file, read_manifest, write_manifest
+from nr4dl_tasks.records import audio_path, clip_file, read_manifest, write_manifest
 from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.stage import Stage
 from nr4dl_tasks.workdir import WorkDir
@@ -128,7 +128,7 @@ class TranscribeStage(Stage):
         step = max(cfg.batch_size, PROGRESS_EVERY)
         for start in range(0, len(missing), step):
             chunk = missing[start: start + step]
-            audio = [AudioClip(clip.id, clip_file(work, self._audio(clip, cfg.input), "speakers")) for clip in chunk]
+            audio = [AudioClip(clip.id, clip_file(work, audio_path(clip, cfg.input), "speakers")) for clip in chunk]
             records = {clip.id: {**transcript.as_record(), "asr_backend": recognizer.name}
                        for clip, transcript in zip(chunk, recognizer.transcribe(audio), strict=True)}
             journal.add(records)
@@ -149,7 +149,3 @@ class TranscribeStage(Stage):
                 "empty": sum(not c.extra.get("text") for c in todo)}
         log.info("%s: %s", work.source_id, info)
         return [manifest], info
-
-    @staticmethod
-    def _audio(clip: Clip, which: str) -> str:
-        return clip.extra.get("denoised_path", clip.path) if which == "denoised" else clip.path
