@@ -18,7 +18,8 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param
 from nr4dl_operators import (CLIPS_ASSET, DenoiseOperator, GateOperator, IngestOperator, SegmentOperator,
-                             SeparateOperator, SliceOperator, SpeakersOperator, TranscribeOperator)
+                             SeparateOperator, SliceOperator, SpeakersOperator, TranscribeOperator, clear_failure,
+                             record_failure)
 
 WORK_DIR = "{{ ti.xcom_pull(task_ids='ingest')['work_dir'] }}"
 # Separation, segmentation, denoising, speaker embedding and transcription each hold a model (up to ~2.8 GB) and use
@@ -35,7 +36,8 @@ with DAG(
     catchup=False,
     max_active_runs=8,
     render_template_as_native_obj=True,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    # A task failing for good puts the file on the failed-file list (nr4dl_failed_files, `nr4dl failures`).
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "on_failure_callback": record_failure},
     tags=["nr4dl"],
     params={
         "media": Param(
@@ -56,6 +58,7 @@ with DAG(
     denoise = DenoiseOperator(task_id="denoise", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
     speakers = SpeakersOperator(task_id="speakers", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
     transcribe = TranscribeOperator(task_id="transcribe", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
-    gate = GateOperator(task_id="gate", work_dir=WORK_DIR, overrides=OVERRIDES, outlets=[CLIPS_ASSET])
+    gate = GateOperator(task_id="gate", work_dir=WORK_DIR, overrides=OVERRIDES, outlets=[CLIPS_ASSET],
+                        on_success_callback=clear_failure)
 
     ingest >> separate >> segment >> slice_ >> denoise >> speakers >> transcribe >> gate

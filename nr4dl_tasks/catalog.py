@@ -12,10 +12,7 @@ makes a nightly crawl incremental:
 * an item `downloaded` whose processing run was never triggered (the crawl
   died in between) is handed over again.
 
-SQLite by default (`crawl.catalog_url` null: `catalog.sqlite` beside the work
-folders), with a busy timeout so parallel crawl tasks wait instead of failing;
-in scale-out any SQLAlchemy URL, e.g. Airflow's own PostgreSQL. SQLAlchemy comes
-with Airflow.
+It lives in nr4dl's own database (`statedb.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +25,9 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
+from nr4dl_tasks.settings import Settings
+from nr4dl_tasks.statedb import engine_for, metadata
+
 log = logging.getLogger("nr4dl")
 
 NEW, DOWNLOADED, TRIGGERED, DUPLICATE, FAILED, REJECTED, REFUSED = (
@@ -36,9 +36,8 @@ NEW, DOWNLOADED, TRIGGERED, DUPLICATE, FAILED, REJECTED, REFUSED = (
 # allow-list may have grown). `refused` (too large, live, a playlist) and the rest are never taken again.
 TAKEN = (NEW, FAILED, REJECTED)
 
-_metadata = sa.MetaData()
 ITEMS = sa.Table(
-    "nr4dl_catalog", _metadata,
+    "nr4dl_catalog", metadata,
     sa.Column("url_sha256", sa.String(64), primary_key=True),  # URLs can be longer than an index allows
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("source", sa.String(200), nullable=False, index=True),
@@ -69,10 +68,9 @@ def _now() -> datetime:
 
 
 class Catalog:
-    def __init__(self, url: str | sa.URL) -> None:
-        connect_args = {"timeout": 30} if str(url).startswith("sqlite") else {}
-        self.engine = sa.create_engine(url, connect_args=connect_args)
-        _metadata.create_all(self.engine, checkfirst=True)
+    def __init__(self, settings: Settings) -> None:
+        self.engine = engine_for(settings)
+        ITEMS.create(self.engine, checkfirst=True)
 
     def seen(self, source: str, url: str, title: str | None) -> Entry:
         """Record that a crawl found `url`; returns its entry (a new one with status `new`)."""

@@ -3,6 +3,7 @@
     nr4dl process MEDIA... --out DIR [--settings FILE] [--set key=value ...] [--until STAGE]
     nr4dl crawl [--source NAME] [--max-items N] [--settings FILE] [--set key=value ...]
     nr4dl export [--settings FILE] [--set key=value ...]
+    nr4dl failures [--settings FILE]
     nr4dl settings [--settings FILE] [--set key=value ...]
 
 Each file runs through the same stage code as the Airflow DAG. A file that
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     common(crawl)
     export = sub.add_parser("export", help="build the dataset from every processed file (export.* settings)")
     common(export)
+    failures = sub.add_parser("failures", help="list the files whose latest processing run failed")
+    common(failures)
     show = sub.add_parser("settings", help="print the effective settings")
     common(show)
     return parser
@@ -84,7 +87,8 @@ def _process(args: argparse.Namespace, overrides: dict) -> int:
 
 def _crawl(args: argparse.Namespace, overrides: dict) -> int:
     """Crawl, then process every new file here (what nr4dl_crawl hands to Airflow runs)."""
-    from nr4dl_tasks.crawl import catalog_for, crawl
+    from nr4dl_tasks.catalog import Catalog
+    from nr4dl_tasks.crawl import crawl
 
     settings = settings_mod.load(args.settings, overrides)
     report = crawl(settings, args.source, args.max_items)
@@ -92,7 +96,7 @@ def _crawl(args: argparse.Namespace, overrides: dict) -> int:
         print(f"FAILED  {where}: {cause}")
     print(f"{len(report.new)} new file(s), {len(report.duplicates)} duplicate(s), {len(report.failed)} failure(s)")
     failed = _process_all([Path(n.path) for n in report.new], settings, STAGE_NAMES[-1]) if report.new else []
-    catalog_for(settings).mark_triggered(n.url for n in report.new)  # a failed file is a processing failure now
+    Catalog(settings).mark_triggered(n.url for n in report.new)  # a failed file is a processing failure now
     return 1 if failed or report.failed else 0
 
 
@@ -109,6 +113,16 @@ def _export(args: argparse.Namespace, overrides: dict) -> int:
     return 1 if report.skipped else 0
 
 
+def _failures(args: argparse.Namespace, overrides: dict) -> int:
+    from nr4dl_tasks.failures import FailureLog
+
+    failures = FailureLog(settings_mod.load(args.settings, overrides)).failures()
+    for f in failures:
+        print(f"{f.failed_at:%Y-%m-%d %H:%M}  {f.stage:10}  {f.media}: {f.error}  (run {f.run_id})")
+    print(f"{len(failures)} file(s) whose latest run failed")
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -122,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args, overrides)
         if args.command == "crawl":
             return _crawl(args, overrides)
+        if args.command == "failures":
+            return _failures(args, overrides)
         return _process(args, overrides)
     except Nr4dlError as exc:
         print(f"error: {exc}", file=sys.stderr)

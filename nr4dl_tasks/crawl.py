@@ -22,7 +22,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import sqlalchemy as sa
 
 from nr4dl_tasks import catalog as cat
 from nr4dl_tasks.discover import Link, allow_list, discover
@@ -33,7 +32,6 @@ from nr4dl_tasks.workdir import file_sha256
 
 log = logging.getLogger("nr4dl")
 
-CATALOG_FILE = "catalog.sqlite"
 
 
 @dataclass
@@ -64,19 +62,6 @@ def _url_hash(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:8]
 
 
-def catalog_for(settings: Settings) -> cat.Catalog:
-    url = settings.crawl.catalog_url
-    if url is None:
-        work = settings.resolve(settings.paths.work_dir)
-        work.mkdir(parents=True, exist_ok=True)
-        return cat.Catalog(sa.URL.create("sqlite", database=str(work.parent / CATALOG_FILE)))
-    try:
-        return cat.Catalog(url)
-    except sa.exc.SQLAlchemyError as exc:
-        raise SettingsError(f"crawl.catalog_url: cannot open the catalog database ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0]})") from None
-
-
 def chosen_sources(settings: Settings, name: str | None) -> list[SourceSettings]:
     sources = settings.crawl.sources
     if name:
@@ -91,7 +76,7 @@ def crawl(settings: Settings, source_name: str | None = None, max_items: int | N
     """Crawl every source (or one), downloading at most `max_items` new items in all (default: settings)."""
     cfg = settings.crawl
     budget = max_items or cfg.max_items_per_run
-    catalog = catalog_for(settings)
+    catalog = cat.Catalog(settings)
     download_dir = settings.resolve(cfg.download_dir)
     pacer = DomainPacer(cfg.domain_interval_seconds)
     report = CrawlReport()

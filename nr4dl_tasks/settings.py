@@ -337,8 +337,8 @@ class CrawlSettings(_Section):
     )
     download_dir: Path = Field(Path("data/downloads"), description="Downloads go to <download_dir>/<source>/.")
     catalog_url: str | None = Field(
-        None, description="SQLAlchemy URL of the catalog database; null: SQLite catalog.sqlite beside the work "
-        "folders. In scale-out, Airflow's PostgreSQL.",
+        None, description="SQLAlchemy URL of nr4dl's database (crawl catalog, failed-file list); null: SQLite "
+        "catalog.sqlite beside the work folders. In scale-out, Airflow's PostgreSQL.",
     )
     max_megabytes: float = Field(2048, gt=0, description="Largest file downloaded, in MiB.")
     domain_interval_seconds: float = Field(2.0, ge=0, description="Least time between two requests to one domain.")

@@ -274,9 +274,63 @@ class MarkTriggeredOperator(_SettingsOperator):
         self.requests = requests
 
     def execute(self, context: Context) -> int:
-        from nr4dl_tasks.crawl import catalog_for
+        from nr4dl_tasks.catalog import Catalog
 
         urls = [r["conf"]["source_url"] for r in self.requests or []]
-        catalog_for(self.load_settings()).mark_triggered(urls)
+        Catalog(self.load_settings()).mark_triggered(urls)
         self.log.info("handed %d new file(s) to nr4dl_process_file", len(urls))
         return len(urls)
+
+
+def _run_settings(context: Context) -> Any:
+    """The settings a processing run used (its overrides, or the file alone when they are invalid)."""
+    from nr4dl_tasks import settings
+    from nr4dl_tasks.errors import SettingsError
+
+    overrides = context["params"].get("overrides") or {}
+    try:
+        return settings.load(None, overrides if isinstance(overrides, dict) else {})
+    except SettingsError:
+        return settings.load()
+
+
+def record_failure(context: Context) -> None:
+    """``on_failure_callback`` of the processing tasks: the file goes on the failed-file list with its stage and
+    the error's first line (called once retries are spent). A callback must never fail, so it only logs."""
+    from nr4dl_tasks.failures import FailureLog
+
+    ti = context["ti"]
+    media = str(context["params"].get("media") or "")
+    try:
+        FailureLog(_run_settings(context)).record(media, ti.task_id, context.get("exception") or "failed",
+                                                  context["run_id"])
+    except Exception:  # the task's own failure is what the user must see
+        ti.log.exception("could not record the failure of %s on the failed-file list", media)
+
+
+def clear_failure(context: Context) -> None:
+    """``on_success_callback`` of the run's last task: the file's latest run succeeded, off the list it goes."""
+    from nr4dl_tasks.failures import FailureLog
+
+    media = str(context["params"].get("media") or "")
+    try:
+        FailureLog(_run_settings(context)).clear(media)
+    except Exception:  # never fail a run that succeeded
+        context["ti"].log.exception("could not take %s off the failed-file list", media)
+
+
+class FailedFilesOperator(_SettingsOperator):
+    """Lists the files whose latest processing run failed: stage, first line of the error, run id, time."""
+
+    ui_color = "#fbe0e0"
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from nr4dl_tasks.failures import FailureLog
+
+        failures = FailureLog(self.load_settings()).failures()
+        for f in failures:
+            self.log.info("%s  %s failed at %s: %s  (run %s)", f.failed_at.isoformat(timespec="seconds"), f.media,
+                          f.stage, f.error, f.run_id)
+        self.log.info("%d file(s) whose latest run failed", len(failures))
+        return [{"media": f.media, "stage": f.stage, "error": f.error, "run_id": f.run_id,
+                 "failed_at": f.failed_at.isoformat()} for f in failures]

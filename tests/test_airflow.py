@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from nr4dl_tasks import settings as settings_mod
+from nr4dl_tasks.failures import FailureLog
 from nr4dl_tasks.pipeline import STAGES
 from nr4dl_tasks.records import read_clips
 
@@ -58,6 +60,8 @@ def test_dags_import_without_errors(airflow_db):
     assert [a.name for a in dag.get_task("gate").outlets] == ["nr4dl_clips"]
     dataset = bag.get_dag("nr4dl_dataset")
     assert [a.name for a in dataset.timetable.asset_condition.objects] == ["nr4dl_clips"]
+    assert all(t.on_failure_callback for t in dag.tasks) and dag.get_task("gate").on_success_callback
+    assert bag.get_dag("nr4dl_failed_files").get_task("list")
     crawl = bag.get_dag("nr4dl_crawl")
     assert crawl.timetable.expression == "0 2 * * *" and not crawl.catchup
     assert [t.task_id for t in crawl.topological_sort()] == ["crawl", "process", "mark_handed_over"]
@@ -134,3 +138,6 @@ def test_standalone_nightly_crawl_fans_out_one_run_per_new_file_and_isolates_a_b
     report = json.loads((dataset / "export.json").read_text())
     assert report["complete"] and report["clips"] == len([c for c in clips if not c.extra.get("dropped")])
     assert "nothing new to process" in again.stdout and again.returncode == 0, again.stdout + again.stderr
+    failed = FailureLog(settings_mod.load(settings_file)).failures()  # recorded by the tasks' failure callback
+    assert [(Path(f.media).name[:15], f.stage) for f in failed] == [("A-broken-upload", "ingest")]
+    assert "not readable as media" in failed[0].error and "\n" not in failed[0].error

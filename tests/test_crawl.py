@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nr4dl_tasks import catalog as cat
-from nr4dl_tasks.crawl import catalog_for, crawl
+from nr4dl_tasks.crawl import crawl
 from nr4dl_tasks.discover import Link, discover
 from nr4dl_tasks.download import safe_stem
 from nr4dl_tasks.errors import SettingsError
@@ -98,7 +98,7 @@ def test_a_crawl_downloads_new_media_once_and_skips_it_next_time(site, make_sett
     assert first.refused == {"radio": ["http://evil.example.com/steal.mp3"]}
     assert sorted(downloads.rglob("*")) == [downloads / "radio", *files]  # nothing else written anywhere
 
-    catalog = catalog_for(settings)
+    catalog = cat.Catalog(settings)
     catalog.mark_triggered(n.url for n in first.new)
     second = crawl(settings)
     assert second.new == [] and second.duplicates == []
@@ -137,7 +137,7 @@ def test_a_link_redirecting_off_the_allow_list_is_refused_before_download(site, 
     report = crawl(settings)
     assert not report.new and "not on the allow-list" in report.failed[f"{site}/media/ep2.redirect"]
     assert not list((tmp_path / "downloads").rglob("*.mp3"))
-    (entry,) = catalog_for(settings).entries("direct")
+    (entry,) = cat.Catalog(settings).entries("direct")
     assert entry.status == cat.REFUSED
     assert not crawl(settings).failed  # refused for good: not tried again
 
