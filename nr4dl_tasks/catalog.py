@@ -17,7 +17,6 @@ It lives in nr4dl's own database (`statedb.py`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ import sqlalchemy as sa
 
 from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.statedb import engine_for, metadata
+from nr4dl_tasks.workdir import text_sha256
 
 log = logging.getLogger("nr4dl")
 
@@ -114,7 +114,7 @@ class Catalog:
 
 
 def _key(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()
+    return text_sha256(url)
 
 
 def _entry(row: Any) -> Entry:

@@ -14,7 +14,6 @@ sources and links go on.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from nr4dl_tasks.discover import Link, allow_list, discover
 from nr4dl_tasks.download import DomainPacer, Refused, fetch
 from nr4dl_tasks.errors import SettingsError, SourceError
 from nr4dl_tasks.settings import Settings, SourceSettings
-from nr4dl_tasks.workdir import file_sha256
+from nr4dl_tasks.workdir import file_sha256, text_sha256
 
 log = logging.getLogger("nr4dl")
 
@@ -59,7 +58,7 @@ def run_id_for(new: NewFile) -> str:
 
 
 def _url_hash(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()[:8]
+    return text_sha256(url)[:8]
 
 
 def chosen_sources(settings: Settings, name: str | None) -> list[SourceSettings]:

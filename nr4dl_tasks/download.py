@@ -23,7 +23,6 @@ the media request itself are left to yt-dlp.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -34,6 +33,7 @@ from urllib.parse import unquote, urlparse
 from nr4dl_tasks.discover import Link, allowed
 from nr4dl_tasks.errors import SourceError
 from nr4dl_tasks.settings import CrawlSettings
+from nr4dl_tasks.workdir import text_sha256
 
 log = logging.getLogger("nr4dl")
 
@@ -45,7 +45,7 @@ def safe_stem(link: Link) -> str:
     """A file stem made only of safe characters: slug of the title (or URL name) and a hash of the URL."""
     name = link.title or Path(unquote(urlparse(link.url).path)).stem or "media"
     slug = _UNSAFE.sub("-", name).strip("-_")[:SLUG_CHARS].strip("-_") or "media"
-    return f"{slug}-{hashlib.sha256(link.url.encode()).hexdigest()[:10]}"
+    return f"{slug}-{text_sha256(link.url)[:10]}"
 
 
 def inside(path: Path, folder: Path) -> bool:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -59,7 +58,7 @@ from nr4dl_tasks.errors import SettingsError, StageError
 from nr4dl_tasks.gates import REST_TIER
 from nr4dl_tasks.records import Clip, audio_path, read_clips
 from nr4dl_tasks.settings import ExportSettings, Settings
-from nr4dl_tasks.workdir import WorkDir, file_sha256, fingerprint
+from nr4dl_tasks.workdir import WorkDir, file_sha256, fingerprint, text_sha256
 
 log = logging.getLogger("nr4dl")
 
@@ -193,7 +192,7 @@ def export_id(source: str, clip_id: str) -> str:
 
 def split_of(key: str, cfg: ExportSettings) -> str:
     """train/validation/test from the sha256 of the key mapped to [0, 1): stable forever for the same key."""
-    point = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:16], 16) / 2 ** 64
+    point = int(text_sha256(key)[:16], 16) / 2 ** 64
     if point < cfg.test_fraction:
         return "test"
     if point < cfg.test_fraction + cfg.validation_fraction:

@@ -11,7 +11,6 @@ run failed, whatever happened before. It lives in nr4dl's own database
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 
 from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.statedb import engine_for, metadata
+from nr4dl_tasks.workdir import text_sha256
 
 FAILURES = sa.Table(
     "nr4dl_failures", metadata,
@@ -46,7 +46,7 @@ def first_line(error: BaseException | str) -> str:
 
 
 def _key(media: str) -> str:
-    return hashlib.sha256(media.encode()).hexdigest()
+    return text_sha256(media)
 
 
 class FailureLog:

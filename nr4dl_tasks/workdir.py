@@ -35,6 +35,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def text_sha256(text: str) -> str:
+    """Hex sha256 of a string (URL, path, key): a fixed-length, filename-safe name for it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def fingerprint(**parts: Any) -> str:
     """A stable hash of JSON-serialisable parts (stage version, upstream fingerprint, settings)."""
     blob = json.dumps(parts, sort_keys=True, default=str)

@@ -6,6 +6,7 @@ import functools
 import http.server
 import json
 import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from nr4dl_tasks import settings as settings_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT.parent / "shared" / "media"
+NR4DL = Path(sys.executable).with_name("nr4dl")  # the console script of this environment
 
 
 @pytest.fixture(scope="session")

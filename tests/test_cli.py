@@ -1,14 +1,11 @@
 """`nr4dl process`: the real console script on real files, one of them bad."""
 
 import subprocess
-import sys
-from pathlib import Path
 
 from nr4dl_tasks.records import read_clips, read_segments
 
-from conftest import ROOT
+from conftest import NR4DL, ROOT
 
-NR4DL = Path(sys.executable).with_name("nr4dl")
 
 
 def nr4dl(*args: str) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from nr4dl_tasks.discover import Link, discover
 from nr4dl_tasks.download import safe_stem
 from nr4dl_tasks.errors import SettingsError
 
-from conftest import ffmpeg, js_page, serve
+from conftest import NR4DL, ffmpeg, js_page, serve
 
 LONG_TITLE = "episode " * 700  # 5,600 characters
 
@@ -170,7 +169,7 @@ def test_the_cli_crawls_and_processes_new_files_once(site, tmp_path):
         "paths": {"work_dir": str(tmp_path / "work")}, "separate": {"enabled": False},
         "crawl": {"download_dir": str(tmp_path / "downloads"), "domain_interval_seconds": 0,
                   "sources": [{"name": "one", "kind": "url", "url": f"{site}/media/ep1.mp3"}]}}))
-    nr4dl = [str(Path(sys.executable).with_name("nr4dl")), "crawl", "--settings", str(settings)]
+    nr4dl = [str(NR4DL), "crawl", "--settings", str(settings)]
     first = subprocess.run(nr4dl, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "1 new file(s)" in first.stdout and "1 of 1 file(s) processed" in first.stdout

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 from nr4dl_tasks.failures import FailureLog
+
+from conftest import NR4DL
 
 
 def test_the_list_holds_the_files_whose_latest_run_failed(make_settings):
@@ -26,7 +26,7 @@ def test_the_cli_lists_them(make_settings, tmp_path):
     FailureLog(settings).record("/data/a.mp3", "ingest", "/data/a.mp3: not readable as media", "run1")
     file = tmp_path / "settings.yaml"
     file.write_text(f"paths: {{work_dir: '{tmp_path / 'work'}'}}\n")
-    out = subprocess.run([str(Path(sys.executable).with_name("nr4dl")), "failures", "--settings", str(file)],
+    out = subprocess.run([str(NR4DL), "failures", "--settings", str(file)],
                          capture_output=True, text=True)
     assert out.returncode == 1 and "ingest" in out.stdout and "/data/a.mp3: not readable as media" in out.stdout
     assert "1 file(s) whose latest run failed" in out.stdout
