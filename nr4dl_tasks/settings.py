@@ -198,8 +198,8 @@ class TranscribeSettings(_Section):
     )
     model: str = Field(
         "base", description="Whisper model: base is the copy scripts/setup.sh provisions; another size name "
-        "(tiny, small, medium, large-v3, ...) is downloaded from Hugging Face; or a folder holding a CTranslate2 "
-        "Whisper model.",
+        "(tiny, small, medium, large-v3, ...) or a Hugging Face repo id is downloaded from Hugging Face; or a "
+        "folder holding a CTranslate2 Whisper model.",
     )
     language: str | None = Field(
         None, description="Spoken language: null detects it per clip (local only); 'ko' or 'ko-KR' forces it. "
