@@ -27,6 +27,7 @@ from nr4dl_tasks.errors import Nr4dlError
 STAGE_NAMES = ["ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe", "gate"]
 
 log = logging.getLogger("nr4dl")
+RESOURCE_FIGURES = ("tasks_per_worker", "heavy_slots", "task_threads")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     common(failures)
     show = sub.add_parser("settings", help="print the effective settings")
     common(show)
+    sizes = sub.add_parser("resources", help="print what this machine runs at once (resources.* settings, "
+                                             "for the Airflow pool and Celery workers)")
+    sizes.add_argument("name", nargs="?", choices=RESOURCE_FIGURES, help="print only this number")
+    common(sizes)
     return parser
 
 
@@ -123,6 +128,23 @@ def _failures(args: argparse.Namespace, overrides: dict) -> int:
     return 1 if failures else 0
 
 
+def _resources(args: argparse.Namespace, overrides: dict) -> int:
+    from nr4dl_tasks import resources
+
+    loaded = settings_mod.load(args.settings, overrides)
+    figures = {"tasks_per_worker": resources.tasks_per_worker(loaded.resources),
+               "heavy_slots": resources.heavy_slots(loaded.resources),
+               "task_threads": resources.threads(resources.shared_worker(loaded))}
+    if args.name:
+        print(figures[args.name])
+        return 0
+    print(f"machine: {resources.cores()} cores, {resources.memory_gb():.1f} GB; "
+          f"task_memory_gb {loaded.resources.task_memory_gb}")
+    for name, value in figures.items():
+        print(f"{name} {value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -138,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             return _crawl(args, overrides)
         if args.command == "failures":
             return _failures(args, overrides)
+        if args.command == "resources":
+            return _resources(args, overrides)
         return _process(args, overrides)
     except Nr4dlError as exc:
         print(f"error: {exc}", file=sys.stderr)

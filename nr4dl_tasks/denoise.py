@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from nr4dl_tasks import audio
+from nr4dl_tasks import audio, resources
 from nr4dl_tasks.deepfilter import DeepFilterStream
 from nr4dl_tasks.quality import DnsmosPool, Mos, snr_estimate
 from nr4dl_tasks.records import (Clip, Segment, read_clip_audio, read_manifest, read_segments,
@@ -321,7 +321,7 @@ class DenoiseStage(Stage):
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         clips = read_manifest(work, "slice")
         began = time.monotonic()
-        with DnsmosPool(settings.denoise.threads) as scorer, atomic_dir(work.path(DENOISED_DIR)) as out_dir:
+        with DnsmosPool(resources.threads(settings)) as scorer, atomic_dir(work.path(DENOISED_DIR)) as out_dir:
             run = _FileDenoise(work, settings, clips, scorer, out_dir)
             run.run()
             manifest = write_manifest(work, self.name, clips)

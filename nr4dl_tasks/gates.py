@@ -35,6 +35,7 @@ from collections import Counter
 from concurrent.futures import Future
 from typing import Any
 
+from nr4dl_tasks import resources
 from nr4dl_tasks.quality import DnsmosPool, Mos
 from nr4dl_tasks.records import Clip, audio_path, read_clip_audio, read_manifest, write_manifest
 from nr4dl_tasks.settings import GateSettings, Settings
@@ -124,7 +125,8 @@ class GateStage(Stage):
         median_cps = file_median_cps(kept)
         checked = [(clip, *text_checks(clip, cfg, median_cps)) for clip in kept]
         scored = [clip for clip, _, failed in checked if not failed]  # DNSMOS only where it can still matter
-        scores = self._dnsmos(work, scored, which) if cfg.min_dnsmos_ovrl is not None or cfg.tiers else {}
+        scored_at_all = cfg.min_dnsmos_ovrl is not None or cfg.tiers
+        scores = self._dnsmos(work, scored, which, resources.threads(settings)) if scored_at_all else {}
         failures: Counter[str] = Counter()
         for clip, values, failed in checked:
             ovrl = scores.get(clip.id)
@@ -145,12 +147,12 @@ class GateStage(Stage):
         return [manifest], info
 
     @staticmethod
-    def _dnsmos(work: WorkDir, clips: list[Clip], which: str) -> dict[str, float]:
+    def _dnsmos(work: WorkDir, clips: list[Clip], which: str, threads: int) -> dict[str, float]:
         """OVRL per clip id: recorded by denoise where it scored this audio, else scored now."""
         recorded = {c.id: recorded_ovrl(c, which) for c in clips}
         scores = {cid: ovrl for cid, ovrl in recorded.items() if ovrl is not None}
         todo = [c for c in clips if recorded[c.id] is None]
-        with DnsmosPool() as pool:
+        with DnsmosPool(threads) as pool:
             for start in range(0, len(todo), SCORE_BATCH):  # bounds the audio held in memory
                 pending: dict[str, Future[Mos]] = {}
                 for clip in todo[start: start + SCORE_BATCH]:

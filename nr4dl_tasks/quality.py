@@ -24,7 +24,6 @@ both cores busy while DeepFilterNet, itself single-threaded, runs beside it.
 from __future__ import annotations
 
 import functools
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from math import ceil
@@ -53,11 +52,6 @@ class Mos:
 
     def as_dict(self) -> dict[str, float]:
         return {key: round(value, 3) for key, value in asdict(self).items()}
-
-
-def cpu_threads(setting: int) -> int:
-    """Threads a task may use: the setting, or every core when it is 0."""
-    return setting or os.cpu_count() or 1
 
 
 @functools.cache
@@ -101,10 +95,10 @@ def dnsmos(samples: np.ndarray, rate: int) -> Mos:
 
 
 class DnsmosPool:
-    """Scores clips on `threads` worker threads (onnxruntime releases the GIL); 0 means one per core."""
+    """Scores clips on `threads` worker threads (onnxruntime releases the GIL), one onnxruntime thread each."""
 
-    def __init__(self, threads: int = 0) -> None:
-        self._pool = ThreadPoolExecutor(cpu_threads(threads), thread_name_prefix="dnsmos")
+    def __init__(self, threads: int) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="dnsmos")
 
     def submit(self, samples: np.ndarray, rate: int) -> Future[Mos]:
         return self._pool.submit(dnsmos, samples, rate)

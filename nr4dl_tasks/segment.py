@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from nr4dl_tasks import audio, models
+from nr4dl_tasks import audio, models, resources
 from nr4dl_tasks.errors import StageError
 from nr4dl_tasks.ingest import ANALYSIS_WAV
 from nr4dl_tasks.records import Segment, write_segments
@@ -81,12 +81,18 @@ class _Network:
 class InaSegmenter:
     """ina's models, loaded once per process from the provisioned files."""
 
-    def __init__(self, models_dir: Path, vad_engine: str, detect_gender: bool, precision: str) -> None:
+    def __init__(self, models_dir: Path, vad_engine: str, detect_gender: bool, precision: str, threads: int) -> None:
         import tensorflow as tf
         from inaSpeechSegmenter import segmenter as ina
         from tensorflow import keras
 
         models.check(models_dir, models.INA_PACKAGE.files)
+        try:  # TensorFlow's thread pools are process-wide and fixed once it has run anything
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            log.warning("TensorFlow already runs in this process; keeping its thread pools (asked for %d threads)",
+                        threads)
         classes = [ina.SpeechMusicNoise if vad_engine == "smn" else ina.SpeechMusic]
         if detect_gender:
             classes.append(ina.Gender)
@@ -194,7 +200,7 @@ def segmenter(settings: Settings) -> InaSegmenter:
         raise StageError(f"segment.precision={precision} was asked for in a process already running "
                          f"{in_use.pop()} (TensorFlow's setting is process-wide); use one precision per run")
     key = (settings.resolve(settings.paths.models_dir), settings.segment.vad_engine, settings.segment.detect_gender,
-           precision)
+           precision, resources.threads(settings))
     if key not in _segmenters:
         _segmenters[key] = InaSegmenter(*key)
     return _segmenters[key]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from nr4dl_tasks import audio, models
+from nr4dl_tasks import audio, models, resources
 from nr4dl_tasks.errors import StageError, WorkerDied
 from nr4dl_tasks.ingest import ANALYSIS_RATE, FULL_WAV, read_source
 from nr4dl_tasks.settings import Settings
@@ -33,13 +34,16 @@ WORKER = Path(__file__).with_name("spleeter_worker.py")
 class SpleeterWorker:
     """A long-lived `.venv-spleeter` process that answers one JSON request per line."""
 
-    def __init__(self, python: Path, model_dir: Path) -> None:
+    def __init__(self, python: Path, model_dir: Path, threads: int) -> None:
         if not python.exists():
             raise StageError(f"Spleeter environment not found at {python}; run scripts/setup.sh")
-        self.key = (python, model_dir)
+        self.key = (python, model_dir, threads)
+        # TensorFlow sizes its thread pools from these when the process starts (the default: one per core).
+        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
+               "OMP_NUM_THREADS": str(threads)}
         self.proc = subprocess.Popen(
             [str(python), str(WORKER), str(model_dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env,
         )
         ready = self._expect("loading the model")
         if not ready.get("ok"):
@@ -83,11 +87,12 @@ def worker(settings: Settings) -> SpleeterWorker:
     python = settings.resolve(settings.paths.spleeter_python)
     model_dir = settings.resolve(settings.paths.models_dir) / "spleeter" / "2stems"
     models.check(settings.resolve(settings.paths.models_dir), models.SPLEETER_PACKAGE.files)
-    if _worker is None or _worker.key != (python, model_dir) or _worker.proc.poll() is not None:
+    threads = resources.threads(settings)
+    if _worker is None or _worker.key != (python, model_dir, threads) or _worker.proc.poll() is not None:
         if _worker is not None:
             _worker.close()
-        log.info("starting the Spleeter worker (%s)", python)
-        _worker = SpleeterWorker(python, model_dir)
+        log.info("starting the Spleeter worker (%s, %d CPU threads)", python, threads)
+        _worker = SpleeterWorker(python, model_dir, threads)
         atexit.register(_worker.close)
     return _worker
 

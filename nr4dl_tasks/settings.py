@@ -1,8 +1,11 @@
 """The one settings schema, its validation and per-run overrides.
 
 Settings come from `settings.yaml` at the project root (or a file named by
-`--settings` / `NR4DL_SETTINGS`), then per-run overrides: `key.sub=value` pairs
-from the CLI's `--set` or the `overrides` param of the Airflow trigger form.
+`--settings` / `NR4DL_SETTINGS`), then environment variables named like
+Airflow's (`NR4DL__CRAWL__CATALOG_URL` sets `crawl.catalog_url`: how a
+container or one worker gets its own values, secrets included), then per-run
+overrides: `key.sub=value` pairs from the CLI's `--set` or the `overrides`
+param of the Airflow trigger form.
 Every value is validated here, so a typo fails at the start of a run with the
 setting's dotted name, not deep inside a stage.
 """
@@ -22,6 +25,7 @@ from nr4dl_tasks.errors import SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "settings.yaml"
+ENV_PREFIX = "NR4DL__"
 SPEECH_LABELS = ("male", "female")
 INA_LABELS = ("male", "female", "music", "noise", "noEnergy")
 
@@ -144,7 +148,6 @@ class DenoiseSettings(_Section):
         0.1, ge=0, description="auto rejects a result whose DNSMOS SIG is lower than the input's by more than this.",
     )
     auto_sample_clips: int = Field(8, ge=1, description="Clips per file that auto tries every method on.")
-    threads: int = Field(0, ge=0, description="CPU threads for DNSMOS; 0 uses every core.")
 
     @model_validator(mode="after")
     def _check(self) -> "DenoiseSettings":
@@ -188,7 +191,6 @@ class SpeakerSettings(_Section):
         {}, description="Declared gender per speaker name or id, for the gender_mismatch flag (else the majority "
         "of the speaker's clips in the file).",
     )
-    threads: int = Field(0, ge=0, description="CPU threads for the voice encoder; 0 uses every core.")
 
 
 class TranscribeSettings(_Section):
@@ -217,7 +219,6 @@ class TranscribeSettings(_Section):
     compute_type: Literal["int8", "int8_float32", "float32", "default"] = Field(
         "int8", description="CTranslate2 arithmetic on CPU.",
     )
-    threads: int = Field(0, ge=0, description="CPU threads for recognition; 0 uses every core.")
     azure_retries: int = Field(5, ge=0, le=20, description="Azure: retries of a throttled or failed request, "
                                "with exponential backoff.")
     azure_timeout_seconds: float = Field(60.0, gt=0, description="Azure: longest wait for one clip's result.")
@@ -358,6 +359,28 @@ class CrawlSettings(_Section):
         return self
 
 
+class ResourceSettings(_Section):
+    """What one task may take of a worker; 0 means computed from the machine (see nr4dl_tasks/resources.py)."""
+
+    threads: int = Field(
+        0, ge=0, description="CPU threads one task gives TensorFlow, torch, CTranslate2 and onnxruntime; 0: every "
+        "core for nr4dl process, cores / tasks_per_worker for an Airflow task. Not in any fingerprint: changing "
+        "it recomputes nothing.",
+    )
+    task_memory_gb: float = Field(
+        3.0, gt=0, description="Peak memory of one model-holding task (bench/run.py prints every stage's); sizes "
+        "tasks_per_worker.",
+    )
+    tasks_per_worker: int = Field(
+        0, ge=0, description="Tasks one worker runs at once (Celery worker concurrency); 0: min(cores, "
+        "memory / task_memory_gb).",
+    )
+    heavy_slots: int = Field(
+        0, ge=0, description="Slots of Airflow's nr4dl_heavy pool over all workers; 0: tasks_per_worker (one "
+        "machine). In scale-out: the sum of the workers' tasks_per_worker.",
+    )
+
+
 class Settings(_Section):
     paths: PathSettings = PathSettings()
     separate: SeparateSettings = SeparateSettings()
@@ -369,6 +392,7 @@ class Settings(_Section):
     gates: GateSettings = GateSettings()
     export: ExportSettings = ExportSettings()
     crawl: CrawlSettings = CrawlSettings()
+    resources: ResourceSettings = ResourceSettings()
 
     @model_validator(mode="after")
     def _labels_can_match(self) -> "Settings":
@@ -400,6 +424,12 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
             raise SettingsError(f"override {pair!r} is not of the form key.sub=value")
         overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
     return overrides
+
+
+def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`NR4DL__SECTION__KEY=value` variables as overrides ('section.key'), values read as YAML scalars."""
+    return parse_assignments([f"{name[len(ENV_PREFIX):].lower().replace('__', '.')}={value}"
+                              for name, value in sorted(environ.items()) if name.startswith(ENV_PREFIX)])
 
 
 def _apply(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -451,6 +481,10 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
             raise SettingsError(f"settings file {settings_path} must hold a mapping of sections")
         raw = loaded or {}
     origin = str(settings_path)
+    from_env = environment_overrides(os.environ)
+    if from_env:  # named, never shown: these may hold passwords
+        raw = _apply(raw, from_env)
+        origin += f" with environment {', '.join(ENV_PREFIX + k.replace('.', '__').upper() for k in from_env)}"
     if overrides:
         raw = _apply(raw, overrides)
         origin += f" with overrides {dict(overrides)}"

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from nr4dl_tasks import audio, voices
+from nr4dl_tasks import audio, resources, voices
 from nr4dl_tasks.errors import MediaError, SettingsError
 from nr4dl_tasks.records import Clip, audio_path, read_clip_audio, read_manifest, write_manifest
 from nr4dl_tasks.settings import Settings, SpeakerSettings
@@ -234,7 +234,7 @@ class SpeakersStage(Stage):
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         cfg = settings.speakers
-        threads = cfg.threads
+        threads = resources.threads(settings)
         began = time.monotonic()
         clips = read_manifest(work, "denoise")
         min_samples = int(settings.slice.min_duration * voices.RATE)
@@ -323,7 +323,7 @@ class SpeakersStage(Stage):
         if not clips:
             return {"speakers": {}}
         if cfg.enroll_dir:
-            targets = enrolled_voices(settings.resolve(cfg.enroll_dir), cfg.threads)
+            targets = enrolled_voices(settings.resolve(cfg.enroll_dir), resources.threads(settings))
             names = sorted(targets)
             sims = prints @ np.array([targets[n] for n in names]).T
             for clip, row in zip(clips, sims, strict=True):

@@ -37,7 +37,7 @@ log = logging.getLogger("nr4dl")
 
 # Settings that change no transcript (speed, patience) stay out of the fingerprint, and so do the local model's
 # settings under Azure: changing them must not send every file to the (paid) service again.
-NOT_IN_FINGERPRINT = {"threads", "batch_size", "azure_retries", "azure_timeout_seconds"}
+NOT_IN_FINGERPRINT = {"batch_size", "azure_retries", "azure_timeout_seconds"}
 LOCAL_ONLY = {"model", "beam_size", "compute_type"}
 PROGRESS_EVERY = 50  # clips between progress lines in the log (and between journal writes)
 JOURNAL = "manifests/transcribe.partial.jsonl"

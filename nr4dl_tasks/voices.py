@@ -30,12 +30,10 @@ BATCH = 256  # windows per forward pass
 
 @functools.cache
 def _encoder(threads: int) -> Any:
-    """The encoder, with torch using `threads` CPU threads (0: every core)."""
+    """The encoder, with torch using `threads` CPU threads."""
     import torch
 
-    from nr4dl_tasks.quality import cpu_threads
-
-    torch.set_num_threads(cpu_threads(threads))
+    torch.set_num_threads(threads)
     try:
         from resemblyzer import VoiceEncoder
 

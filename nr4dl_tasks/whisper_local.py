@@ -28,9 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nr4dl_tasks import models
+from nr4dl_tasks import models, resources
 from nr4dl_tasks.errors import ModelError, SettingsError
-from nr4dl_tasks.quality import cpu_threads
 from nr4dl_tasks.recognition import RATE, AudioClip, Transcript
 from nr4dl_tasks.settings import Settings, TranscribeSettings
 
@@ -79,7 +78,7 @@ class LocalWhisper:
         self.cfg: TranscribeSettings = settings.transcribe
         self.model_name = self.cfg.model
         download_root = str(settings.resolve(settings.paths.models_dir) / "whisper-hub")
-        self.model = _load(model_location(settings), self.cfg.compute_type, cpu_threads(self.cfg.threads),
+        self.model = _load(model_location(settings), self.cfg.compute_type, resources.threads(settings),
                            download_root)
         self.forced = self.cfg.language.split("-")[0] if self.cfg.language else None
         if self.forced and self.forced not in self.model.supported_languages:

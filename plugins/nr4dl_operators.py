@@ -63,9 +63,12 @@ class _Nr4dlOperator(_SettingsOperator):
         return STAGES[self.stage]
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from nr4dl_tasks import resources
         from nr4dl_tasks.errors import Nr4dlError, Transient
 
-        loaded = self.load_settings()
+        # The worker runs other tasks beside this one: take a share of its cores, not all of them.
+        loaded = resources.shared_worker(self.load_settings())
+        self.log.info("%d CPU thread(s) for this task (resources.threads)", loaded.resources.threads)
         try:
             work = self._work(loaded)
             result = self._stage(loaded).run(work, loaded)

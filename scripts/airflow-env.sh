@@ -19,11 +19,4 @@ export AIRFLOW__API__PORT=${AIRFLOW__API__PORT:-8080}
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT/execution/}
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}
-# Slots of the nr4dl_heavy pool (separation, segmentation): one per core, at most one per 4 GB of memory.
-if [ -z "${NR4DL_HEAVY_SLOTS:-}" ]; then
-  mem_gb=$(awk '/MemTotal/ {print int($2 / 1048576)}' /proc/meminfo)
-  NR4DL_HEAVY_SLOTS=$(( $(nproc) < mem_gb / 4 ? $(nproc) : mem_gb / 4 ))
-  (( NR4DL_HEAVY_SLOTS >= 1 )) || NR4DL_HEAVY_SLOTS=1
-fi
-export NR4DL_HEAVY_SLOTS
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}

@@ -15,10 +15,8 @@ case "${1:-}" in
     # One password for the admin user, generated once; Airflow keeps an existing file.
     pw_file=$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
     [ -s "$pw_file" ] || python3 -c 'import json, secrets; print(json.dumps({"admin": secrets.token_urlsafe(12)}))' > "$pw_file"
-    # The pool must exist before a run is triggered, or its heavy tasks wait forever.
-    airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { echo "airflow db migrate failed; see $AIRFLOW_HOME/db-migrate.log" >&2; exit 1; }
-    airflow pools set nr4dl_heavy "$NR4DL_HEAVY_SLOTS" "nr4dl separation and segmentation (TensorFlow)" >/dev/null
-    echo "starting airflow standalone (log: $LOGFILE; nr4dl_heavy pool: $NR4DL_HEAVY_SLOTS slots)"
+    bash "$(dirname "$0")/airflow-init.sh"
+    echo "starting airflow standalone (log: $LOGFILE)"
     # setsid: its own process group, so stop can end the scheduler, api-server and workers together.
     setsid nohup airflow standalone >"$LOGFILE" 2>&1 < /dev/null &
     echo $! > "$PIDFILE"

@@ -64,3 +64,30 @@ def test_a_missing_settings_file_named_in_the_environment_is_an_error(tmp_path, 
     monkeypatch.setenv("NR4DL_SETTINGS", str(tmp_path / "typo.yaml"))
     with pytest.raises(SettingsError, match="typo.yaml does not exist"):
         settings_mod.load()
+
+
+def test_environment_variables_override_the_file_and_runs_override_them(monkeypatch):
+    monkeypatch.setenv("NR4DL__SLICE__MIN_DURATION", "0.3")
+    monkeypatch.setenv("NR4DL__CRAWL__CATALOG_URL", "postgresql+psycopg2://u:secret@db/nr4dl")
+    loaded = settings_mod.load()
+    assert loaded.slice.min_duration == 0.3 and loaded.crawl.catalog_url.endswith("@db/nr4dl")
+    assert settings_mod.load(overrides={"slice.min_duration": 1.5}).slice.min_duration == 1.5
+    monkeypatch.setenv("NR4DL__RESOURCES__THREADS", "-1")
+    with pytest.raises(SettingsError, match=r"environment .*NR4DL__RESOURCES__THREADS.*\n.*resources.threads") as err:
+        settings_mod.load()
+    assert "secret" not in str(err.value)
+
+
+def test_resources_size_the_pool_and_each_task_from_the_machine():
+    from nr4dl_tasks import resources
+
+    auto = settings_mod.load()
+    per_worker = resources.tasks_per_worker(auto.resources)
+    assert per_worker == max(1, min(resources.cores(), int(resources.memory_gb() // 3)))
+    assert resources.heavy_slots(auto.resources) == per_worker
+    assert resources.threads(auto) == resources.cores()  # outside Airflow a task has the machine
+    assert resources.threads(resources.shared_worker(auto)) == max(1, resources.cores() // per_worker)
+    big = settings_mod.load(overrides={"resources.task_memory_gb": 10_000})
+    assert resources.tasks_per_worker(big.resources) == 1  # memory bounds it before the cores do
+    fixed = settings_mod.load(overrides={"resources": {"threads": 3, "tasks_per_worker": 4, "heavy_slots": 12}})
+    assert resources.threads(resources.shared_worker(fixed)) == 3 and resources.heavy_slots(fixed.resources) == 12
