@@ -68,7 +68,7 @@ class WorkDir:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the folder's lock: two runs of the same file take turns at each stage instead of interleaving."""
-        with self.path(".lock").open("w") as handle:
+        with self.path(".lock").open("a") as handle:  # "a": taking the lock never changes the folder
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

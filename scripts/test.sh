@@ -3,6 +3,6 @@
 # real models, real ffmpeg and a real Airflow. Extra arguments go to pytest (e.g. -k slicing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --with-services  # the scale-out test starts its own PostgreSQL and Redis
 export TF_CPP_MIN_LOG_LEVEL=2
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@" tests

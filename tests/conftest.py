@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -37,6 +38,15 @@ def make_settings(tmp_path: Path):
         return settings_mod.load(overrides={"paths.work_dir": str(tmp_path / "work"), **dotted})
 
     return make
+
+
+def airflow_env(home: Path, port: int = 8080) -> dict[str, str]:
+    """What scripts/airflow-env.sh sets, for a given Airflow home and API port (no AIRFLOW__* of ours leaks in)."""
+    script = f'source "{ROOT}/scripts/airflow-env.sh" && env -0'
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(port)}
+    env = {k: v for k, v in env.items() if not (k.startswith("AIRFLOW__") and k != "AIRFLOW__API__PORT")}
+    dump = subprocess.run(["bash", "-c", script], env=env, capture_output=True, check=True).stdout
+    return dict(item.split("=", 1) for item in dump.decode().split("\0") if "=" in item)
 
 
 def ffmpeg(*args: str) -> None:

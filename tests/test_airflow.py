@@ -6,7 +6,6 @@ is set before airflow is imported anywhere in this process.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import shutil
@@ -20,23 +19,13 @@ from nr4dl_tasks.failures import FailureLog
 from nr4dl_tasks.pipeline import STAGES
 from nr4dl_tasks.records import read_clips
 
-from conftest import ROOT, js_page, serve
+from conftest import ROOT, airflow_env, js_page, serve
+from services import free_port
 
 pytestmark = pytest.mark.airflow
 
 HOME = Path(tempfile.mkdtemp(prefix="nr4dl-airflow-"))
 BIN = Path(sys.executable).parent
-
-
-def airflow_env(home: Path, port: int = 8080) -> dict[str, str]:
-    """What scripts/airflow-env.sh sets, for a given Airflow home and port."""
-    script = f'source "{ROOT}/scripts/airflow-env.sh" && env -0'
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(port)}
-    env = {k: v for k, v in env.items() if not (k.startswith("AIRFLOW__") and k != "AIRFLOW__API__PORT")}
-    dump = subprocess.run(["bash", "-c", script], env=env, capture_output=True, check=True).stdout
-    return dict(item.split("=", 1) for item in dump.decode().split("\0") if "=" in item)
-
-
 os.environ.update(airflow_env(HOME))
 
 
@@ -92,12 +81,6 @@ def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
     assert {Path(p).name for p in report["outputs"]} == {"ljspeech", "audiofolder", "nemo"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_standalone_nightly_crawl_fans_out_one_run_per_new_file_and_isolates_a_bad_one(media, tmp_path):
     """`airflow standalone` (scheduler, LocalExecutor, SQLite): the crawl DAG, triggered over REST, finds a good
     and a bad file on a script-rendered page, starts one processing run each, and the good run's export follows;
@@ -117,7 +100,7 @@ def test_standalone_nightly_crawl_fans_out_one_run_per_new_file_and_isolates_a_b
             "crawl": {"download_dir": str(tmp_path / "downloads"), "domain_interval_seconds": 0,
                       "sources": [{"name": "site", "kind": "page", "url": f"{base}/index.html",
                                    "link_selector": "a.ep"}]}}))
-        env = {**airflow_env(home, _free_port()), "NR4DL_SETTINGS": str(settings_file)}
+        env = {**airflow_env(home, free_port()), "NR4DL_SETTINGS": str(settings_file)}
         crawl = [sys.executable, str(ROOT / "scripts/run_dag.py"), "--crawl", "--timeout", "900"]
         subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "start"], env=env, check=True)
         try:
