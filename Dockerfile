@@ -3,8 +3,10 @@
 # Used by docker-compose.yaml for every Airflow component (api-server, scheduler, workers, ...).
 FROM python:3.11-slim-bookworm
 
+# The Debian packages scripts/setup.sh checks for (ffmpeg; Chromium and its WebDriver for the crawl; espeak-ng).
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg espeak-ng \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      ffmpeg chromium chromium-driver espeak-ng \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/nr4dl
