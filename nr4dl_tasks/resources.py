@@ -15,23 +15,33 @@ worker's concurrency and each task's threads:
 - threads of one task in Airflow: cores / tasks_per_worker; outside Airflow
   (`nr4dl process`, the benchmark) one task has the machine: every core.
 
-Memory is the smaller of the machine's and the container's (cgroup) limit, so
-a worker in a container with a memory limit sizes itself to that limit.
+Cores and memory are the smaller of the machine's and the container's (cgroup
+v2) limits, so a worker in a container with `cpus:` or a memory limit sizes
+itself to them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 from nr4dl_tasks.settings import ResourceSettings, Settings
 
 CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
+CGROUP_CPU_LIMIT = Path("/sys/fs/cgroup/cpu.max")  # "<quota> <period>" or "max <period>" (cgroup v2)
 
 
 def cores() -> int:
-    """Cores this process may run on (its CPU affinity, which a container or taskset narrows)."""
-    return len(os.sched_getaffinity(0)) or 1
+    """Cores this process may use: its CPU affinity (taskset, a cpuset), or a container's CPU quota if lower."""
+    count = len(os.sched_getaffinity(0)) or 1
+    try:
+        quota, period = CGROUP_CPU_LIMIT.read_text().split()
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return count
 
 
 def memory_gb() -> float:
