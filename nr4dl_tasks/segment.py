@@ -89,7 +89,7 @@ class InaSegmenter:
         models.check(models_dir, models.INA_PACKAGE.files)
         try:  # TensorFlow's thread pools are process-wide and fixed once it has run anything
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:
             log.warning("TensorFlow already runs in this process; keeping its thread pools (asked for %d threads)",
                         threads)

@@ -39,7 +39,7 @@ class SpleeterWorker:
             raise StageError(f"Spleeter environment not found at {python}; run scripts/setup.sh")
         self.key = (python, model_dir, threads)
         # TensorFlow sizes its thread pools from these when the process starts (the default: one per core).
-        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
+        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads),
                "OMP_NUM_THREADS": str(threads)}
         self.proc = subprocess.Popen(
             [str(python), str(WORKER), str(model_dir)],
