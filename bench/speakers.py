@@ -32,14 +32,14 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nr4dl_tasks import audio, settings as settings_mod, voices  # noqa: E402
+from nr4dl_tasks import audio, resources, settings as settings_mod, voices  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
 from nr4dl_tasks.speakers import single_voice_pieces  # noqa: E402
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 SPEAKERS = ("1688", "1998", "2033", "3080")
 ENROLL = 3
-THREADS = 0
+THREADS = resources.cores()  # one job on the machine, as with nr4dl process
 
 
 def files(speaker: str) -> list[Path]:

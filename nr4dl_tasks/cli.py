@@ -5,6 +5,7 @@
     nr4dl export [--settings FILE] [--set key=value ...]
     nr4dl failures [--settings FILE]
     nr4dl settings [--settings FILE] [--set key=value ...]
+    nr4dl resources [tasks_per_worker|heavy_slots|task_threads]
 
 Each file runs through the same stage code as the Airflow DAG. A file that
 fails is reported with its cause and the others still run; the exit status is
@@ -128,6 +129,15 @@ def _failures(args: argparse.Namespace, overrides: dict) -> int:
     return 1 if failures else 0
 
 
+def _without_password(url: str) -> str:
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "(not a database URL; not shown)"
+
+
 def _resources(args: argparse.Namespace, overrides: dict) -> int:
     from nr4dl_tasks import resources
 
@@ -151,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = settings_mod.parse_assignments(args.overrides)
         if args.command == "settings":
-            loaded = settings_mod.load(args.settings, overrides)
-            print(yaml.safe_dump(loaded.model_dump(mode="json"), sort_keys=False), end="")
+            shown = settings_mod.load(args.settings, overrides).model_dump(mode="json")
+            if shown["crawl"]["catalog_url"]:  # its password stays out of terminals and logs
+                shown["crawl"]["catalog_url"] = _without_password(shown["crawl"]["catalog_url"])
+            print(yaml.safe_dump(shown, sort_keys=False), end="")
             return 0
         if args.command == "export":
             return _export(args, overrides)

@@ -200,9 +200,9 @@ def segmenter(settings: Settings) -> InaSegmenter:
         raise StageError(f"segment.precision={precision} was asked for in a process already running "
                          f"{in_use.pop()} (TensorFlow's setting is process-wide); use one precision per run")
     key = (settings.resolve(settings.paths.models_dir), settings.segment.vad_engine, settings.segment.detect_gender,
-           precision, resources.threads(settings))
-    if key not in _segmenters:
-        _segmenters[key] = InaSegmenter(*key)
+           precision)
+    if key not in _segmenters:  # TensorFlow's thread pools are fixed once it ran: threads count only at first
+        _segmenters[key] = InaSegmenter(*key, resources.threads(settings))
     return _segmenters[key]
 
 

@@ -26,6 +26,8 @@ from nr4dl_tasks.errors import SettingsError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "settings.yaml"
 ENV_PREFIX = "NR4DL__"
+# Settings that moved: an old settings file or saved run override is told where they went.
+MOVED = {f"{section}.threads": "resources.threads" for section in ("denoise", "speakers", "transcribe")}
 SPEECH_LABELS = ("male", "female")
 INA_LABELS = ("male", "female", "music", "noise", "noEnergy")
 
@@ -416,20 +418,31 @@ class Settings(_Section):
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
-    """Turn CLI `key.sub=value` strings into an overrides dict; values are read as YAML scalars."""
+    """Turn CLI `key.sub=value` strings into an overrides dict (values read by `parse_value`)."""
     overrides: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise SettingsError(f"override {pair!r} is not of the form key.sub=value")
-        overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        overrides[key.strip()] = parse_value(raw) if raw.strip() else ""
     return overrides
 
 
+def parse_value(text: str) -> Any:
+    """A setting's value from text: YAML for numbers, booleans, null, lists and mappings; any other text is taken
+    as it is, so a URL or password holding '#', ': ' or '@' is never cut short or misread."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if isinstance(value, str) else value
+
+
 def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """`NR4DL__SECTION__KEY=value` variables as overrides ('section.key'), values read as YAML scalars."""
+    """`NR4DL__SECTION__KEY=value` variables as overrides ('section.key'); an empty one counts as unset."""
     return parse_assignments([f"{name[len(ENV_PREFIX):].lower().replace('__', '.')}={value}"
-                              for name, value in sorted(environ.items()) if name.startswith(ENV_PREFIX)])
+                              for name, value in sorted(environ.items())
+                              if name.startswith(ENV_PREFIX) and value.strip()])
 
 
 def _apply(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -451,15 +464,18 @@ def _apply(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _format_error(err: ValidationError, origin: str) -> str:
+def _format_error(err: ValidationError, origin: str, hidden: set[str]) -> str:
+    """One line per bad setting; the values of `hidden` keys (set from the environment: maybe secrets) not shown."""
     lines = [f"invalid settings ({origin}):"]
     for item in err.errors():
         where = ".".join(str(p) for p in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            lines.append(f"  {where}: unknown setting")
+            lines.append(f"  {where}: " + (f"moved to {MOVED[where]}" if where in MOVED else "unknown setting"))
         elif item["type"] == "value_error":  # a rule across fields: the message names them
             lines.append(f"  {where + ': ' if where else ''}{message}")
+        elif where in hidden:
+            lines.append(f"  {where}: {message} (value from the environment, not shown)")
         else:
             lines.append(f"  {where}: {message} (got {item.get('input')!r})")
     return "\n".join(lines)
@@ -491,4 +507,4 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise SettingsError(_format_error(exc, origin)) from None
+        raise SettingsError(_format_error(exc, origin, set(from_env))) from None

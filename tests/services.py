@@ -20,6 +20,12 @@ from pathlib import Path
 from typing import Iterator
 
 
+def worker_name() -> str:
+    """Airflow's `core.hostname_callable` for the scale-out test's workers, which share one machine: each worker
+    reports the name it was started with, so the task instances tell which worker ran them."""
+    return os.environ["NR4DL_TEST_WORKER"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -72,10 +73,34 @@ def test_environment_variables_override_the_file_and_runs_override_them(monkeypa
     loaded = settings_mod.load()
     assert loaded.slice.min_duration == 0.3 and loaded.crawl.catalog_url.endswith("@db/nr4dl")
     assert settings_mod.load(overrides={"slice.min_duration": 1.5}).slice.min_duration == 1.5
-    monkeypatch.setenv("NR4DL__RESOURCES__THREADS", "-1")
+    monkeypatch.setenv("NR4DL__CRAWL__CATALOG_URL", "postgresql://u:p #secret@db/nr4dl")  # '#' is no comment here
+    assert settings_mod.load().crawl.catalog_url == "postgresql://u:p #secret@db/nr4dl"
+    monkeypatch.setenv("NR4DL__RESOURCES__THREADS", "secret-value")
     with pytest.raises(SettingsError, match=r"environment .*NR4DL__RESOURCES__THREADS.*\n.*resources.threads") as err:
         settings_mod.load()
-    assert "secret" not in str(err.value)
+    assert "secret" not in str(err.value) and "not shown" in str(err.value)
+    monkeypatch.setenv("NR4DL__RESOURCES__THREADS", "")  # empty: unset
+    assert settings_mod.load().resources.threads == 0
+
+
+def test_a_moved_setting_says_where_it_went():
+    with pytest.raises(SettingsError, match="denoise.threads: moved to resources.threads"):
+        settings_mod.load(overrides={"denoise.threads": 2})
+
+
+def test_machine_figures_count_container_limits(tmp_path, monkeypatch):
+    from nr4dl_tasks import resources
+
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # a container limited to 1.5 CPUs
+    (tmp_path / "memory.max").write_text(str(5 * 2**30))
+    monkeypatch.setattr(resources, "CGROUP_CPU_LIMIT", tmp_path / "cpu.max")
+    monkeypatch.setattr(resources, "CGROUP_MEMORY_LIMIT", tmp_path / "memory.max")
+    assert resources.cores() == min(2, len(os.sched_getaffinity(0))) and resources.memory_gb() == 5
+    cfg = settings_mod.load().resources
+    assert resources.tasks_per_worker(cfg) == 1  # 5 GB hold one 3 GB task
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    (tmp_path / "memory.max").write_text("max\n")
+    assert resources.cores() == len(os.sched_getaffinity(0)) and resources.memory_gb() > 5
 
 
 def test_resources_size_the_pool_and_each_task_from_the_machine():
