@@ -32,27 +32,28 @@ CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
 CGROUP_CPU_LIMIT = Path("/sys/fs/cgroup/cpu.max")  # "<quota> <period>" or "max <period>" (cgroup v2)
 
 
+def _cgroup_limit(path: Path) -> list[int] | None:
+    """The numbers of a cgroup v2 limit file, or None where there is no such file or no limit ("max")."""
+    try:
+        fields = path.read_text().split()
+        return None if not fields or fields[0] == "max" else [int(f) for f in fields]
+    except (OSError, ValueError):
+        return None
+
+
 def cores() -> int:
     """Cores this process may use: its CPU affinity (taskset, a cpuset), or a container's CPU quota if lower."""
     count = len(os.sched_getaffinity(0)) or 1
-    try:
-        quota, period = CGROUP_CPU_LIMIT.read_text().split()
-        if quota != "max":
-            count = min(count, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
+    if (quota := _cgroup_limit(CGROUP_CPU_LIMIT)) and len(quota) == 2:
+        count = min(count, max(1, math.ceil(quota[0] / quota[1])))
     return count
 
 
 def memory_gb() -> float:
     """Memory of this machine, or of its container when a cgroup limit is lower, in GB (2**30 bytes)."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    try:
-        limit = CGROUP_MEMORY_LIMIT.read_text().strip()
-        if limit != "max":
-            total = min(total, int(limit))
-    except (OSError, ValueError):
-        pass
+    if limit := _cgroup_limit(CGROUP_MEMORY_LIMIT):
+        total = min(total, limit[0])
     return total / 2**30
 
 

@@ -43,6 +43,7 @@ from run_dag import Api, password, wait_until  # noqa: E402  (the REST client th
 
 pytestmark = pytest.mark.airflow
 
+AIRFLOW = Path(sys.executable).with_name("airflow")  # the console script of this environment
 WORKERS = ("worker1", "worker2")
 SPLEETER = "spleeter_worker.py"
 
@@ -204,7 +205,7 @@ def cluster(media, tmp_path_factory):
         cluster = Cluster(root, env)
         try:
             for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
-                cluster.start(component, [str(Path(sys.executable).parent / "airflow"), component])
+                cluster.start(component, [str(AIRFLOW), component])
             for name in WORKERS:
                 cluster.start_worker(name)
             cluster.api = Api(f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}", "admin", password(home, "admin"))
@@ -254,7 +255,7 @@ def crawl(cluster):
             for ti in cluster.task_instances("nr4dl_process_file", run["dag_run_id"]) if ti["state"] == "running"]
         kill_tree(cluster.procs["scheduler"])
         time.sleep(5)
-        cluster.start("scheduler", [str(Path(sys.executable).parent / "airflow"), "scheduler"])
+        cluster.start("scheduler", [str(AIRFLOW), "scheduler"])
         output, _ = crawl.communicate(timeout=2700)
     finally:
         if crawl.poll() is None:
