@@ -46,6 +46,7 @@ pytestmark = pytest.mark.airflow
 AIRFLOW = Path(sys.executable).with_name("airflow")  # the console script of this environment
 WORKERS = ("worker1", "worker2")
 SPLEETER = "spleeter_worker.py"
+BROKEN_RUN = "site__A-broken-upload-"  # run ids of the broken upload start so
 
 
 def descendants(pid: int) -> list[int]:
@@ -284,7 +285,7 @@ def test_fan_out_spreads_over_both_workers_and_only_the_bad_file_fails(cluster, 
     assert len(states) == 5, crawl["output"]
     assert sorted(states.values()) == ["failed"] + ["success"] * 4, crawl["output"] + cluster.log_tail()
     (bad,) = [run_id for run_id, state in states.items() if state == "failed"]
-    assert bad.startswith("site__A-broken-upload-")
+    assert bad.startswith(BROKEN_RUN)
     assert any(line.startswith("success  dataset export") for line in lines), crawl["output"]
     hosts = {ti["hostname"] for run_id in states for ti in cluster.task_instances("nr4dl_process_file", run_id)
              if ti["state"] == "success"}
@@ -313,7 +314,7 @@ def test_scheduler_restart_mid_run_loses_no_task(cluster, crawl):
     assert running
     for run_id, task_id in running:
         ti = cluster.api.get(f"/api/v2/dags/nr4dl_process_file/dagRuns/{run_id}/taskInstances/{task_id}")
-        expected = "failed" if run_id.startswith("site__A-broken-upload-") else "success"
+        expected = "failed" if run_id.startswith(BROKEN_RUN) else "success"
         assert ti["state"] == expected, ti
 
 
