@@ -22,7 +22,7 @@ from nr4dl_operators import (CLIPS_ASSET, DenoiseOperator, GateOperator, IngestO
                              record_failure)
 
 WORK_DIR = "{{ ti.xcom_pull(task_ids='ingest')['work_dir'] }}"
-# Separation, segmentation, denoising, speaker embedding and transcription each hold a model (up to ~2.8 GB), so they
+# Separation, segmentation, denoising, speaker embedding and transcription each hold a model (up to ~2.7 GiB), so they
 # share a pool sized from resources.heavy_slots (scripts/airflow-init.sh) instead of running as many as parallelism
 # allows; each task uses its share of the worker's cores (resources.threads).
 HEAVY_POOL = "nr4dl_heavy"
