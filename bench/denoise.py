@@ -44,9 +44,13 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nr4dl_tasks import audio, quality, settings as settings_mod  # noqa: E402
+from nr4dl_tasks.dsp import audio  # noqa: E402
+
+from nr4dl_tasks.dsp import quality
+
+from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.records import read_clips  # noqa: E402
+from nr4dl_tasks.core.records import read_clips  # noqa: E402
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 RATE = 44100

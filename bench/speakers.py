@@ -32,9 +32,15 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nr4dl_tasks import audio, resources, settings as settings_mod, voices  # noqa: E402
+from nr4dl_tasks.dsp import audio  # noqa: E402
+
+from nr4dl_tasks.core import resources
+
+from nr4dl_tasks.core import settings as settings_mod
+
+from nr4dl_tasks.voice import embedding as voices
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.speakers import single_voice_pieces  # noqa: E402
+from nr4dl_tasks.stages.speakers import single_voice_pieces  # noqa: E402
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 SPEAKERS = ("1688", "1998", "2033", "3080")

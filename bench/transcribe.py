@@ -27,11 +27,11 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nr4dl_tasks import settings as settings_mod  # noqa: E402
+from nr4dl_tasks.core import settings as settings_mod  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.recognition import RATE, AudioClip  # noqa: E402
-from nr4dl_tasks.text import wer  # noqa: E402
-from nr4dl_tasks.whisper_local import LocalWhisper  # noqa: E402
+from nr4dl_tasks.asr.recognition import RATE, AudioClip  # noqa: E402
+from nr4dl_tasks.text.metrics import wer  # noqa: E402
+from nr4dl_tasks.asr.whisper_local import LocalWhisper  # noqa: E402
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 SPEECH = MEDIA / "speech_en"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from nr4dl_tasks import settings as settings_mod
-from nr4dl_tasks.errors import Nr4dlError
+from nr4dl_tasks.core import settings as settings_mod
+from nr4dl_tasks.core.errors import Nr4dlError
 
 # The order of pipeline.STAGES, named here so `--help` does not import the engine (a test keeps them equal).
 STAGE_NAMES = ["ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe", "gate"]
@@ -93,8 +93,8 @@ def _process(args: argparse.Namespace, overrides: dict) -> int:
 
 def _crawl(args: argparse.Namespace, overrides: dict) -> int:
     """Crawl, then process every new file here (what nr4dl_crawl hands to Airflow runs)."""
-    from nr4dl_tasks.catalog import Catalog
-    from nr4dl_tasks.crawl import crawl
+    from nr4dl_tasks.crawl.catalog import Catalog
+    from nr4dl_tasks.crawl.crawler import crawl
 
     settings = settings_mod.load(args.settings, overrides)
     report = crawl(settings, args.source, args.max_items)
@@ -107,7 +107,7 @@ def _crawl(args: argparse.Namespace, overrides: dict) -> int:
 
 
 def _export(args: argparse.Namespace, overrides: dict) -> int:
-    from nr4dl_tasks.export import export_dataset
+    from nr4dl_tasks.export.build import export_dataset
 
     report = export_dataset(settings_mod.load(args.settings, overrides))
     state = "unchanged" if report.unchanged else f"{report.linked} audio file(s) placed, {report.removed} removed"
@@ -120,7 +120,7 @@ def _export(args: argparse.Namespace, overrides: dict) -> int:
 
 
 def _failures(args: argparse.Namespace, overrides: dict) -> int:
-    from nr4dl_tasks.failures import FailureLog
+    from nr4dl_tasks.state.failures import FailureLog
 
     failures = FailureLog(settings_mod.load(args.settings, overrides)).failures()
     for f in failures:
@@ -139,7 +139,7 @@ def _without_password(url: str) -> str:
 
 
 def _resources(args: argparse.Namespace, overrides: dict) -> int:
-    from nr4dl_tasks import resources
+    from nr4dl_tasks.core import resources
 
     loaded = settings_mod.load(args.settings, overrides)
     figures = {"tasks_per_worker": resources.tasks_per_worker(loaded.resources),

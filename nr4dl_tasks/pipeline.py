@@ -9,17 +9,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nr4dl_tasks.denoise import DenoiseStage
-from nr4dl_tasks.gates import GateStage
-from nr4dl_tasks.ingest import IngestStage, open_work
-from nr4dl_tasks.segment import SegmentStage
-from nr4dl_tasks.separate import SeparateStage
-from nr4dl_tasks.settings import Settings
-from nr4dl_tasks.slicing import SliceStage
-from nr4dl_tasks.speakers import SpeakersStage
-from nr4dl_tasks.stage import Stage, StageResult
-from nr4dl_tasks.transcribe import TranscribeStage
-from nr4dl_tasks.workdir import WorkDir
+from nr4dl_tasks.stages.denoise import DenoiseStage
+from nr4dl_tasks.stages.gate import GateStage
+from nr4dl_tasks.stages.ingest import IngestStage, open_work
+from nr4dl_tasks.stages.segment import SegmentStage
+from nr4dl_tasks.stages.separate import SeparateStage
+from nr4dl_tasks.core.settings import Settings
+from nr4dl_tasks.stages.slice import SliceStage
+from nr4dl_tasks.stages.speakers import SpeakersStage
+from nr4dl_tasks.core.stage import Stage, StageResult
+from nr4dl_tasks.stages.transcribe import TranscribeStage
+from nr4dl_tasks.core.workdir import WorkDir
 
 log = logging.getLogger("nr4dl")
 

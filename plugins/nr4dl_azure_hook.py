@@ -30,8 +30,8 @@ class AzureSpeechHook(BaseHook):
 
     def get_credentials(self) -> Any:
         """The engine's AzureCredentials; fails the task with the connection's name when it is missing or bad."""
-        from nr4dl_tasks.azure_speech import credentials_from_connection
-        from nr4dl_tasks.errors import SettingsError
+        from nr4dl_tasks.asr.azure_speech import credentials_from_connection
+        from nr4dl_tasks.core.errors import SettingsError
 
         try:
             conn = self.get_connection(self.azure_conn_id)

@@ -37,8 +37,8 @@ class _SettingsOperator(BaseOperator):
 
     def load_settings(self) -> Any:
         """The validated settings; a bad override or setting fails the task at once (a retry cannot fix it)."""
-        from nr4dl_tasks import settings
-        from nr4dl_tasks.errors import SettingsError
+        from nr4dl_tasks.core import settings
+        from nr4dl_tasks.core.errors import SettingsError
 
         overrides = self.overrides or {}
         if not isinstance(overrides, dict):
@@ -63,8 +63,8 @@ class _Nr4dlOperator(_SettingsOperator):
         return STAGES[self.stage]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from nr4dl_tasks import resources
-        from nr4dl_tasks.errors import Nr4dlError, Transient
+        from nr4dl_tasks.core import resources
+        from nr4dl_tasks.core.errors import Nr4dlError, Transient
 
         # The worker runs other tasks beside this one: take a share of its cores, not all of them.
         loaded = resources.shared_worker(self.load_settings())
@@ -92,7 +92,7 @@ class IngestOperator(_Nr4dlOperator):
         self.media = media
 
     def _work(self, settings: Any) -> Any:
-        from nr4dl_tasks.ingest import open_work
+        from nr4dl_tasks.stages.ingest import open_work
 
         if not self.media:
             raise AirflowFailException("no media file given: set the 'media' param when triggering the run")
@@ -111,7 +111,7 @@ class _WorkDirOperator(_Nr4dlOperator):
     def _work(self, settings: Any) -> Any:
         from pathlib import Path
 
-        from nr4dl_tasks.workdir import WorkDir
+        from nr4dl_tasks.core.workdir import WorkDir
 
         if not self.work_dir or not Path(self.work_dir).is_dir():
             raise AirflowFailException(f"work folder {self.work_dir!r} does not exist; did the ingest task succeed?")
@@ -169,7 +169,7 @@ class TranscribeOperator(_WorkDirOperator):
         self.azure_conn_id = azure_conn_id
 
     def _stage(self, settings: Any) -> Any:
-        from nr4dl_tasks.transcribe import TranscribeStage
+        from nr4dl_tasks.stages.transcribe import TranscribeStage
 
         if settings.transcribe.backend != "azure":
             return super()._stage(settings)
@@ -197,8 +197,8 @@ class ExportOperator(_SettingsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from dataclasses import asdict
 
-        from nr4dl_tasks.errors import Nr4dlError
-        from nr4dl_tasks.export import export_dataset
+        from nr4dl_tasks.core.errors import Nr4dlError
+        from nr4dl_tasks.export.build import export_dataset
 
         loaded = self.load_settings()
         try:
@@ -217,8 +217,8 @@ def crawl_schedule() -> str | None:
 
     A broken settings file is this DAG's import error (shown in the UI), never a crawl that silently stops.
     """
-    from nr4dl_tasks import settings
-    from nr4dl_tasks.errors import SettingsError
+    from nr4dl_tasks.core import settings
+    from nr4dl_tasks.core.errors import SettingsError
 
     try:
         return settings.load().crawl.schedule
@@ -247,8 +247,8 @@ class CrawlOperator(_SettingsOperator):
         self.source, self.max_items = source, max_items
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from nr4dl_tasks.crawl import crawl, run_id_for
-        from nr4dl_tasks.errors import Nr4dlError
+        from nr4dl_tasks.crawl.crawler import crawl, run_id_for
+        from nr4dl_tasks.core.errors import Nr4dlError
 
         loaded = self.load_settings()
         source = self.source if self.source is not None else context["params"].get("source")
@@ -277,7 +277,7 @@ class MarkTriggeredOperator(_SettingsOperator):
         self.requests = requests
 
     def execute(self, context: Context) -> int:
-        from nr4dl_tasks.catalog import Catalog
+        from nr4dl_tasks.crawl.catalog import Catalog
 
         urls = [r["conf"]["source_url"] for r in self.requests or []]
         Catalog(self.load_settings()).mark_triggered(urls)
@@ -287,8 +287,8 @@ class MarkTriggeredOperator(_SettingsOperator):
 
 def _run_settings(context: Context) -> Any:
     """The settings a processing run used (its overrides, or the file alone when they are invalid)."""
-    from nr4dl_tasks import settings
-    from nr4dl_tasks.errors import SettingsError
+    from nr4dl_tasks.core import settings
+    from nr4dl_tasks.core.errors import SettingsError
 
     overrides = context["params"].get("overrides") or {}
     try:
@@ -300,7 +300,7 @@ def _run_settings(context: Context) -> Any:
 def record_failure(context: Context) -> None:
     """``on_failure_callback`` of the processing tasks: the file goes on the failed-file list with its stage and
     the error's first line (called once retries are spent). A callback must never fail, so it only logs."""
-    from nr4dl_tasks.failures import FailureLog
+    from nr4dl_tasks.state.failures import FailureLog
 
     ti = context["ti"]
     media = str(context["params"].get("media") or "")
@@ -313,7 +313,7 @@ def record_failure(context: Context) -> None:
 
 def clear_failure(context: Context) -> None:
     """``on_success_callback`` of the run's last task: the file's latest run succeeded, off the list it goes."""
-    from nr4dl_tasks.failures import FailureLog
+    from nr4dl_tasks.state.failures import FailureLog
 
     media = str(context["params"].get("media") or "")
     try:
@@ -328,7 +328,7 @@ class FailedFilesOperator(_SettingsOperator):
     ui_color = "#fbe0e0"
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from nr4dl_tasks.failures import FailureLog
+        from nr4dl_tasks.state.failures import FailureLog
 
         failures = FailureLog(self.load_settings()).failures()
         for f in failures:

@@ -59,5 +59,5 @@ if [ ! -x .venv/bin/nr4dl ] || ! .venv/bin/python -c 'import nr4dl_tasks' 2>/dev
 fi
 
 # --- Models ----------------------------------------------------------------------------------
-.venv/bin/python -m nr4dl_tasks.models provision --models-dir "$ROOT/models"
+.venv/bin/python -m nr4dl_tasks.core.models provision --models-dir "$ROOT/models"
 log "done: .venv, .venv-spleeter and models/ are ready"

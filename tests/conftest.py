@@ -15,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from nr4dl_tasks import settings as settings_mod
+from nr4dl_tasks.core import settings as settings_mod
 
 # The suite runs on the project's own settings: a shell that exported a settings file or NR4DL__ overrides (a
 # worker's production catalog URL, say) must not leak into the tests or have them write to its database.

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from nr4dl_tasks import settings as settings_mod
-from nr4dl_tasks.failures import FailureLog
+from nr4dl_tasks.core import settings as settings_mod
+from nr4dl_tasks.state.failures import FailureLog
 from nr4dl_tasks.pipeline import STAGES
-from nr4dl_tasks.records import read_clips
+from nr4dl_tasks.core.records import read_clips
 
 from conftest import ROOT, airflow_env, js_page, serve
 from services import free_port

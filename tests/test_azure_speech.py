@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks import azure_speech
-from nr4dl_tasks.azure_speech import (
+from nr4dl_tasks.asr import azure_speech
+from nr4dl_tasks.asr.azure_speech import (
     AzureCredentials,
     AzureRecognizer,
     AzureRejected,
@@ -29,9 +29,9 @@ from nr4dl_tasks.azure_speech import (
     parse_results,
     with_retries,
 )
-from nr4dl_tasks.errors import SettingsError, StageError, Transient
-from nr4dl_tasks.recognition import AudioClip
-from nr4dl_tasks.settings import TranscribeSettings
+from nr4dl_tasks.core.errors import SettingsError, StageError, Transient
+from nr4dl_tasks.asr.recognition import AudioClip
+from nr4dl_tasks.core.settings import TranscribeSettings
 
 SECRET = "0123456789abcdef0123456789abcdef"  # a dummy key; must never show up in a message
 

@@ -2,7 +2,7 @@
 
 import subprocess
 
-from nr4dl_tasks.records import read_clips, read_segments
+from nr4dl_tasks.core.records import read_clips, read_segments
 
 from conftest import NR4DL, ROOT
 

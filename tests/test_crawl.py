@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from nr4dl_tasks import catalog as cat
-from nr4dl_tasks.crawl import crawl
-from nr4dl_tasks.discover import Link, discover
-from nr4dl_tasks.download import safe_stem
-from nr4dl_tasks.errors import SettingsError
+from nr4dl_tasks.crawl import catalog as cat
+from nr4dl_tasks.crawl.crawler import crawl
+from nr4dl_tasks.crawl.discover import Link, discover
+from nr4dl_tasks.crawl.download import safe_stem
+from nr4dl_tasks.core.errors import SettingsError
 
 from conftest import NR4DL, ffmpeg, js_page, serve
 

@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks import audio, quality
-from nr4dl_tasks.deepfilter import DeepFilterStream
-from nr4dl_tasks.errors import StageError
-from nr4dl_tasks.denoise import DENOISED_DIR, PROFILE_MAX_SECONDS, ClipDenoiser, FileNoise, noise_spans
+from nr4dl_tasks.dsp import audio
+
+from nr4dl_tasks.dsp import quality
+from nr4dl_tasks.dsp.deepfilter import DeepFilterStream
+from nr4dl_tasks.core.errors import StageError
+from nr4dl_tasks.stages.denoise import DENOISED_DIR, PROFILE_MAX_SECONDS, ClipDenoiser, FileNoise, noise_spans
 from nr4dl_tasks.pipeline import process_file, run_stage
-from nr4dl_tasks.records import Segment, read_clips
-from nr4dl_tasks.settings import DenoiseSettings
-from nr4dl_tasks.spectral_gate import gate
-from nr4dl_tasks.tones import apply_filter, filter_design, find_tones
+from nr4dl_tasks.core.records import Segment, read_clips
+from nr4dl_tasks.core.settings import DenoiseSettings
+from nr4dl_tasks.dsp.spectral_gate import gate
+from nr4dl_tasks.dsp.tones import apply_filter, filter_design, find_tones
 
 RATE = 22050
 HUM = {50.0: 0.02, 100.0: 0.012, 150.0: 0.008, 200.0: 0.006, 6000.0: 0.004}  # Hz -> amplitude

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks import settings as settings_mod
-from nr4dl_tasks.errors import SettingsError
-from nr4dl_tasks.export import AUDIOFOLDER_COLUMNS, export_dataset
+from nr4dl_tasks.core import settings as settings_mod
+from nr4dl_tasks.core.errors import SettingsError
+from nr4dl_tasks.export.build import AUDIOFOLDER_COLUMNS, export_dataset
 
 RATE = 22050
 NUMBER_TEXT = "Chapter 12 begins | here,\nin 1984."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from nr4dl_tasks.failures import FailureLog
+from nr4dl_tasks.state.failures import FailureLog
 
 from conftest import NR4DL
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks.errors import MediaError
-from nr4dl_tasks.ingest import ANALYSIS_WAV, FULL_WAV, IngestStage, open_work
+from nr4dl_tasks.core.errors import MediaError
+from nr4dl_tasks.stages.ingest import ANALYSIS_WAV, FULL_WAV, IngestStage, open_work
 
 from conftest import ffmpeg
 

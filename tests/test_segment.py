@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from nr4dl_tasks import settings as settings_mod
-from nr4dl_tasks.records import read_segments
-from nr4dl_tasks.errors import StageError
-from nr4dl_tasks.segment import SEGMENTS_CSV, SegmentStage, resolve_precision, segmenter
-from nr4dl_tasks.ingest import IngestStage, open_work
-from nr4dl_tasks.separate import SeparateStage
+from nr4dl_tasks.core import settings as settings_mod
+from nr4dl_tasks.core.records import read_segments
+from nr4dl_tasks.core.errors import StageError
+from nr4dl_tasks.stages.segment import SEGMENTS_CSV, SegmentStage, resolve_precision, segmenter
+from nr4dl_tasks.stages.ingest import IngestStage, open_work
+from nr4dl_tasks.stages.separate import SeparateStage
 
 from conftest import ffmpeg
 

@@ -6,11 +6,11 @@ import pytest
 import soundfile as sf
 from scipy.signal import butter, sosfiltfilt
 
-from nr4dl_tasks import models
-from nr4dl_tasks.errors import ModelError
-from nr4dl_tasks.ingest import FULL_WAV, IngestStage, open_work
-from nr4dl_tasks.separate import ACCOMPANIMENT_WAV, VOCALS_ANALYSIS_WAV, VOCALS_WAV, SeparateStage, worker
-from nr4dl_tasks.spleeter_worker import BLOCK
+from nr4dl_tasks.core import models
+from nr4dl_tasks.core.errors import ModelError
+from nr4dl_tasks.stages.ingest import FULL_WAV, IngestStage, open_work
+from nr4dl_tasks.stages.separate import ACCOMPANIMENT_WAV, VOCALS_ANALYSIS_WAV, VOCALS_WAV, SeparateStage, worker
+from nr4dl_tasks.dsp.spleeter_worker import BLOCK
 
 from conftest import ffmpeg
 

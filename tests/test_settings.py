@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from nr4dl_tasks import settings as settings_mod
-from nr4dl_tasks.errors import SettingsError
+from nr4dl_tasks.core import settings as settings_mod
+from nr4dl_tasks.core.errors import SettingsError
 
 
 def test_defaults_file_matches_schema():
@@ -89,7 +89,7 @@ def test_a_moved_setting_says_where_it_went():
 
 
 def test_machine_figures_count_container_limits(tmp_path, monkeypatch):
-    from nr4dl_tasks import resources
+    from nr4dl_tasks.core import resources
 
     (tmp_path / "cpu.max").write_text("150000 100000\n")  # a container limited to 1.5 CPUs
     (tmp_path / "memory.max").write_text(str(5 * 2**30))
@@ -104,7 +104,7 @@ def test_machine_figures_count_container_limits(tmp_path, monkeypatch):
 
 
 def test_resources_size_the_pool_and_each_task_from_the_machine():
-    from nr4dl_tasks import resources
+    from nr4dl_tasks.core import resources
 
     auto = settings_mod.load()
     per_worker = resources.tasks_per_worker(auto.resources)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks import settings as settings_mod
-from nr4dl_tasks.ingest import IngestStage, open_work
-from nr4dl_tasks.records import CLIPS_JSONL, Segment, read_clips
-from nr4dl_tasks.segment import SegmentStage
-from nr4dl_tasks.separate import SeparateStage
-from nr4dl_tasks.slicing import SliceStage, _loudness_of, keep_labels, merge_gaps, plan_clips, split_long
+from nr4dl_tasks.core import settings as settings_mod
+from nr4dl_tasks.stages.ingest import IngestStage, open_work
+from nr4dl_tasks.core.records import CLIPS_JSONL, Segment, read_clips
+from nr4dl_tasks.stages.segment import SegmentStage
+from nr4dl_tasks.stages.separate import SeparateStage
+from nr4dl_tasks.stages.slice import SliceStage, _loudness_of, keep_labels, merge_gaps, plan_clips, split_long
 
 from conftest import ffmpeg
 

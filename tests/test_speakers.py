@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks import audio, voices
-from nr4dl_tasks.errors import SettingsError, StageError
+from nr4dl_tasks.dsp import audio
+
+from nr4dl_tasks.voice import embedding as voices
+from nr4dl_tasks.core.errors import SettingsError, StageError
 from nr4dl_tasks.pipeline import process_file, run_stage
-from nr4dl_tasks.records import read_clips
-from nr4dl_tasks.settings import SpeakerSettings
-from nr4dl_tasks.speaker_registry import SpeakerRegistry, Voice
-from nr4dl_tasks.speakers import cluster, enrolled_voices, single_voice_pieces
+from nr4dl_tasks.core.records import read_clips
+from nr4dl_tasks.core.settings import SpeakerSettings
+from nr4dl_tasks.voice.registry import SpeakerRegistry, Voice
+from nr4dl_tasks.stages.speakers import cluster, enrolled_voices, single_voice_pieces
 
 SPEAKERS = ("1688", "1998", "2033", "3080")  # LibriSpeech test-other: M, F, M, F
 THREADS = 2

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks import transcribe
-from nr4dl_tasks.errors import SettingsError, WorkerDied
-from nr4dl_tasks.gates import GateStage
+from nr4dl_tasks.stages import transcribe
+from nr4dl_tasks.core.errors import SettingsError, WorkerDied
+from nr4dl_tasks.stages.gate import GateStage
 from nr4dl_tasks.pipeline import process_file, run_stage
-from nr4dl_tasks.recognition import AudioClip
-from nr4dl_tasks.records import Clip, read_manifest, write_manifest
-from nr4dl_tasks.text import compression_ratio, wer
-from nr4dl_tasks.whisper_local import LocalWhisper
-from nr4dl_tasks.workdir import WorkDir
+from nr4dl_tasks.asr.recognition import AudioClip
+from nr4dl_tasks.core.records import Clip, read_manifest, write_manifest
+from nr4dl_tasks.text.metrics import compression_ratio, wer
+from nr4dl_tasks.asr.whisper_local import LocalWhisper
+from nr4dl_tasks.core.workdir import WorkDir
 
 from conftest import ffmpeg
 

@@ -7,10 +7,10 @@ scored here: ina calls LibriSpeech reader 1688 female, a known limit of its gend
 
 import pytest
 
-from nr4dl_tasks.audio import probe
+from nr4dl_tasks.dsp.audio import probe
 from nr4dl_tasks.pipeline import process_file
-from nr4dl_tasks.records import read_segments
-from nr4dl_tasks.segment import SEGMENTS_CSV
+from nr4dl_tasks.core.records import read_segments
+from nr4dl_tasks.stages.segment import SEGMENTS_CSV
 
 from conftest import ffmpeg
 

@@ -1,0 +1,510 @@
+"""The one settings schema, its validation and per-run overrides.
+
+Settings come from `settings.yaml` at the project root (or a file named by
+`--settings` / `NR4DL_SETTINGS`), then environment variables named like
+Airflow's (`NR4DL__CRAWL__CATALOG_URL` sets `crawl.catalog_url`: how a
+container or one worker gets its own values, secrets included), then per-run
+overrides: `key.sub=value` pairs from the CLI's `--set` or the `overrides`
+param of the Airflow trigger form.
+Every value is validated here, so a typo fails at the start of a run with the
+setting's dotted name, not deep inside a stage.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nr4dl_tasks.core.errors import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "settings.yaml"
+ENV_PREFIX = "NR4DL__"
+# Settings that moved: an old settings file or saved run override is told where they went.
+MOVED = {f"{section}.threads": "resources.threads" for section in ("denoise", "speakers", "transcribe")}
+SPEECH_LABELS = ("male", "female")
+INA_LABELS = ("male", "female", "music", "noise", "noEnergy")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathSettings(_Section):
+    work_dir: Path = Field(Path("data/work"), description="One sub-folder per source file is written here.")
+    models_dir: Path = Field(Path("models"), description="Where scripts/setup.sh provisions the model files.")
+    spleeter_python: Path = Field(
+        Path(".venv-spleeter/bin/python"),
+        description="Interpreter of the separate Spleeter environment (its pins clash with Airflow).",
+    )
+
+
+class SeparateSettings(_Section):
+    enabled: bool = Field(True, description="Remove background music with Spleeter 2stems (keep vocals).")
+    chunk_blocks: int = Field(
+        5, ge=1, le=40,
+        description="Chunk length in Spleeter blocks of 512 frames (11.89 s); memory grows with it.",
+    )
+    margin_blocks: int = Field(
+        1, ge=0, le=4,
+        description="Context blocks separated on each side of a chunk and then discarded, so seams match a "
+        "whole-file run.",
+    )
+    crossfade_seconds: float = Field(0.5, ge=0, le=5, description="Linear cross-fade across each seam.")
+
+
+class SegmentSettings(_Section):
+    input: Literal["vocals", "original"] = Field(
+        "vocals", description="Segment the separated vocals (falls back to the original when separation is off)."
+    )
+    vad_engine: Literal["smn", "sm"] = Field("smn", description="ina engine: speech/music/noise or speech/music.")
+    detect_gender: bool = Field(True, description="Split speech into male/female (else label 'speech').")
+    energy_ratio: float = Field(0.03, gt=0, lt=1, description="ina's energy threshold ratio for noEnergy.")
+    window_seconds: float = Field(
+        300.0, ge=10, description="Audio analysed at once; bounds memory on long inputs, results are unchanged."
+    )
+    batch_size: int = Field(256, ge=1, le=8192, description="Neural network batch size.")
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Network arithmetic. bfloat16 runs ina's networks about 1.8x faster on CPUs with AVX512-BF16 "
+        "or AMX and gave the same segments as float32 on every test and benchmark file; auto uses it where "
+        "the CPU has those instructions.",
+    )
+
+
+class SliceSettings(_Section):
+    labels: list[str] = Field(
+        ["male", "female"], description="Segment labels to cut into clips; 'speech' means male + female."
+    )
+    source: Literal["vocals", "original"] = Field(
+        "vocals", description="Audio the clips are cut from (original when separation is off)."
+    )
+    min_duration: float = Field(1.0, ge=0.05, description="Drop clips shorter than this (0.3 keeps catch-phrases).")
+    max_duration: float = Field(15.0, gt=0, description="Split longer segments at their quietest point.")
+    merge_gap: float = Field(0.3, ge=0, description="Merge same-label segments separated by a shorter gap.")
+    padding: float = Field(0.05, ge=0, le=2, description="Seconds of context added on each side of a clip.")
+    sample_rate: int = Field(22050, ge=8000, le=96000, description="Sample rate of the written clips.")
+    channels: Literal[1, 2] = Field(1, description="Channels of the written clips.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SliceSettings":
+        unknown = [label for label in self.labels if label not in (*INA_LABELS, "speech")]
+        if unknown:
+            raise ValueError(f"unknown label(s) {unknown}; choose from {[*INA_LABELS, 'speech']}")
+        if not self.labels:
+            raise ValueError("labels must name at least one label")
+        if self.max_duration < self.min_duration:
+            raise ValueError(f"max_duration ({self.max_duration}) is below min_duration ({self.min_duration})")
+        return self
+
+    def wanted_labels(self) -> set[str]:
+        """The ina labels to keep, with 'speech' expanded to male and female."""
+        wanted = set(self.labels) - {"speech"}
+        if "speech" in self.labels:
+            wanted |= set(SPEECH_LABELS) | {"speech"}
+        return wanted
+
+
+NOISE_LABELS = ("noise", "noEnergy", "music")
+
+
+class DenoiseSettings(_Section):
+    method: Literal["auto", "deepfilter", "gate", "none"] = Field(
+        "auto",
+        description="auto: per file, whichever of deepfilter and gate scores best by DNSMOS on a sample of its "
+        "clips, and per clip never worse than the input; none: only the notch and band filters.",
+    )
+    gate_mode: Literal["stationary", "nonstationary"] = Field(
+        "nonstationary",
+        description="Spectral gate noise estimate: one profile per file from its non-speech (stationary), or a "
+        "running noise floor per clip (nonstationary).",
+    )
+    noise_labels: list[str] = Field(
+        ["noise", "noEnergy"], description="Segment labels whose audio is the file's noise profile (add 'music' to "
+        "include music-only parts).",
+    )
+    min_noise_seconds: float = Field(
+        2.0, ge=0, description="Less non-speech than this: estimate noise by minimum statistics instead.",
+    )
+    n_std: float = Field(1.5, ge=0, le=6, description="Gate threshold in noise standard deviations above its mean.")
+    max_attenuation_db: float = Field(
+        30.0, gt=0, le=100, description="Most a noise band is attenuated, by the gate and by DeepFilterNet.",
+    )
+    notch: bool = Field(True, description="Find persistent tones (hum, whine, carrier) and notch them out.")
+    notch_min_prominence_db: float = Field(
+        12.0, ge=3, description="A tone stands at least this far above the spectrum around it.",
+    )
+    notch_min_level_dbfs: float = Field(
+        -60.0, le=0, description="A tone is at least this loud (peak level of the sine); quieter ones are left.",
+    )
+    highpass_hz: float | None = Field(None, gt=0, description="High-pass corner (4th-order Butterworth), or null.")
+    lowpass_hz: float | None = Field(None, gt=0, description="Low-pass corner (4th-order Butterworth), or null.")
+    score: bool = Field(True, description="Score every clip with DNSMOS before and after (auto needs it).")
+    sig_tolerance: float = Field(
+        0.1, ge=0, description="auto rejects a result whose DNSMOS SIG is lower than the input's by more than this.",
+    )
+    auto_sample_clips: int = Field(8, ge=1, description="Clips per file that auto tries every method on.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DenoiseSettings":
+        unknown = [label for label in self.noise_labels if label not in NOISE_LABELS]
+        if unknown:
+            raise ValueError(f"noise_labels {unknown} are not non-speech labels; choose from {list(NOISE_LABELS)}")
+        if self.method == "auto" and not self.score:
+            raise ValueError("method 'auto' chooses by DNSMOS score; it needs score: true")
+        if self.highpass_hz and self.lowpass_hz and self.highpass_hz >= self.lowpass_hz:
+            raise ValueError(f"highpass_hz ({self.highpass_hz}) must be below lowpass_hz ({self.lowpass_hz})")
+        return self
+
+
+class SpeakerSettings(_Section):
+    enroll_dir: Path | None = Field(
+        None, description="Folder with one sub-folder of reference recordings per target speaker; null: no "
+        "targets, cluster voices and link them across files through the speaker registry.",
+    )
+    keep: Literal["target", "all"] = Field(
+        "target", description="With enrolled targets: drop clips matching none of them (target) or only label "
+        "them (all).",
+    )
+    threshold: float = Field(0.8, ge=-1, le=1, description="Cosine similarity a clip needs to match a target.")
+    input: Literal["denoised", "original"] = Field("denoised", description="Which clip audio is embedded.")
+    purity_threshold: float = Field(
+        0.65, ge=-1, le=1,
+        description="A clip whose voice before and after some point is less similar than this holds two voices.",
+    )
+    purity_action: Literal["split", "drop", "flag"] = Field(
+        "split", description="What to do with a clip holding two voices: split it at the change, drop it, or only "
+        "record its purity.",
+    )
+    cluster_threshold: float = Field(
+        0.78, ge=-1, le=1, description="Without targets: clips whose voices are this similar on average are one "
+        "speaker.",
+    )
+    link_threshold: float = Field(
+        0.78, ge=-1, le=1, description="Without targets: a voice this similar to a registry speaker gets its id.",
+    )
+    genders: dict[str, Literal["male", "female"]] = Field(
+        {}, description="Declared gender per speaker name or id, for the gender_mismatch flag (else the majority "
+        "of the speaker's clips in the file).",
+    )
+
+
+class TranscribeSettings(_Section):
+    backend: Literal["local", "azure"] = Field(
+        "local", description="local: faster-whisper on this machine (offline); azure: Azure AI Speech (needs the "
+        "Airflow connection nr4dl_azure_speech, or NR4DL_AZURE_SPEECH_KEY and _REGION for the CLI).",
+    )
+    model: str = Field(
+        "base", description="Whisper model: base is the copy scripts/setup.sh provisions; another size name "
+        "(tiny, small, medium, large-v3, ...) or a Hugging Face repo id is downloaded from Hugging Face; or a "
+        "folder holding a CTranslate2 Whisper model.",
+    )
+    language: str | None = Field(
+        None, description="Spoken language: null detects it per clip (local only); 'ko' or 'ko-KR' forces it. "
+        "Azure needs a locale such as 'ko-KR'.",
+    )
+    input: Literal["original", "denoised"] = Field(
+        "original", description="Which clip audio is recognised: the original (denoising raises Whisper's error "
+        "rate) or the denoised one.",
+    )
+    beam_size: int = Field(
+        1, ge=1, le=10, description="Beam search width: 1 is greedy; 5 was 0.4 points of WER better and about 15 % "
+        "slower on the LJ Speech test set.",
+    )
+    batch_size: int = Field(8, ge=1, le=64, description="Clips of one file recognised in one batch.")
+    compute_type: Literal["int8", "int8_float32", "float32", "default"] = Field(
+        "int8", description="CTranslate2 arithmetic on CPU.",
+    )
+    azure_retries: int = Field(5, ge=0, le=20, description="Azure: retries of a throttled or failed request, "
+                               "with exponential backoff.")
+    azure_timeout_seconds: float = Field(60.0, gt=0, description="Azure: longest wait for one clip's result.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TranscribeSettings":
+        if self.language is not None and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4}){0,2}", self.language):
+            raise ValueError(f"language {self.language!r} is not a language code such as 'en' or 'ko-KR'")
+        if self.backend == "azure" and (self.language is None or "-" not in self.language):
+            raise ValueError("the azure backend needs transcribe.language set to a locale such as 'en-US' or "
+                             f"'ko-KR' (got {self.language!r})")
+        return self
+
+
+class GateSettings(_Section):
+    min_duration: float = Field(0.3, ge=0, description="Drop clips shorter than this many seconds.")
+    max_duration: float = Field(30.0, gt=0, description="Drop clips longer than this many seconds.")
+    min_dnsmos_ovrl: float | None = Field(
+        2.0, ge=1, le=5, description="Drop clips whose DNSMOS OVRL (of the audio exported) is below this; null "
+        "keeps all.",
+    )
+    tiers: dict[str, float] = Field(
+        {"gold": 3.2, "silver": 2.7}, description="Quality tier name -> minimum DNSMOS OVRL; a clip gets the best "
+        "tier it reaches (else 'rest'). The export can write each tier as its own subset.",
+    )
+    min_cps: float = Field(1.0, ge=0, description="Drop clips with fewer characters of text per second "
+                           "(missed speech).")
+    max_cps: float = Field(30.0, gt=0, description="Drop clips with more characters per second (hallucinated text).")
+    cps_outlier_factor: float | None = Field(
+        3.0, gt=1, description="Drop clips whose characters per second are this many times above or below the "
+        "median of their file (files with at least 5 clips); null turns it off.",
+    )
+    max_compression_ratio: float | None = Field(
+        2.4, gt=1, description="Drop clips whose text compresses better than this with zlib (repetition loops); "
+        "null turns it off.",
+    )
+    min_language_probability: float | None = Field(
+        0.5, ge=0, le=1, description="Drop clips whose probability of being in the transcribed language is lower; "
+        "null turns it off.",
+    )
+    drop_empty_text: bool = Field(True, description="Drop clips whose transcript holds no letter or digit.")
+    max_no_speech_prob: float | None = Field(
+        0.6, ge=0, le=1, description="Drop clips Whisper judged to hold no speech: its no-speech probability "
+        "above this and its mean token log-probability below -1 (Whisper's own rule); null turns it off.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "GateSettings":
+        if self.max_duration < self.min_duration:
+            raise ValueError(f"max_duration ({self.max_duration}) is below min_duration ({self.min_duration})")
+        if self.max_cps <= self.min_cps:
+            raise ValueError(f"max_cps ({self.max_cps}) must be above min_cps ({self.min_cps})")
+        if "rest" in self.tiers:
+            raise ValueError("tier name 'rest' is reserved for clips below every tier")
+        return self
+
+
+EXPORT_FORMATS = ("ljspeech", "audiofolder", "nemo")
+
+
+class ExportSettings(_Section):
+    dataset_dir: Path = Field(Path("data/dataset"), description="Where the dataset is written.")
+    formats: list[Literal["ljspeech", "audiofolder", "nemo"]] = Field(
+        list(EXPORT_FORMATS), description="Layouts written: ljspeech (wavs/ + metadata.csv), audiofolder (Hugging "
+        "Face datasets), nemo (JSON-lines manifests).",
+    )
+    audiofolder_metadata: Literal["csv", "parquet"] = Field("csv", description="audiofolder metadata file type.")
+    audio: Literal["denoised", "original"] = Field("denoised", description="Which clip audio goes into the dataset.")
+    split_by: Literal["source", "speaker"] = Field(
+        "source", description="Keep every clip of a source file (or of a speaker) in one split.",
+    )
+    validation_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for validation.")
+    test_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for test.")
+    tier_subsets: bool = Field(False, description="Also write each quality tier (gates.tiers) as its own subset.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExportSettings":
+        if not self.formats:
+            raise ValueError("formats must name at least one of " + ", ".join(EXPORT_FORMATS))
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("validation_fraction + test_fraction must leave something for train")
+        return self
+
+
+class SourceSettings(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+                      description="Names the source in the catalog, the download folder and run ids.")
+    kind: Literal["page", "ytdlp", "url", "inbox"] = Field(
+        description="page: a web page rendered in headless Chromium; ytdlp: a video, playlist or channel URL; "
+        "url: one direct media URL; inbox: a local folder.",
+    )
+    url: str | None = Field(None, description="The page, playlist or media URL (page, ytdlp, url).")
+    path: Path | None = Field(None, description="The folder (inbox).")
+    link_selector: str = Field(
+        "a[href]", description="page: CSS selector of the media or episode links ('xpath:...' for XPath).",
+    )
+    next_selector: str | None = Field(None, description="page: selector of the link to the next page.")
+    max_pages: int = Field(5, ge=1, le=1000, description="page: most pages followed.")
+    wait_seconds: float = Field(10.0, gt=0, le=300, description="page: longest wait for links to appear.")
+    allow_domains: list[str] = Field(
+        [], description="Domains links may point to (sub-domains included); empty: the source URL's own domain.",
+    )
+    max_items: int | None = Field(None, ge=1, description="Most new items downloaded from this source per crawl.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SourceSettings":
+        if self.kind == "inbox" and self.path is None:
+            raise ValueError(f"source {self.name}: an inbox needs path")
+        if self.kind != "inbox" and not (self.url and re.match(r"https?://[^/]+", self.url)):
+            raise ValueError(f"source {self.name}: a {self.kind} source needs an http(s) url (got {self.url!r})")
+        return self
+
+
+class CrawlSettings(_Section):
+    schedule: str | None = Field(
+        "0 2 * * *", description="Cron of the nightly crawl (Airflow's timezone, UTC by default); null: manual only.",
+    )
+    download_dir: Path = Field(Path("data/downloads"), description="Downloads go to <download_dir>/<source>/.")
+    catalog_url: str | None = Field(
+        None, description="SQLAlchemy URL of nr4dl's database (crawl catalog, failed-file list); null: SQLite "
+        "catalog.sqlite beside the work folders. In scale-out, Airflow's PostgreSQL.",
+    )
+    max_megabytes: float = Field(2048, gt=0, description="Largest file downloaded, in MiB.")
+    domain_interval_seconds: float = Field(2.0, ge=0, description="Least time between two requests to one domain.")
+    max_attempts: int = Field(3, ge=1, description="A failed download is retried by this many crawls in all.")
+    max_items_per_run: int = Field(50, ge=1, description="Most new items one crawl downloads (the rest wait).")
+    sources: list[SourceSettings] = Field([], description="What to crawl.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "CrawlSettings":
+        from croniter import croniter
+
+        if self.schedule is not None and not croniter.is_valid(self.schedule):
+            raise ValueError(f"schedule {self.schedule!r} is not a cron expression such as '0 2 * * *'")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        return self
+
+
+class ResourceSettings(_Section):
+    """What one task may take of a worker; 0 means computed from the machine (see nr4dl_tasks/core/resources.py)."""
+
+    threads: int = Field(
+        0, ge=0, description="CPU threads one task gives TensorFlow, torch, CTranslate2 and onnxruntime; 0: every "
+        "core for nr4dl process, cores / tasks_per_worker for an Airflow task. Not in any fingerprint: changing "
+        "it recomputes nothing.",
+    )
+    task_memory_gb: float = Field(
+        3.0, gt=0, description="Peak memory of one model-holding task (bench/run.py prints every stage's); sizes "
+        "tasks_per_worker.",
+    )
+    tasks_per_worker: int = Field(
+        0, ge=0, description="Tasks one worker runs at once (Celery worker concurrency); 0: min(cores, "
+        "memory / task_memory_gb).",
+    )
+    heavy_slots: int = Field(
+        0, ge=0, description="Slots of Airflow's nr4dl_heavy pool over all workers; 0: tasks_per_worker (one "
+        "machine). In scale-out: the sum of the workers' tasks_per_worker.",
+    )
+
+
+class Settings(_Section):
+    paths: PathSettings = PathSettings()
+    separate: SeparateSettings = SeparateSettings()
+    segment: SegmentSettings = SegmentSettings()
+    slice: SliceSettings = SliceSettings()
+    denoise: DenoiseSettings = DenoiseSettings()
+    speakers: SpeakerSettings = SpeakerSettings()
+    transcribe: TranscribeSettings = TranscribeSettings()
+    gates: GateSettings = GateSettings()
+    export: ExportSettings = ExportSettings()
+    crawl: CrawlSettings = CrawlSettings()
+    resources: ResourceSettings = ResourceSettings()
+
+    @model_validator(mode="after")
+    def _labels_can_match(self) -> "Settings":
+        # Without gender detection ina labels all speech 'speech'; male/female would then never match.
+        gendered = set(self.slice.labels) & set(SPEECH_LABELS)
+        if not self.segment.detect_gender and gendered and "speech" not in self.slice.labels:
+            raise ValueError(f"slice.labels {sorted(gendered)} never occur when segment.detect_gender is false; "
+                             "use 'speech'")
+        if self.segment.vad_engine == "sm" and "noise" in self.slice.labels:
+            raise ValueError("slice.labels 'noise' never occurs with segment.vad_engine 'sm' (speech/music only)")
+        nyquist = self.slice.sample_rate / 2
+        for name in ("highpass_hz", "lowpass_hz"):
+            corner = getattr(self.denoise, name)
+            if corner and corner >= nyquist:
+                raise ValueError(f"denoise.{name} ({corner}) must be below half of slice.sample_rate ({nyquist})")
+        return self
+
+    def resolve(self, path: Path) -> Path:
+        """A settings path made absolute against the project root, so tasks run from any folder."""
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """Turn CLI `key.sub=value` strings into an overrides dict (values read by `parse_value`)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"override {pair!r} is not of the form key.sub=value")
+        overrides[key.strip()] = parse_value(raw) if raw.strip() else ""
+    return overrides
+
+
+def parse_value(text: str) -> Any:
+    """A setting's value from text: YAML for numbers, booleans, null, lists and mappings; any other text is taken
+    as it is, so a URL or password holding '#', ': ' or '@' is never cut short or misread."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if isinstance(value, str) else value
+
+
+def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`NR4DL__SECTION__KEY=value` variables as overrides ('section.key'); an empty one counts as unset."""
+    return parse_assignments([f"{name[len(ENV_PREFIX):].lower().replace('__', '.')}={value}"
+                              for name, value in sorted(environ.items())
+                              if name.startswith(ENV_PREFIX) and value.strip()])
+
+
+def _apply(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge overrides into the raw settings; keys may be dotted ('slice.min_duration') or nested dicts."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        node = merged
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SettingsError(f"override {key!r}: {part!r} is a value, not a section")
+            node = child
+        leaf = parts[-1]
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf] = _apply(node[leaf], value)
+        else:
+            node[leaf] = value
+    return merged
+
+
+def _format_error(err: ValidationError, origin: str, hidden: set[str]) -> str:
+    """One line per bad setting; the values of `hidden` keys (set from the environment: maybe secrets) not shown."""
+    lines = [f"invalid settings ({origin}):"]
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {where}: " + (f"moved to {MOVED[where]}" if where in MOVED else "unknown setting"))
+        elif item["type"] == "value_error":  # a rule across fields: the message names them
+            lines.append(f"  {where + ': ' if where else ''}{message}")
+        elif where in hidden:
+            lines.append(f"  {where}: {message} (value from the environment, not shown)")
+        else:
+            lines.append(f"  {where}: {message} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read, merge and validate settings; raise SettingsError naming the bad setting and the file."""
+    named = path or os.environ.get("NR4DL_SETTINGS")
+    settings_path = Path(named or DEFAULT_SETTINGS_FILE)
+    raw: dict[str, Any] = {}
+    if named or settings_path.exists():
+        try:
+            loaded = yaml.safe_load(settings_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {settings_path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"settings file {settings_path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"settings file {settings_path} must hold a mapping of sections")
+        raw = loaded or {}
+    origin = str(settings_path)
+    from_env = environment_overrides(os.environ)
+    if from_env:  # named, never shown: these may hold passwords
+        raw = _apply(raw, from_env)
+        origin += f" with environment {', '.join(ENV_PREFIX + k.replace('.', '__').upper() for k in from_env)}"
+    if overrides:
+        raw = _apply(raw, overrides)
+        origin += f" with overrides {dict(overrides)}"
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(_format_error(exc, origin, set(from_env))) from None

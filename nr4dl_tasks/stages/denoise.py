@@ -1,0 +1,332 @@
+"""Denoise: clips/*.wav -> clips_denoised/*.wav, with what was done recorded per clip in the manifest.
+
+Nothing here needs a human to pick a noise sample or a frequency band:
+
+1. The file's own non-speech (segments ina labelled noise/noEnergy) is its noise
+   sample. With too little of it, the noise is estimated from the clips by
+   minimum statistics instead, and the log says so.
+2. Persistent tones in that audio (hum and harmonics, whines, carriers) are
+   found and notched (`tones.py`); optional high-/low-pass corners are added.
+3. Then one method: `gate` (spectral gating, `spectral_gate.py`), `deepfilter`
+   (DeepFilterNet3, `deepfilter.py`), `none` (the filters only), or `auto`:
+   per file, whichever scores the best DNSMOS OVRL on a sample of its clips
+   without lowering SIG by more than `sig_tolerance`; per clip, a result worse
+   than the input by that measure is dropped and the input kept.
+
+Speech recognition should read the original clip (`path`): denoising raised
+Whisper base's word error rate on noisy speech from 7 % to 10-20 % in the
+project owner's measurement. So the originals
+stay, and each clip record gains `denoised_path` (the original's path when the
+clip was left unchanged) and a `denoise` object: method, notch frequencies,
+blind SNR and DNSMOS SIG/BAK/OVRL before and after.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from nr4dl_tasks.dsp import audio
+
+from nr4dl_tasks.core import resources
+from nr4dl_tasks.dsp.deepfilter import DeepFilterStream
+from nr4dl_tasks.dsp.quality import DnsmosPool, Mos, snr_estimate
+from nr4dl_tasks.core.records import (Clip, Segment, read_clip_audio, read_manifest, read_segments,
+                                 write_manifest)
+from nr4dl_tasks.stages.segment import SEGMENTS_CSV
+from nr4dl_tasks.core.settings import DenoiseSettings, Settings
+from nr4dl_tasks.stages.slice import clip_source
+from nr4dl_tasks.dsp.spectral_gate import NoiseProfile, gate, profile_from_min_statistics, profile_from_noise
+from nr4dl_tasks.core.stage import Stage
+from nr4dl_tasks.dsp.tones import Tone, apply_filter, filter_design, find_tones
+from nr4dl_tasks.core.workdir import WorkDir, atomic_dir
+
+log = logging.getLogger("nr4dl")
+
+DENOISED_DIR = "clips_denoised"
+EDGE_SECONDS = 0.1  # trimmed from both ends of a non-speech segment: speech onsets and tails bleed into it
+PROFILE_MAX_SECONDS = 60.0  # non-speech read for the profile, longest segments first
+FALLBACK_MAX_SECONDS = 120.0  # clip audio read when the profile falls back to minimum statistics
+CANDIDATES = ("deepfilter", "gate")
+MAX_IN_FLIGHT = 8  # clips denoised ahead of their scores (bounds memory)
+
+
+@dataclass
+class FileNoise:
+    """What all clips of one file share: its tones, the filter removing them, and its noise profile."""
+
+    tones: list[Tone]
+    sos: np.ndarray | None
+    profile: NoiseProfile | None  # None: the gate tracks noise per clip (nonstationary)
+    note: str  # where the noise estimate came from, for the log and the stamp
+
+
+def noise_spans(segments: list[Segment], labels: list[str]) -> list[Segment]:
+    """Non-speech segments, trimmed at both ends, longest first, up to PROFILE_MAX_SECONDS in all."""
+    trimmed = [Segment(s.label, s.start + EDGE_SECONDS, s.end - EDGE_SECONDS) for s in segments
+               if s.label in labels and s.duration > 2 * EDGE_SECONDS + 0.1]
+    chosen, total = [], 0.0
+    for span in sorted(trimmed, key=lambda s: -s.duration):
+        if total >= PROFILE_MAX_SECONDS:
+            break
+        take = min(span.duration, PROFILE_MAX_SECONDS - total)  # a 30-minute silence is read for a minute only
+        chosen.append(Segment(span.label, span.start, span.start + take))
+        total += take
+    return chosen
+
+
+def _read_mono(path: Path, rate: int, span: Segment) -> np.ndarray:
+    samples, src_rate = audio.read_span(path, span.start, span.end)
+    return audio.resample(audio.mono(samples), src_rate, rate)
+
+
+def _spread(items: list[Any], count: int) -> list[Any]:
+    """Up to `count` items evenly spread over the list (the whole list when it is short)."""
+    if len(items) <= count:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
+def _read_clip(work: WorkDir, clip: Clip) -> np.ndarray:
+    return read_clip_audio(work, clip.path, "slice")[0]
+
+
+def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNoise:
+    """Measure the file's noise once: tones to notch and the gate's profile."""
+    cfg, rate = settings.denoise, settings.slice.sample_rate
+    spans = noise_spans(read_segments(work.path(SEGMENTS_CSV)), cfg.noise_labels)
+    noise = [_read_mono(work.path(clip_source(settings)), rate, span) for span in spans]
+    noise_seconds = sum(len(n) for n in noise) / rate
+    enough = noise_seconds >= cfg.min_noise_seconds and noise_seconds > 0
+    if enough:
+        analysed = noise
+    else:
+        mean = np.mean([c.duration for c in clips]) if clips else 1.0
+        sample = _spread(clips, max(1, int(FALLBACK_MAX_SECONDS / max(mean, 0.1))))
+        analysed = [audio.mono(_read_clip(work, c)) for c in sample]  # clips are at `rate` already
+        log.info("%s: only %.1f s of %s audio (< %.1f s): estimating the noise from the clips by minimum "
+                 "statistics", work.source_id, noise_seconds, "/".join(cfg.noise_labels), cfg.min_noise_seconds)
+    tones = (find_tones(np.concatenate(analysed), rate, cfg.notch_min_prominence_db, cfg.notch_min_level_dbfs)
+             if cfg.notch and analysed else [])
+    sos = filter_design(rate, tones, cfg.highpass_hz, cfg.lowpass_hz)
+    filtered = [apply_filter(a, sos) for a in analysed]
+    if cfg.gate_mode == "nonstationary":
+        profile, note = None, "running noise floor per clip"
+    elif enough:
+        profile = profile_from_noise(filtered, rate)
+        note = f"profile from {profile.seconds:.1f} s of non-speech"
+    else:
+        profile = profile_from_min_statistics(filtered, rate)
+        note = f"profile by minimum statistics over {profile.seconds:.1f} s of clips"
+    if tones:
+        log.info("%s: persistent tones found and notched at %s Hz", work.source_id,
+                 ", ".join(f"{t.hz:.1f}" for t in tones))
+    return FileNoise(tones, sos, profile, note)
+
+
+class ClipDenoiser:
+    """One method applied to the clips of one file, in order (DeepFilterNet keeps a stream per channel)."""
+
+    def __init__(self, method: str, noise: FileNoise, cfg: DenoiseSettings, rate: int) -> None:
+        self.method, self.noise, self.cfg, self.rate = method, noise, cfg, rate
+        self._streams: dict[int, DeepFilterStream] = {}
+
+    @property
+    def changes_audio(self) -> bool:
+        return self.method != "none" or self.noise.sos is not None
+
+    def _channel(self, x: np.ndarray, channel: int) -> np.ndarray:
+        if self.method == "gate":
+            return gate(x, self.rate, self.noise.profile, self.cfg.n_std, self.cfg.max_attenuation_db)
+        if self.method == "deepfilter":
+            if channel not in self._streams:
+                self._streams[channel] = DeepFilterStream(self.cfg.max_attenuation_db)
+            return self._streams[channel].process(x, self.rate)
+        return x
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        """(frames, channels) in, the same shape out."""
+        filtered = apply_filter(samples, self.noise.sos)
+        out = np.stack([self._channel(filtered[:, ch], ch) for ch in range(filtered.shape[1])], axis=1)
+        return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+    def __enter__(self) -> "ClipDenoiser":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in self._streams.values():
+            stream.close()
+
+
+@dataclass
+class Choice:
+    """auto's decision for one file, the sample scores behind it, and the chosen method's sample results."""
+
+    method: str
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    results: dict[str, tuple[np.ndarray, Future[Mos]]] = field(default_factory=dict)  # clip id -> (audio, score)
+
+
+def _mean_mos(scores: list[Mos]) -> Mos:
+    return Mos(*(float(np.mean([getattr(s, k) for s in scores])) for k in ("sig", "bak", "ovrl")))
+
+
+def acceptable(before: Mos, after: Mos, sig_tolerance: float) -> bool:
+    """auto's rule: better overall, and speech not noticeably more distorted."""
+    return after.ovrl > before.ovrl and after.sig >= before.sig - sig_tolerance
+
+
+def choose_method(sample: dict[str, np.ndarray], before: dict[str, Future[Mos]], noise: FileNoise,
+                  cfg: DenoiseSettings, rate: int, scorer: DnsmosPool) -> Choice:
+    """Try every candidate on the sample clips; keep the best OVRL among the acceptable ones, else none.
+
+    Every candidate is computed before any score is awaited, so the scoring
+    threads work while the next candidate runs.
+    """
+    results: dict[str, dict[str, tuple[np.ndarray, Future[Mos]]]] = {}
+    for method in CANDIDATES:
+        with ClipDenoiser(method, noise, cfg, rate) as denoiser:
+            results[method] = {}
+            for cid, x in sample.items():
+                out = denoiser(x)
+                results[method][cid] = (out, scorer.submit(out, rate))
+    base = _mean_mos([before[cid].result() for cid in sample])
+    choice = Choice("none", {"input": base.as_dict()})
+    best = base
+    for method, outputs in results.items():
+        result = _mean_mos([future.result() for _, future in outputs.values()])
+        choice.scores[method] = result.as_dict()
+        if acceptable(base, result, cfg.sig_tolerance) and result.ovrl > best.ovrl:
+            choice.method, choice.results, best = method, outputs, result
+    return choice
+
+
+@dataclass
+class _Pending:
+    """A clip denoised but not yet scored, checked and written."""
+
+    clip: Clip
+    samples: np.ndarray
+    out: np.ndarray
+    before: Future[Mos] | None
+    after: Future[Mos] | None
+
+
+class _FileDenoise:
+    """Denoising one file's clips: choose the method, run it in clip order, check and write each result.
+
+    Denoising runs in the calling thread, in clip order (DeepFilterNet streams);
+    DNSMOS scoring runs on the pool beside it, and clips are checked and written
+    in order as their scores arrive, at most MAX_IN_FLIGHT behind.
+    """
+
+    def __init__(self, work: WorkDir, settings: Settings, clips: list[Clip], scorer: DnsmosPool,
+                 out_dir: Path) -> None:
+        self.work, self.cfg, self.rate = work, settings.denoise, settings.slice.sample_rate
+        self.clips, self.scorer, self.out_dir = clips, scorer, out_dir
+        self.noise = analyse_file(work, settings, clips) if clips else FileNoise([], None, None, "no clips")
+        self.before: dict[str, Future[Mos]] = {}
+        self.choice = Choice(self.cfg.method)
+        self.changed = self.reverted = 0
+
+    def score_before(self, clip: Clip, samples: np.ndarray) -> Future[Mos] | None:
+        if self.cfg.score and clip.id not in self.before:
+            self.before[clip.id] = self.scorer.submit(samples, self.rate)
+        return self.before.get(clip.id)
+
+    def choose(self) -> None:
+        sample = {c.id: _read_clip(self.work, c) for c in _spread(self.clips, self.cfg.auto_sample_clips)}
+        for clip in self.clips:
+            if clip.id in sample:
+                self.score_before(clip, sample[clip.id])
+        self.choice = choose_method(sample, self.before, self.noise, self.cfg, self.rate, self.scorer)
+        log.info("%s: auto chose %s for this file (mean DNSMOS of %d sample clips: %s)", self.work.source_id,
+                 self.choice.method, len(sample), self.choice.scores)
+
+    def run(self) -> None:
+        if self.cfg.method == "auto" and self.clips:
+            self.choose()
+        pending: deque[_Pending] = deque()
+        with ClipDenoiser(self.choice.method, self.noise, self.cfg, self.rate) as denoiser:
+            for index, clip in enumerate(self.clips, 1):
+                samples = _read_clip(self.work, clip)
+                if clip.id in self.choice.results:  # done while choosing
+                    out, after = self.choice.results[clip.id]
+                else:
+                    out = denoiser(samples) if denoiser.changes_audio else samples
+                    after = self.scorer.submit(out, self.rate) if self.cfg.score and out is not samples else None
+                pending.append(_Pending(clip, samples, out, self.score_before(clip, samples), after))
+                while len(pending) > MAX_IN_FLIGHT:
+                    self.finish(pending.popleft())
+                if index % 50 == 0:
+                    log.info("%s: denoised %d of %d clips", self.work.source_id, index, len(self.clips))
+        while pending:
+            self.finish(pending.popleft())
+
+    def finish(self, job: _Pending) -> None:
+        """Keep the result or, for auto, the input when the result scored worse; write it; record what was done."""
+        cfg, out = self.cfg, job.out
+        mos_in = job.before.result() if job.before else None
+        mos_out = job.after.result() if job.after else mos_in
+        record: dict[str, Any] = {"method": self.choice.method, "notch_hz": [round(t.hz, 2) for t in self.noise.tones],
+                                  "highpass_hz": cfg.highpass_hz, "lowpass_hz": cfg.lowpass_hz}
+        if cfg.method == "auto" and mos_in and mos_out and out is not job.samples \
+                and not acceptable(mos_in, mos_out, cfg.sig_tolerance):
+            record.update(method="none", notch_hz=[], highpass_hz=None, lowpass_hz=None,
+                          reverted=f"{self.choice.method} scored OVRL {mos_out.ovrl:.2f} SIG {mos_out.sig:.2f}")
+            out, mos_out = job.samples, mos_in
+            self.reverted += 1
+        record["snr_db"] = {"before": snr_estimate(job.samples, self.rate), "after": snr_estimate(out, self.rate)}
+        if mos_in and mos_out:
+            record["dnsmos"] = {"before": mos_in.as_dict(), "after": mos_out.as_dict()}
+        job.clip.extra["denoised_path"] = job.clip.path
+        if out is not job.samples:
+            name = Path(job.clip.path).name
+            sf.write(str(self.out_dir / name), out, self.rate, subtype="PCM_16")
+            job.clip.extra["denoised_path"] = f"{DENOISED_DIR}/{name}"
+            self.changed += 1
+        job.clip.extra["denoise"] = record
+
+    def info(self, elapsed: float) -> dict[str, Any]:
+        """Facts for the stamp and the task's XCom."""
+        seconds = sum(c.duration for c in self.clips)
+        info: dict[str, Any] = {
+            "clips": len(self.clips), "changed": self.changed, "reverted": self.reverted,
+            "method": self.choice.method, "auto_scores": self.choice.scores, "noise": self.noise.note,
+            "tones": [t.as_dict() for t in self.noise.tones],
+            "clip_seconds_per_second": round(seconds / elapsed, 1) if elapsed > 0 and seconds else None,
+        }
+        if self.cfg.score and self.clips:
+            info["dnsmos_mean"] = {
+                when: _mean_mos([Mos(**c.extra["denoise"]["dnsmos"][when]) for c in self.clips]).as_dict()
+                for when in ("before", "after")}
+        return info
+
+
+class DenoiseStage(Stage):
+    name = "denoise"
+    manifest = True
+    reads = ("ingest", "separate", "segment", "slice")
+
+    def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
+        return {"denoise": settings.denoise.model_dump(), "rate": settings.slice.sample_rate,
+                "noise_source": clip_source(settings)}
+
+    def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
+        clips = read_manifest(work, "slice")
+        began = time.monotonic()
+        with DnsmosPool(resources.threads(settings)) as scorer, atomic_dir(work.path(DENOISED_DIR)) as out_dir:
+            run = _FileDenoise(work, settings, clips, scorer, out_dir)
+            run.run()
+            manifest = write_manifest(work, self.name, clips)
+        log.info("%s: denoised %d clips (%d changed, %d left as they were)", work.source_id, len(clips),
+                 run.changed, len(clips) - run.changed)
+        return [DENOISED_DIR, manifest], run.info(time.monotonic() - began)

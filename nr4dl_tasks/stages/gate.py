@@ -1,0 +1,165 @@
+"""Gate: the quality checks a clip must pass to enter the dataset, each a setting, each recorded.
+
+Reads `manifests/transcribe.jsonl`, writes `manifests/gate.jsonl`. Every kept
+clip gains `gates` (the measured values: duration, characters per second,
+compression ratio, language probability, DNSMOS OVRL), `quality`
+({"dnsmos_ovrl": ...}) and `tier` (the best of `gates.tiers` its OVRL reaches,
+else "rest"). A clip failing any check gets `gates_failed` (every failed check,
+with its reason) and `dropped` (the first of them), and stays in the manifest so
+the decision can be inspected; exports skip it.
+
+The checks, in order:
+
+* duration within [min_duration, max_duration];
+* empty text (no letter or digit): nothing was recognised;
+* no speech: Whisper's own rule (no-speech probability above `max_no_speech_prob`
+  and mean token log-probability below -1), for a short sentence made up on noise
+  that the rates below cannot tell from speech;
+* language probability: the clip is in another language than the one transcribed;
+* characters per second within [min_cps, max_cps], and within `cps_outlier_factor`
+  of the file's median: a hallucinated sentence on a noise burst is far too
+  fast, speech the recogniser skipped far too slow;
+* compression ratio: Whisper's repetition loops ("thank you thank you ...");
+* DNSMOS OVRL of the audio the export takes (`export.audio`).
+
+DNSMOS comes from the denoise stage's record where it scored exactly that audio,
+and is computed here otherwise (split pieces, `denoise.score: false`), only for
+clips that passed the other checks (a dropped clip's tier does not matter).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import Counter
+from concurrent.futures import Future
+from typing import Any
+
+from nr4dl_tasks.core import resources
+from nr4dl_tasks.dsp.quality import DnsmosPool, Mos
+from nr4dl_tasks.core.records import Clip, audio_path, read_clip_audio, read_manifest, write_manifest
+from nr4dl_tasks.core.settings import GateSettings, Settings
+from nr4dl_tasks.core.stage import Stage
+from nr4dl_tasks.text.metrics import compression_ratio, letter_count
+from nr4dl_tasks.core.workdir import WorkDir
+
+log = logging.getLogger("nr4dl")
+
+MIN_CLIPS_FOR_OUTLIERS = 5
+REST_TIER = "rest"
+SCORE_BATCH = 16  # clips scored with DNSMOS at a time
+NO_SPEECH_LOGPROB = -1.0  # Whisper's rule: no speech when also the text's mean log-probability is below this
+
+
+def recorded_ovrl(clip: Clip, which: str) -> float | None:
+    """DNSMOS OVRL the denoise stage measured on exactly this audio, if it did."""
+    scores = (clip.extra.get("denoise") or {}).get("dnsmos")
+    if not scores or clip.extra.get("split_from"):  # a split piece carries its parent's scores
+        return None
+    return scores["after" if which == "denoised" else "before"]["ovrl"]
+
+
+def tier_of(ovrl: float | None, tiers: dict[str, float]) -> str | None:
+    if ovrl is None:
+        return None
+    reached = [(minimum, name) for name, minimum in tiers.items() if ovrl >= minimum]
+    return max(reached)[1] if reached else REST_TIER
+
+
+def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tuple[dict[str, Any], list[str]]:
+    """The measured values of one clip and the reasons it fails, for every check but DNSMOS."""
+    text = clip.extra.get("text") or ""
+    letters = letter_count(text)
+    cps = letters / clip.duration if clip.duration > 0 else 0.0
+    ratio = compression_ratio(text)
+    probability = clip.extra.get("language_probability")
+    values = {"duration": clip.duration, "cps": round(cps, 2), "compression_ratio": round(ratio, 3),
+              "language_probability": probability}
+    failed = []
+    if not cfg.min_duration <= clip.duration <= cfg.max_duration:
+        failed.append(f"duration: {clip.duration:.2f} s outside [{cfg.min_duration}, {cfg.max_duration}]")
+    if letters == 0:  # the text measures below say nothing about an empty text
+        if cfg.drop_empty_text:
+            failed.append("empty_text: no letter or digit recognised")
+        return values, failed
+    asr = clip.extra.get("asr") or {}
+    no_speech, logprob = asr.get("no_speech_prob"), asr.get("avg_logprob")
+    if cfg.max_no_speech_prob is not None and no_speech is not None and logprob is not None \
+            and no_speech > cfg.max_no_speech_prob and logprob < NO_SPEECH_LOGPROB:
+        failed.append(f"no_speech: Whisper's no-speech probability {no_speech:.2f} with mean log-probability "
+                      f"{logprob:.2f} (text made up on noise)")
+    if cfg.min_language_probability is not None and probability is not None \
+            and probability < cfg.min_language_probability:
+        failed.append(f"language_probability: {probability:.2f} for {clip.extra.get('language')} below "
+                      f"{cfg.min_language_probability}")
+    if not cfg.min_cps <= cps <= cfg.max_cps:
+        failed.append(f"cps: {cps:.1f} characters/s outside [{cfg.min_cps}, {cfg.max_cps}]")
+    elif cfg.cps_outlier_factor and median_cps and not (
+            median_cps / cfg.cps_outlier_factor <= cps <= median_cps * cfg.cps_outlier_factor):
+        failed.append(f"cps_outlier: {cps:.1f} characters/s against the file's median {median_cps:.1f} "
+                      f"(factor {cfg.cps_outlier_factor})")
+    if cfg.max_compression_ratio is not None and ratio > cfg.max_compression_ratio:
+        failed.append(f"compression_ratio: {ratio:.2f} above {cfg.max_compression_ratio} (repeated text)")
+    return values, failed
+
+
+def file_median_cps(clips: list[Clip]) -> float | None:
+    """Median characters per second of a file's clips with text, when there are enough of them to judge."""
+    rates = [letter_count(c.extra.get("text") or "") / c.duration for c in clips
+             if c.duration > 0 and letter_count(c.extra.get("text") or "")]
+    return statistics.median(rates) if len(rates) >= MIN_CLIPS_FOR_OUTLIERS else None
+
+
+class GateStage(Stage):
+    name = "gate"
+    manifest = True
+    reads = ("ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe")
+
+    def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
+        return {"gates": settings.gates.model_dump(), "audio": settings.export.audio}
+
+    def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
+        cfg, which = settings.gates, settings.export.audio
+        clips = read_manifest(work, "transcribe")
+        kept = [c for c in clips if not c.extra.get("dropped")]
+        median_cps = file_median_cps(kept)
+        checked = [(clip, *text_checks(clip, cfg, median_cps)) for clip in kept]
+        scored = [clip for clip, _, failed in checked if not failed]  # DNSMOS only where it can still matter
+        scored_at_all = cfg.min_dnsmos_ovrl is not None or cfg.tiers
+        scores = self._dnsmos(work, scored, which, resources.threads(settings)) if scored_at_all else {}
+        failures: Counter[str] = Counter()
+        for clip, values, failed in checked:
+            ovrl = scores.get(clip.id)
+            values["dnsmos_ovrl"] = ovrl
+            if cfg.min_dnsmos_ovrl is not None and ovrl is not None and ovrl < cfg.min_dnsmos_ovrl:
+                failed.append(f"dnsmos: OVRL {ovrl:.2f} below {cfg.min_dnsmos_ovrl}")
+            clip.extra.update(gates=values, quality={"dnsmos_ovrl": ovrl, "audio": which},
+                              tier=tier_of(ovrl, cfg.tiers))
+            if failed:
+                clip.extra.update(gates_failed=failed, dropped=f"gate {failed[0]}")
+                failures.update(reason.split(":")[0] for reason in failed)
+        manifest = write_manifest(work, self.name, clips)
+        passed = [c for c in kept if not c.extra.get("dropped")]
+        info = {"clips_in": len(kept), "clips_kept": len(passed), "failed": dict(failures.most_common()),
+                "kept_seconds": round(sum(c.duration for c in passed), 1),
+                "tiers": dict(Counter(c.extra["tier"] for c in passed).most_common())}
+        log.info("%s: %d of %d clips passed the gates %s", work.source_id, len(passed), len(kept), info)
+        return [manifest], info
+
+    @staticmethod
+    def _dnsmos(work: WorkDir, clips: list[Clip], which: str, threads: int) -> dict[str, float]:
+        """OVRL per clip id: recorded by denoise where it scored this audio, else scored now."""
+        recorded = {c.id: recorded_ovrl(c, which) for c in clips}
+        scores = {cid: ovrl for cid, ovrl in recorded.items() if ovrl is not None}
+        todo = [c for c in clips if recorded[c.id] is None]
+        with DnsmosPool(threads) as pool:
+            for start in range(0, len(todo), SCORE_BATCH):  # bounds the audio held in memory
+                pending: dict[str, Future[Mos]] = {}
+                for clip in todo[start: start + SCORE_BATCH]:
+                    samples, rate = read_clip_audio(work, audio_path(clip, which), "transcribe")
+                    pending[clip.id] = pool.submit(samples, rate)
+                scores.update({cid: round(future.result().ovrl, 3) for cid, future in pending.items()})
+        if todo:
+            log.info("%s: scored %d clips with DNSMOS (no earlier score of the exported audio)", work.source_id,
+                     len(todo))
+        return scores

@@ -1,0 +1,351 @@
+"""Speakers: who speaks in each clip, one voice per clip, and only the wanted voices.
+
+ina's male/female label is not identity, and broadcasts mix hosts, guests,
+callers and ads. This stage embeds every clip with Resemblyzer (`voices.py`) and
+
+1. **purity**: compares the voice before and after every point of a clip; where
+   they differ most and their similarity is below `purity_threshold`, the clip
+   holds two voices. It is split there (the point placed to 0.08 s with dense
+   windows), dropped, or only flagged, as set; pieces are checked again.
+2. **enrolled targets** (`enroll_dir/<name>/` holding a few recordings of each
+   wanted voice, any format ffmpeg reads): each clip gets the best-matching name
+   and its cosine similarity; with `keep: target` a clip below `threshold` is
+   dropped, with `keep: all` it is only labelled.
+3. **no enrollment**: the file's clips are clustered into voices (average-linkage
+   on cosine similarity, as many voices as the similarities say; clips under
+   2 s join the nearest voice rather than found their own) and each voice
+   is linked to the dataset's speaker registry (`speaker_registry.py`), so the
+   same voice gets the same id in every episode.
+
+A dropped clip stays in the manifest with `dropped` giving the reason, so the
+decision can be inspected; exports skip it. Clips whose ina gender disagrees
+with their speaker's (declared in `genders`, else the majority of that
+speaker's clips in the file) get `gender_mismatch`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from nr4dl_tasks.dsp import audio
+
+from nr4dl_tasks.core import resources
+
+from nr4dl_tasks.voice import embedding as voices
+from nr4dl_tasks.core.errors import MediaError, SettingsError
+from nr4dl_tasks.core.records import Clip, audio_path, read_clip_audio, read_manifest, write_manifest
+from nr4dl_tasks.core.settings import Settings, SpeakerSettings
+from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry, Voice
+from nr4dl_tasks.core.stage import Stage
+from nr4dl_tasks.core.workdir import WorkDir, atomic_dir, file_sha256
+
+log = logging.getLogger("nr4dl")
+
+SPLIT_DIR = "clips_split"
+REFINE_STEP = 8  # frames between candidate change points when placing a change (0.08 s)
+MAX_DEPTH = 3  # a clip is split into at most 2**MAX_DEPTH pieces
+SHORT_CLIP_SECONDS = 2.0  # clips shorter than this do not found a voice when clustering ...
+SHORT_CLIP_SLACK = 0.15  # ... but join one whose similarity is at most this much below the threshold
+
+
+# --- purity -----------------------------------------------------------------------------------------------------
+
+
+def coarse_change(vp: voices.VoicePrint) -> tuple[float, int | None]:
+    """(purity, window index where the second voice starts), comparing all windows before a point with all after.
+
+    Windows overlap, so only those that end before a window's start count as
+    'before' it. A clip too short for one window on each side is pure (1.0).
+    """
+    best, where = 1.0, None
+    for k, start in enumerate(vp.starts):
+        left = [j for j, s in enumerate(vp.starts) if s + voices.WINDOW <= start]
+        if not left:
+            continue
+        similarity = float(voices.unit(vp.windows[left]) @ voices.unit(vp.windows[k:]))
+        if similarity < best:
+            best, where = similarity, k
+    return best, where
+
+
+def place_change(vp: voices.VoicePrint, k: int, threads: int) -> int:
+    """The frame of the change near window k: the point whose 1.6 s before and after differ most."""
+    n = len(vp.frames)
+    lo = max(voices.WINDOW, vp.starts[k] - voices.WINDOW)
+    hi = min(n - voices.WINDOW // 2, vp.starts[k] + voices.CLIP_HOP)
+    points = list(range(lo, max(lo, hi) + 1, REFINE_STEP))
+    emb = voices.embed_windows(vp.frames, [p - voices.WINDOW for p in points] + points, threads)
+    similarity = np.sum(emb[: len(points)] * emb[len(points):], axis=1)
+    return points[int(np.argmin(similarity))]
+
+
+@dataclass
+class Piece:
+    """A single-voice part of a clip: sample range at 16 kHz and its voiceprint."""
+
+    start: int
+    end: int
+    vp: voices.VoicePrint
+    purity: float
+
+
+def single_voice_pieces(wav: np.ndarray, cfg: SpeakerSettings, min_samples: int, threads: int,
+                        depth: int = 0) -> list[Piece]:
+    """Split 16 kHz audio at speaker changes until every piece is pure (pieces shorter than the minimum go)."""
+    vp = voices.voiceprint(wav, threads)
+    purity, k = coarse_change(vp)
+    if purity >= cfg.purity_threshold or k is None or depth >= MAX_DEPTH:
+        return [Piece(0, len(wav), vp, purity)]
+    cut = place_change(vp, k, threads) * int(voices.RATE * voices.FRAME_SECONDS)
+    pieces = []
+    for lo, hi in ((0, cut), (cut, len(wav))):
+        if hi - lo >= min_samples:
+            pieces += [Piece(p.start + lo, p.end + lo, p.vp, p.purity)
+                       for p in single_voice_pieces(wav[lo:hi], cfg, min_samples, threads, depth + 1)]
+    return pieces
+
+
+# --- enrollment ---------------------------------------------------------------------------------------------------
+
+
+def enrollment_files(enroll_dir: Path) -> dict[str, list[Path]]:
+    """name -> reference recordings, from one sub-folder per target speaker."""
+    if not enroll_dir.is_dir():
+        raise SettingsError(f"speakers.enroll_dir {enroll_dir} is not a folder")
+    targets = {d.name: sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
+               for d in sorted(enroll_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    empty = [name for name, files in targets.items() if not files]
+    if not targets or empty:
+        raise SettingsError(f"speakers.enroll_dir {enroll_dir} needs one sub-folder of recordings per target "
+                            f"speaker{f'; empty: {empty}' if empty else ''}")
+    return targets
+
+
+@functools.lru_cache(maxsize=256)
+def _reference_embedding(path: Path, sha256: str, threads: int) -> np.ndarray:
+    """One reference recording's voice (cached per process by content); MediaError when it is unusable."""
+    with tempfile.TemporaryDirectory(prefix="nr4dl-enroll-") as tmp:
+        wav_path = Path(tmp) / "ref.wav"
+        audio.convert(path, wav_path, voices.RATE, 1)
+        wav, _ = sf.read(str(wav_path), dtype="float32")
+    if len(wav) < voices.RATE * 0.5 or not wav.any():
+        raise MediaError(f"{path}: holds less than 0.5 s of sound")
+    return voices.voiceprint(wav, threads).embedding
+
+
+def enrolled_voices(enroll_dir: Path, threads: int) -> dict[str, np.ndarray]:
+    """name -> the voice of its reference recordings (normalised mean of their embeddings).
+
+    A file that is not usable audio (notes.txt, Thumbs.db) is skipped with a
+    warning; a target left without any usable recording is an error.
+    """
+    voices_by_name = {}
+    for name, files in enrollment_files(enroll_dir).items():
+        found, skipped = [], []
+        for f in files:
+            try:
+                found.append(_reference_embedding(f, file_sha256(f), threads))
+            except MediaError as exc:
+                skipped.append(str(exc))
+        if skipped:
+            log.warning("enrollment of %s: skipped %d file(s): %s", name, len(skipped), "; ".join(skipped))
+        if not found:
+            raise SettingsError(f"enrollment recording unusable: no file in {enroll_dir / name} is usable audio "
+                                f"({'; '.join(skipped)})")
+        voices_by_name[name] = voices.unit(found)
+    return voices_by_name
+
+
+# --- clustering ---------------------------------------------------------------------------------------------------
+
+
+def _agglomerate(embeddings: np.ndarray, threshold: float) -> np.ndarray:
+    """Average-linkage clusters, merging while the mean cosine similarity between them is at least `threshold`."""
+    if len(embeddings) == 1:
+        return np.zeros(1, dtype=int)
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
+    return fcluster(tree, t=1 - threshold, criterion="distance")
+
+
+def cluster(embeddings: np.ndarray, durations: list[float], threshold: float) -> list[int]:
+    """Voice label per clip, numbered by first appearance (the same clips give the same labels).
+
+    The embedding of a clip shorter than SHORT_CLIP_SECONDS rests on one
+    zero-padded window and is too noisy to found a voice of its own: such clips
+    join the nearest voice found among the longer clips when they are within
+    SHORT_CLIP_SLACK of the threshold; the rest are clustered among themselves
+    with the threshold lowered by the same slack.
+    """
+    n = len(embeddings)
+    raw = np.full(n, -1)
+    long = [i for i in range(n) if durations[i] >= SHORT_CLIP_SECONDS] or list(range(n))
+    raw[long] = _agglomerate(embeddings[long], threshold)
+    groups = sorted(set(raw[long]))
+    centroids = np.array([voices.unit(embeddings[raw == g]) for g in groups])
+    rest = []
+    for i in set(range(n)) - set(long):
+        similarity = centroids @ embeddings[i]
+        best = int(np.argmax(similarity))
+        if similarity[best] >= threshold - SHORT_CLIP_SLACK:
+            raw[i] = groups[best]
+        else:
+            rest.append(i)
+    rest.sort()
+    if rest:
+        raw[rest] = _agglomerate(embeddings[rest], threshold - SHORT_CLIP_SLACK) + max(groups) + 1
+    order: dict[int, int] = {}
+    return [order.setdefault(int(label), len(order)) for label in raw]
+
+
+# --- the stage ----------------------------------------------------------------------------------------------------
+
+
+def _gender_mismatch(clips: list[Clip], declared: dict[str, str]) -> None:
+    by_speaker: dict[str, list[Clip]] = {}
+    for clip in clips:
+        if clip.extra.get("speaker") and clip.label in ("male", "female"):
+            by_speaker.setdefault(clip.extra["speaker"], []).append(clip)
+    for speaker, group in by_speaker.items():
+        labels = [c.label for c in group]
+        expected = declared.get(speaker) or max(set(labels), key=lambda g: (labels.count(g), g))
+        for clip in group:
+            clip.extra["gender_mismatch"] = clip.label != expected
+
+
+class SpeakersStage(Stage):
+    name = "speakers"
+    manifest = True
+    reads = ("ingest", "separate", "segment", "slice", "denoise")
+
+    def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
+        cfg = settings.speakers
+        enrolled = None
+        if cfg.enroll_dir:
+            files = enrollment_files(settings.resolve(cfg.enroll_dir))
+            enrolled = {name: [file_sha256(f) for f in paths] for name, paths in files.items()}
+        return {"speakers": cfg.model_dump(), "enrolled": enrolled, "min_duration": settings.slice.min_duration}
+
+    def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
+        cfg = settings.speakers
+        threads = resources.threads(settings)
+        began = time.monotonic()
+        clips = read_manifest(work, "denoise")
+        min_samples = int(settings.slice.min_duration * voices.RATE)
+        out: list[Clip] = []
+        prints: list[np.ndarray] = []  # embedding per kept, labelled clip in `out`
+        labelled: list[Clip] = []
+        splits = 0
+        with atomic_dir(work.path(SPLIT_DIR)) as split_dir:
+            for clip in clips:
+                if clip.extra.get("dropped"):
+                    out.append(clip)
+                    continue
+                source_path = audio_path(clip, cfg.input)
+                wav = self._read16k(work, source_path)
+                if not wav.any():
+                    clip.extra["dropped"] = "speakers: silent clip"
+                    out.append(clip)
+                    continue
+                if cfg.purity_action == "flag":
+                    pieces = [self._whole(wav, threads)]
+                else:
+                    pieces = single_voice_pieces(wav, cfg, min_samples, threads)
+                if len(pieces) == 1 and (pieces[0].start, pieces[0].end) == (0, len(wav)):  # kept whole
+                    clip.extra["purity"] = round(pieces[0].purity, 3)
+                    out.append(clip)
+                    labelled.append(clip)
+                    prints.append(pieces[0].vp.embedding)
+                elif cfg.purity_action == "drop" or not pieces:
+                    clip.extra["dropped"] = "speakers: more than one voice" + ("" if pieces else
+                                                                             ", no single-voice part long enough")
+                    out.append(clip)
+                else:
+                    splits += 1
+                    clip.extra["dropped"] = f"speakers: split into {len(pieces)} single-voice clip(s)"
+                    out.append(clip)
+                    for index, piece in enumerate(pieces):
+                        child = self._child(work, clip, piece, index, split_dir)
+                        out.append(child)
+                        labelled.append(child)
+                        prints.append(piece.vp.embedding)
+            info = self._assign(work, settings, labelled, np.array(prints))
+            _gender_mismatch(labelled, cfg.genders)
+            manifest = write_manifest(work, self.name, out)
+        kept = [c for c in out if not c.extra.get("dropped")]
+        seconds = sum(c.duration for c in clips)
+        elapsed = time.monotonic() - began
+        info.update(clips_in=len(clips), clips_kept=len(kept), split=splits,
+                    clip_seconds_per_second=round(seconds / elapsed, 1) if elapsed > 0 and seconds else None)
+        log.info("%s: %d of %d clips kept, %d split (%s)", work.source_id, len(kept), len(out), splits, info)
+        return [SPLIT_DIR, manifest], info
+
+    @staticmethod
+    def _read16k(work: WorkDir, rel: str) -> np.ndarray:
+        samples, rate = read_clip_audio(work, rel, "denoise")
+        return audio.resample(audio.mono(samples), rate, voices.RATE)
+
+    @staticmethod
+    def _whole(wav: np.ndarray, threads: int) -> Piece:
+        vp = voices.voiceprint(wav, threads)
+        return Piece(0, len(wav), vp, coarse_change(vp)[0])
+
+    @staticmethod
+    def _child(work: WorkDir, parent: Clip, piece: Piece, index: int, split_dir: Path) -> Clip:
+        """A piece of `parent` as a clip of its own, cut from the parent's original and denoised audio."""
+        child_id = f"{parent.id}_p{index}"
+        start_s, end_s = piece.start / voices.RATE, piece.end / voices.RATE
+        extra = {k: v for k, v in parent.extra.items() if k not in ("dropped", "speech_start", "speech_end")}
+        extra.update(split_from=parent.id, split_at=[round(parent.start + start_s, 3), round(parent.start + end_s, 3)],
+                     purity=round(piece.purity, 3))
+        for key, rel in (("path", parent.path), ("denoised_path", parent.extra.get("denoised_path"))):
+            if rel is None or (key == "denoised_path" and rel == parent.path):  # not denoised: one file is enough
+                extra[key] = extra.get("path")
+                continue
+            suffix = "" if key == "path" else ".denoised"
+            samples, src_rate = audio.read_span(work.path(rel), start_s, end_s)
+            sf.write(str(split_dir / f"{child_id}{suffix}.wav"), samples, src_rate, subtype="PCM_16")
+            extra[key] = f"{SPLIT_DIR}/{child_id}{suffix}.wav"
+        path = extra.pop("path")
+        return Clip(child_id, parent.source, parent.label, round(parent.start + start_s, 3),
+                    round(parent.start + end_s, 3), round(end_s - start_s, 3), path, extra)
+
+    @staticmethod
+    def _assign(work: WorkDir, settings: Settings, clips: list[Clip], prints: np.ndarray) -> dict[str, Any]:
+        """Name every clip's voice: by enrolled targets, else by clustering and the registry."""
+        cfg = settings.speakers
+        if not clips:
+            return {"speakers": {}}
+        if cfg.enroll_dir:
+            targets = enrolled_voices(settings.resolve(cfg.enroll_dir), resources.threads(settings))
+            names = sorted(targets)
+            sims = prints @ np.array([targets[n] for n in names]).T
+            for clip, row in zip(clips, sims, strict=True):
+                best = int(np.argmax(row))
+                match = float(row[best]) >= cfg.threshold
+                clip.extra.update(speaker=names[best] if match else None, speaker_score=round(float(row[best]), 3))
+                if not match and cfg.keep == "target":
+                    clip.extra["dropped"] = (f"speakers: closest target {names[best]} at {row[best]:.2f}, "
+                                             f"below {cfg.threshold}")
+            counts = {n: sum(c.extra["speaker"] == n for c in clips) for n in names}
+            return {"speakers": counts, "mode": "enrolled"}
+        labels = cluster(prints, [c.duration for c in clips], cfg.cluster_threshold)
+        groups = sorted(set(labels))
+        found = [Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]),
+                       labels.count(g)) for g in groups]
+        registry = SpeakerRegistry(settings.resolve(settings.paths.work_dir) / REGISTRY_NAME)
+        ids = registry.link(work.source_id, found, cfg.link_threshold)
+        for clip, label, emb in zip(clips, labels, prints, strict=True):
+            speaker, _ = ids[label]
+            clip.extra.update(speaker=speaker, speaker_score=round(float(emb @ found[label].centroid), 3))
+        return {"speakers": {ids[g][0]: found[g].clips for g in groups}, "mode": "clustered"}

@@ -1,0 +1,38 @@
+"""The small database nr4dl keeps for itself: the crawl catalog and the list of failed files.
+
+SQLite by default (`catalog.sqlite` beside the work folders, with a busy
+timeout so parallel tasks wait instead of failing); in scale-out any SQLAlchemy
+URL in `crawl.catalog_url`, e.g. Airflow's own PostgreSQL. SQLAlchemy comes with
+Airflow. Each table is created by the class that uses it, on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sqlalchemy as sa
+
+from nr4dl_tasks.core.errors import SettingsError
+from nr4dl_tasks.core.settings import Settings
+
+metadata = sa.MetaData()
+DATABASE_FILE = "catalog.sqlite"
+
+
+def engine_for(settings: Settings) -> sa.Engine:
+    url = settings.crawl.catalog_url
+    if url is None:
+        work = settings.resolve(settings.paths.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        return _engine(sa.URL.create("sqlite", database=str(work.parent / DATABASE_FILE)))
+    try:
+        return _engine(sa.make_url(url))
+    except (sa.exc.SQLAlchemyError, ValueError) as exc:
+        raise SettingsError(f"crawl.catalog_url: cannot open the database ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0]})") from None
+
+
+@functools.cache
+def _engine(url: sa.URL) -> sa.Engine:
+    """One engine (connection pool) per database and process."""
+    return sa.create_engine(url, connect_args={"timeout": 30} if url.drivername.startswith("sqlite") else {})
