@@ -51,6 +51,8 @@ from pathlib import Path
 import psutil
 import soundfile as sf
 
+from nr4dl_tasks.pipeline import STAGE_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 BENCH = ROOT / "data" / "bench"
@@ -64,7 +66,7 @@ INA_CLI = ROOT / ".venv" / "bin" / "ina_speech_segmenter.py"
 
 RATE = 44100
 INPUTS = {"10min": 600.0, "2h": 7200.0}
-STAGES = ("ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe", "gate")
+STAGES = STAGE_NAMES
 POLL_SECONDS = 0.2
 # Kill a measured process tree before the kernel does when free memory gets this low (the machine has no swap).
 MIN_AVAILABLE_BYTES = 1 << 30

@@ -1,5 +1,6 @@
-"""nr4dl_process_file: one media file through ingest -> separate -> segment -> slice -> denoise -> speakers ->
-transcribe -> gate.
+"""nr4dl_process_file: one media file through every stage of the pipeline, one task per stage, in the order of
+`nr4dl_tasks.pipeline.STAGES` (ingest, then separation, segmentation, slicing, denoising, speakers, transcription,
+and the quality gate).
 
 Trigger it from the Airflow UI ("Trigger DAG" shows a form) or the CLI:
 
@@ -8,7 +9,7 @@ Trigger it from the Airflow UI ("Trigger DAG" shows a form) or the CLI:
 
 Each run handles one file; runs for different files proceed in parallel. The
 DAG file only wires operators together: nothing is imported or computed at
-parse time beyond the operator classes. The gate task updates the asset
+parse time beyond the operator classes and the stage order (no stage module). The gate task updates the asset
 `nr4dl_clips`, which schedules the `nr4dl_dataset` export.
 """
 
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, Param
-from nr4dl_operators import (CLIPS_ASSET, DenoiseOperator, GateOperator, IngestOperator, SegmentOperator,
-                             SeparateOperator, SliceOperator, SpeakersOperator, TranscribeOperator, clear_failure,
+from airflow.sdk import DAG, Param, chain
+from nr4dl_operators import (CLIPS_ASSET, IngestOperator, StageOperator, TranscribeOperator, clear_failure,
                              record_failure)
+
+from nr4dl_tasks.pipeline import STAGES
 
 WORK_DIR = "{{ ti.xcom_pull(task_ids='ingest')['work_dir'] }}"
 # Separation, segmentation, denoising, speaker embedding and transcription each hold a model (up to ~2.7 GiB), so they
@@ -51,14 +53,12 @@ with DAG(
         ),
     },
 ) as dag:
-    ingest = IngestOperator(task_id="ingest", media="{{ params.media }}", overrides=OVERRIDES)
-    separate = SeparateOperator(task_id="separate", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
-    segment = SegmentOperator(task_id="segment", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
-    slice_ = SliceOperator(task_id="slice", work_dir=WORK_DIR, overrides=OVERRIDES)
-    denoise = DenoiseOperator(task_id="denoise", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
-    speakers = SpeakersOperator(task_id="speakers", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
-    transcribe = TranscribeOperator(task_id="transcribe", work_dir=WORK_DIR, overrides=OVERRIDES, pool=HEAVY_POOL)
-    gate = GateOperator(task_id="gate", work_dir=WORK_DIR, overrides=OVERRIDES, outlets=[CLIPS_ASSET],
-                        on_success_callback=clear_failure)
-
-    ingest >> separate >> segment >> slice_ >> denoise >> speakers >> transcribe >> gate
+    ingest, *stages = STAGES
+    tasks = [IngestOperator(task_id=ingest.name, media="{{ params.media }}", overrides=OVERRIDES)]
+    for spec in stages:
+        last = spec == STAGES[-1]  # its success schedules the export and takes the file off the failed list
+        operator = TranscribeOperator if spec.name == "transcribe" else StageOperator
+        tasks.append(operator(task_id=spec.name, stage=spec.name, work_dir=WORK_DIR, overrides=OVERRIDES,
+                              **({"pool": HEAVY_POOL} if spec.heavy else {}),
+                              **({"outlets": [CLIPS_ASSET], "on_success_callback": clear_failure} if last else {})))
+    chain(*tasks)

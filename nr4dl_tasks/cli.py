@@ -4,7 +4,7 @@
     nr4dl crawl [--source NAME] [--max-items N] [--settings FILE] [--set key=value ...]
     nr4dl export [--settings FILE] [--set key=value ...]
     nr4dl failures [--settings FILE]
-    nr4dl settings [--settings FILE] [--set key=value ...]
+    nr4dl settings [--template] [--settings FILE] [--set key=value ...]
     nr4dl resources [tasks_per_worker|heavy_slots|task_threads]
 
 Each file runs through the same stage code as the Airflow DAG. A file that
@@ -23,9 +23,7 @@ import yaml
 
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.errors import Nr4dlError
-
-# The order of pipeline.STAGES, named here so `--help` does not import the engine (a test keeps them equal).
-STAGE_NAMES = ["ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe", "gate"]
+from nr4dl_tasks.pipeline import STAGE_NAMES  # the order only: importing the pipeline loads no stage
 
 log = logging.getLogger("nr4dl")
 RESOURCE_FIGURES = ("tasks_per_worker", "heavy_slots", "task_threads")
@@ -55,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     failures = sub.add_parser("failures", help="list the files whose latest processing run failed")
     common(failures)
     show = sub.add_parser("settings", help="print the effective settings")
+    show.add_argument("--template", action="store_true",
+                      help="print every setting with its default and description (the text of settings.yaml)")
     common(show)
     sizes = sub.add_parser("resources", help="print what this machine runs at once (resources.* settings, "
                                              "for the Airflow pool and Celery workers)")
@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         overrides = settings_mod.parse_assignments(args.overrides)
+        if args.command == "settings" and args.template:
+            print(settings_mod.template(), end="")
+            return 0
         if args.command == "settings":
             shown = settings_mod.load(args.settings, overrides).model_dump(mode="json")
             if shown["crawl"]["catalog_url"]:  # its password stays out of terminals and logs

@@ -15,10 +15,16 @@ unexpected error (a full disk) are retried.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 from airflow.sdk import Asset, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    from nr4dl_tasks.core.settings import Settings
+    from nr4dl_tasks.core.stage import Stage
+    from nr4dl_tasks.core.workdir import WorkDir
 
 # Updated by every processing run that finishes its gate task; schedules the nr4dl_dataset export.
 CLIPS_ASSET = Asset(name="nr4dl_clips", uri="file:///nr4dl/clips")
@@ -27,7 +33,7 @@ CLIPS_ASSET = Asset(name="nr4dl_clips", uri="file:///nr4dl/clips")
 class _SettingsOperator(BaseOperator):
     """An operator that reads the settings file (`settings_file`, else the default) with the run's overrides."""
 
-    template_fields: Sequence[str] = ("overrides", "settings_file")
+    template_fields: Sequence[str] = (*BaseOperator.template_fields, "overrides", "settings_file")
 
     def __init__(self, *, overrides: dict[str, Any] | str | None = None, settings_file: str | None = None,
                  **kwargs: Any) -> None:
@@ -35,7 +41,7 @@ class _SettingsOperator(BaseOperator):
         self.overrides = overrides
         self.settings_file = settings_file
 
-    def load_settings(self) -> Any:
+    def load_settings(self) -> Settings:
         """The validated settings; a bad override or setting fails the task at once (a retry cannot fix it)."""
         from nr4dl_tasks.core import settings
         from nr4dl_tasks.core.errors import SettingsError
@@ -49,20 +55,35 @@ class _SettingsOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from exc
 
 
-class _Nr4dlOperator(_SettingsOperator):
-    stage: ClassVar[str]
+class StageOperator(_SettingsOperator):
+    """Run one engine stage (`stage`, a name of ``nr4dl_tasks.pipeline.STAGES``) in the work folder that the
+    ingest task made; skipped in the engine when already done for these inputs and settings.
 
-    def _work(self, settings: Any) -> Any:
+    :param stage: the stage's name.
+    :param work_dir: the work folder (templated: the ingest task's XCom).
+    """
+
+    template_fields: Sequence[str] = (*_SettingsOperator.template_fields, "work_dir")
+
+    def __init__(self, *, stage: str, work_dir: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stage = stage
+        self.work_dir = work_dir
+
+    def work(self, settings: Settings) -> WorkDir:
         """The work folder this task reads and writes."""
-        raise NotImplementedError
+        from nr4dl_tasks.core.workdir import WorkDir
 
-    def _stage(self, settings: Any) -> Any:
-        """The engine stage this task runs."""
-        from nr4dl_tasks.pipeline import STAGES
+        if not self.work_dir or not Path(self.work_dir).is_dir():
+            raise AirflowFailException(f"work folder {self.work_dir!r} does not exist; did the ingest task succeed?")
+        return WorkDir(Path(self.work_dir))
 
-        return STAGES[self.stage]
+    def engine_stage(self, settings: Settings) -> Stage | None:
+        """A configured stage object, or None for the pipeline's own instance."""
+        return None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from nr4dl_tasks import pipeline
         from nr4dl_tasks.core import resources
         from nr4dl_tasks.core.errors import Nr4dlError, Transient
 
@@ -70,8 +91,8 @@ class _Nr4dlOperator(_SettingsOperator):
         loaded = resources.shared_worker(self.load_settings())
         self.log.info("%d CPU thread(s) for this task (resources.threads)", loaded.resources.threads)
         try:
-            work = self._work(loaded)
-            result = self._stage(loaded).run(work, loaded)
+            work = self.work(loaded)
+            result = pipeline.run_stage(self.stage, work, loaded, self.engine_stage(loaded))
         except Transient:
             raise  # e.g. the Spleeter worker was killed, Azure stayed throttled: worth a retry
         except Nr4dlError as exc:
@@ -80,109 +101,48 @@ class _Nr4dlOperator(_SettingsOperator):
                 "skipped": result.skipped, "seconds": round(result.seconds, 2), **result.info}
 
 
-class IngestOperator(_Nr4dlOperator):
-    """Decode a media file into the WAV copies the pipeline needs; pushes the work folder as XCom."""
+class IngestOperator(StageOperator):
+    """Decode a media file into the WAV copies the pipeline needs; pushes the work folder as XCom.
 
-    template_fields: Sequence[str] = ("media", "overrides", "settings_file")
-    stage = "ingest"
+    :param media: the file to process (templated: the run's ``media`` param).
+    """
+
+    template_fields: Sequence[str] = (*_SettingsOperator.template_fields, "media")
     ui_color = "#e8f1fb"
 
     def __init__(self, *, media: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(stage="ingest", **kwargs)
         self.media = media
 
-    def _work(self, settings: Any) -> Any:
-        from nr4dl_tasks.stages.ingest import open_work
+    def work(self, settings: Settings) -> WorkDir:
+        from nr4dl_tasks.pipeline import open_work
 
         if not self.media:
             raise AirflowFailException("no media file given: set the 'media' param when triggering the run")
         return open_work(self.media, settings)
 
 
-class _WorkDirOperator(_Nr4dlOperator):
-    """A stage that reads and writes one work folder made by ingest."""
-
-    template_fields: Sequence[str] = ("work_dir", "overrides", "settings_file")
-
-    def __init__(self, *, work_dir: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.work_dir = work_dir
-
-    def _work(self, settings: Any) -> Any:
-        from pathlib import Path
-
-        from nr4dl_tasks.core.workdir import WorkDir
-
-        if not self.work_dir or not Path(self.work_dir).is_dir():
-            raise AirflowFailException(f"work folder {self.work_dir!r} does not exist; did the ingest task succeed?")
-        return WorkDir(Path(self.work_dir))
-
-
-class SeparateOperator(_WorkDirOperator):
-    """Remove background music with Spleeter 2stems (vocals.wav, accompaniment.wav)."""
-
-    stage = "separate"
-    ui_color = "#f3e8fb"
-
-
-class SegmentOperator(_WorkDirOperator):
-    """Label speech (male/female), music, noise and silence with inaSpeechSegmenter (segments.csv)."""
-
-    stage = "segment"
-    ui_color = "#e8fbea"
-
-
-class SliceOperator(_WorkDirOperator):
-    """Cut the wanted segments into clips/*.wav and clips.jsonl."""
-
-    stage = "slice"
-    ui_color = "#fbf6e8"
-
-
-class DenoiseOperator(_WorkDirOperator):
-    """Notch persistent tones and denoise the clips (clips_denoised/*.wav, manifests/denoise.jsonl)."""
-
-    stage = "denoise"
-    ui_color = "#e8fbf8"
-
-
-class SpeakersOperator(_WorkDirOperator):
-    """Name each clip's voice, split clips holding two voices, keep the target speakers (manifests/speakers.jsonl)."""
-
-    stage = "speakers"
-    ui_color = "#fbe8ee"
-
-
-class TranscribeOperator(_WorkDirOperator):
+class TranscribeOperator(StageOperator):
     """Transcribe every kept clip (manifests/transcribe.jsonl) with local Whisper or Azure AI Speech.
 
     :param azure_conn_id: Airflow connection holding the Azure Speech key (password) and region (extra
         ``{"region": "westeurope"}``); read only when ``transcribe.backend`` is ``azure``.
     """
 
-    template_fields: Sequence[str] = ("work_dir", "overrides", "settings_file", "azure_conn_id")
-    stage = "transcribe"
-    ui_color = "#eef8e0"
+    template_fields: Sequence[str] = (*StageOperator.template_fields, "azure_conn_id")
 
     def __init__(self, *, azure_conn_id: str = "nr4dl_azure_speech", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.azure_conn_id = azure_conn_id
 
-    def _stage(self, settings: Any) -> Any:
-        from nr4dl_tasks.stages.transcribe import TranscribeStage
-
+    def engine_stage(self, settings: Settings) -> Stage | None:
         if settings.transcribe.backend != "azure":
-            return super()._stage(settings)
+            return None
         from nr4dl_azure_hook import AzureSpeechHook
 
+        from nr4dl_tasks.stages.transcribe import TranscribeStage
+
         return TranscribeStage(azure=AzureSpeechHook(self.azure_conn_id).get_credentials())
-
-
-class GateOperator(_WorkDirOperator):
-    """Drop clips failing the quality gates, recording why, and give each a DNSMOS tier (manifests/gate.jsonl)."""
-
-    stage = "gate"
-    ui_color = "#f8f0e0"
 
 
 class ExportOperator(_SettingsOperator):
@@ -308,7 +268,8 @@ def record_failure(context: Context) -> None:
         FailureLog(_run_settings(context)).record(media, ti.task_id, context.get("exception") or "failed",
                                                   context["run_id"])
     except Exception:  # the task's own failure is what the user must see
-        ti.log.exception("could not record the failure of %s on the failed-file list", media)
+        # the runtime task instance has a logger; its protocol does not declare it
+        ti.log.exception("could not record the failure of %s on the failed-file list", media)  # type: ignore[attr-defined]
 
 
 def clear_failure(context: Context) -> None:
@@ -319,7 +280,7 @@ def clear_failure(context: Context) -> None:
     try:
         FailureLog(_run_settings(context)).clear(media)
     except Exception:  # never fail a run that succeeded
-        context["ti"].log.exception("could not take %s off the failed-file list", media)
+        context["ti"].log.exception("could not take %s off the failed-file list", media)  # type: ignore[attr-defined]
 
 
 class FailedFilesOperator(_SettingsOperator):

@@ -9,31 +9,35 @@ import os
 import subprocess
 import sys
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.state.failures import FailureLog
-from nr4dl_tasks.pipeline import STAGES
+from nr4dl_tasks.pipeline import STAGE_NAMES
 from nr4dl_tasks.core.records import read_clips
 
-from conftest import ROOT, airflow_env, js_page, serve
+from helpers import ROOT, airflow_env, js_page, serve
 from services import free_port
 
 pytestmark = pytest.mark.airflow
 
-HOME = Path(tempfile.mkdtemp(prefix="nr4dl-airflow-"))
 BIN = Path(sys.executable).parent
-os.environ.update(airflow_env(HOME))
 
 
-@pytest.fixture(scope="module")
-def airflow_db():
-    subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
-    subprocess.run([str(BIN / "airflow"), "pools", "set", "nr4dl_heavy", "1", "test"], check=True, capture_output=True)
-    return HOME
+@pytest.fixture(scope="session")
+def airflow_db(tmp_path_factory):
+    """A fresh Airflow home (SQLite) for the in-process tests: its environment is set for this session before
+    anything imports airflow, and taken back afterwards."""
+    home = tmp_path_factory.mktemp("airflow")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in airflow_env(home).items():
+            patch.setenv(name, value)
+        subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
+        subprocess.run([str(BIN / "airflow"), "pools", "set", "nr4dl_heavy", "1", "test"], check=True,
+                       capture_output=True)
+        yield home
 
 
 def test_dags_import_without_errors(airflow_db):
@@ -42,10 +46,11 @@ def test_dags_import_without_errors(airflow_db):
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
     dag = bag.get_dag("nr4dl_process_file")
-    assert [t.task_id for t in dag.topological_sort()] == list(STAGES)
+    assert [t.task_id for t in dag.topological_sort()] == list(STAGE_NAMES)
     assert all(t.retries >= 1 for t in dag.tasks)
     assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {"separate", "segment", "denoise", "speakers",
                                                                          "transcribe"}
+    assert {type(t).__name__ for t in dag.tasks} == {"IngestOperator", "StageOperator", "TranscribeOperator"}
     assert [a.name for a in dag.get_task("gate").outlets] == ["nr4dl_clips"]
     dataset = bag.get_dag("nr4dl_dataset")
     assert [a.name for a in dataset.timetable.asset_condition.objects] == ["nr4dl_clips"]
@@ -54,6 +59,16 @@ def test_dags_import_without_errors(airflow_db):
     crawl = bag.get_dag("nr4dl_crawl")
     assert crawl.timetable.expression == "0 2 * * *" and not crawl.catchup
     assert [t.task_id for t in crawl.topological_sort()] == ["crawl", "process", "mark_handed_over"]
+
+
+def test_parsing_the_dags_loads_no_stage_and_no_heavy_library(airflow_db):
+    """A process that ran TensorFlow, torch or CTranslate2 hangs when the scheduler forks it: parsing imports none."""
+    code = ("import sys; from airflow.dag_processing.dagbag import DagBag; "
+            f"bag = DagBag(dag_folder={str(ROOT / 'dags')!r}); assert not bag.import_errors, bag.import_errors; "
+            "print(sorted(m for m in sys.modules if m.startswith('nr4dl_tasks.stages.') or m.split('.')[0] in "
+            "('tensorflow', 'torch', 'ctranslate2', 'onnxruntime', 'faster_whisper', 'resemblyzer', 'keras')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip().splitlines()[-1] == "[]", loaded.stdout + loaded.stderr
 
 
 def test_dag_test_processes_one_file(airflow_db, media, tmp_path):

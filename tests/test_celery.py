@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from conftest import NR4DL, ROOT, airflow_env, ffmpeg, js_page, serve
+from helpers import NR4DL, ROOT, airflow_env, ffmpeg, js_page, serve
 from services import free_port, postgresql, redis
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -336,7 +336,9 @@ def test_outputs_equal_a_single_machine_run(cluster, crawl):
                                "--set", f"export.dataset_dir={reference}/dataset"],
                               env=cluster.env, capture_output=True, text=True, timeout=600)
     assert exported.returncode == 0, exported.stdout + exported.stderr
-    for metadata in (cluster.root / "dataset").rglob("ljspeech/*/metadata.csv"):
+    written = sorted((cluster.root / "dataset").rglob("ljspeech/*/metadata.csv"))
+    assert written, "the cluster's export wrote no LJSpeech metadata.csv"
+    for metadata in written:
         twin = reference / "dataset" / metadata.relative_to(cluster.root / "dataset")
         assert metadata.read_bytes() == twin.read_bytes(), metadata
 

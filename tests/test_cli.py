@@ -4,7 +4,7 @@ import subprocess
 
 from nr4dl_tasks.core.records import read_clips, read_segments
 
-from conftest import NR4DL, ROOT
+from helpers import NR4DL, ROOT
 
 
 
@@ -42,13 +42,6 @@ def test_process_reports_a_bad_file_and_finishes_the_others(media, tmp_path):
     assert sorted(r[0] for r in rows) == sorted(c.id for c in kept)
     assert "unchanged" in nr4dl("export", "--set", f"paths.work_dir={out}", "--set",
                                 f"export.dataset_dir={dataset}").stdout
-
-
-def test_the_cli_lists_the_pipeline_stages_in_order():
-    from nr4dl_tasks.cli import STAGE_NAMES
-    from nr4dl_tasks.pipeline import STAGES
-
-    assert STAGE_NAMES == list(STAGES)
 
 
 def test_until_stops_after_the_named_stage(media, tmp_path):

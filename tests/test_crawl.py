@@ -16,7 +16,7 @@ from nr4dl_tasks.crawl.discover import Link, discover
 from nr4dl_tasks.crawl.download import safe_stem
 from nr4dl_tasks.core.errors import SettingsError
 
-from conftest import NR4DL, ffmpeg, js_page, serve
+from helpers import NR4DL, ffmpeg, js_page, serve
 
 LONG_TITLE = "episode " * 700  # 5,600 characters
 

@@ -15,7 +15,8 @@ from nr4dl_tasks.dsp import audio
 from nr4dl_tasks.dsp import quality
 from nr4dl_tasks.dsp.deepfilter import DeepFilterStream
 from nr4dl_tasks.core.errors import StageError
-from nr4dl_tasks.stages.denoise import DENOISED_DIR, PROFILE_MAX_SECONDS, ClipDenoiser, FileNoise, noise_spans
+from nr4dl_tasks.core.layout import DENOISED_DIR
+from nr4dl_tasks.stages.denoise import PROFILE_MAX_SECONDS, ClipDenoiser, FileNoise, noise_spans
 from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.core.records import Segment, read_clips
 from nr4dl_tasks.core.settings import DenoiseSettings
@@ -175,7 +176,7 @@ def test_stage_profiles_the_files_own_noise_notches_its_hum_and_keeps_the_origin
     for clip in clips:
         record = clip.extra["denoise"]
         assert record["method"] == "gate" and record["notch_hz"] and "dnsmos" in record and "snr_db" in record
-        assert clip.extra["denoised_path"].startswith(f"{DENOISED_DIR}/")
+        assert clip.extra["denoised_path"].startswith(f"{DENOISED_DIR.name}/")
         assert work.path(clip.extra["denoised_path"]).exists()
     assert {p.name: _sha(p) for p in work.path("clips").iterdir()} == originals  # originals untouched
 
@@ -201,7 +202,7 @@ def test_a_missing_clip_is_named(media, make_settings):
     missing.unlink()
     with pytest.raises(StageError, match=f"{missing}: clip listed in manifests/slice.jsonl is unreadable"):
         run_stage("denoise", work, settings)
-    assert not work.path(DENOISED_DIR).exists() and work.read_stamp("denoise") is None
+    assert not work.path(DENOISED_DIR.name).exists() and work.read_stamp("denoise") is None
 
 
 def test_the_gate_takes_clips_shorter_than_one_fft_frame():

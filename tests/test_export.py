@@ -20,7 +20,8 @@ import soundfile as sf
 
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.errors import SettingsError
-from nr4dl_tasks.export.build import AUDIOFOLDER_COLUMNS, export_dataset
+from nr4dl_tasks.export.build import export_dataset
+from nr4dl_tasks.export.formats import AUDIOFOLDER_COLUMNS
 
 RATE = 22050
 NUMBER_TEXT = "Chapter 12 begins | here,\nin 1984."

@@ -6,7 +6,7 @@ import subprocess
 
 from nr4dl_tasks.state.failures import FailureLog
 
-from conftest import NR4DL
+from helpers import NR4DL
 
 
 def test_the_list_holds_the_files_whose_latest_run_failed(make_settings):

@@ -7,19 +7,20 @@ import pytest
 import soundfile as sf
 
 from nr4dl_tasks.core.errors import MediaError
-from nr4dl_tasks.stages.ingest import ANALYSIS_WAV, FULL_WAV, IngestStage, open_work
+from nr4dl_tasks.core.layout import ANALYSIS_WAV, FULL_WAV
+from nr4dl_tasks.pipeline import open_work, run_stage
 
-from conftest import ffmpeg
+from helpers import ffmpeg
 
 
 def ingest(media: Path, settings):
     work = open_work(media, settings)
-    return work, IngestStage().run(work, settings)
+    return work, run_stage("ingest", work, settings)
 
 
 def test_ingest_makes_analysis_and_full_copies(media, make_settings):
     work, result = ingest(media / "segmentation" / "musanmix.mp3", make_settings())
-    analysis, full = sf.info(str(work.path(ANALYSIS_WAV))), sf.info(str(work.path(FULL_WAV)))
+    analysis, full = sf.info(str(work.input(ANALYSIS_WAV))), sf.info(str(work.input(FULL_WAV)))
     assert (analysis.samplerate, analysis.channels) == (16000, 1)
     assert (full.samplerate, full.channels) == (44100, 2)
     assert result.info["duration"] == pytest.approx(74.5, abs=0.1)
@@ -46,13 +47,13 @@ def test_source_id_is_stable_and_content_based(tmp_path, media, make_settings):
 def test_rerun_is_skipped_and_a_lost_output_is_remade(media, make_settings):
     settings = make_settings()
     work, first = ingest(media / "segmentation" / "0021.mp3", settings)
-    before = work.path(ANALYSIS_WAV).stat().st_mtime_ns
+    before = work.input(ANALYSIS_WAV).stat().st_mtime_ns
     _, second = ingest(media / "segmentation" / "0021.mp3", settings)
     assert not first.skipped and second.skipped
-    assert work.path(ANALYSIS_WAV).stat().st_mtime_ns == before
-    work.path(FULL_WAV).unlink()
+    assert work.input(ANALYSIS_WAV).stat().st_mtime_ns == before
+    work.input(FULL_WAV).unlink()
     _, third = ingest(media / "segmentation" / "0021.mp3", settings)
-    assert not third.skipped and work.path(FULL_WAV).exists()
+    assert not third.skipped and work.input(FULL_WAV).exists()
 
 
 def test_leftovers_of_a_killed_task_are_removed_and_a_stale_stamp_is_not_trusted(media, make_settings):

@@ -9,11 +9,11 @@ import pytest
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.records import read_segments
 from nr4dl_tasks.core.errors import StageError
-from nr4dl_tasks.stages.segment import SEGMENTS_CSV, SegmentStage, resolve_precision, segmenter
-from nr4dl_tasks.stages.ingest import IngestStage, open_work
-from nr4dl_tasks.stages.separate import SeparateStage
+from nr4dl_tasks.core.layout import SEGMENTS_CSV
+from nr4dl_tasks.stages.segment import resolve_precision, segmenter
+from nr4dl_tasks.pipeline import open_work, run_stage
 
-from conftest import ffmpeg
+from helpers import ffmpeg
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +81,11 @@ def test_gender_boundary_matches_human_labels(ina, media, tmp_path):
 def test_segment_stage_writes_csv_on_the_original(media, make_settings):
     settings = make_settings(separate__enabled=False)
     work = open_work(media / "segmentation" / "musanmix.mp3", settings)
-    for stage in (IngestStage(), SeparateStage(), SegmentStage()):
-        result = stage.run(work, settings)
+    for stage in ("ingest", "separate", "segment"):
+        result = run_stage(stage, work, settings)
     assert result.info["input"] == "audio_16k.wav"
-    segments = read_segments(work.path(SEGMENTS_CSV))
-    assert work.path(SEGMENTS_CSV).read_text().splitlines()[0] == "label,start,end"
+    segments = read_segments(work.input(SEGMENTS_CSV))
+    assert work.input(SEGMENTS_CSV).read_text().splitlines()[0] == "label,start,end"
     truth = {"music": (0, 22.44), "noise": (22.44, 62.78), "speech": (62.78, 74.52)}  # musanmix.truth.tsv
     for seg in segments:
         kind = "speech" if seg.label in ("male", "female") else seg.label
@@ -105,7 +105,7 @@ def test_bfloat16_gives_the_same_segments_as_float32(media, tmp_path):
         result = nr4dl("process", *files, "--out", str(out), "--until", "segment",
                        "--set", "separate.enabled=false", "--set", f"segment.precision={precision}")
         assert result.returncode == 0, result.stderr
-        outputs[precision] = {folder.name: (folder / SEGMENTS_CSV).read_text() for folder in out.iterdir()}
+        outputs[precision] = {folder.name: (folder / SEGMENTS_CSV.name).read_text() for folder in out.iterdir()}
         stamps = [json.loads((folder / "stamps" / "segment.json").read_text()) for folder in out.iterdir()]
         assert {stamp["info"]["precision"] for stamp in stamps} == {precision}
     assert len(outputs["float32"]) == 2

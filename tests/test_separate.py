@@ -8,11 +8,13 @@ from scipy.signal import butter, sosfiltfilt
 
 from nr4dl_tasks.core import models
 from nr4dl_tasks.core.errors import ModelError
-from nr4dl_tasks.stages.ingest import FULL_WAV, IngestStage, open_work
-from nr4dl_tasks.stages.separate import ACCOMPANIMENT_WAV, VOCALS_ANALYSIS_WAV, VOCALS_WAV, SeparateStage, worker
+from nr4dl_tasks.core.layout import FULL_WAV
+from nr4dl_tasks.pipeline import open_work, run_stage
+from nr4dl_tasks.core.layout import ACCOMPANIMENT_WAV, VOCALS_ANALYSIS_WAV, VOCALS_WAV
+from nr4dl_tasks.stages.separate import worker
 from nr4dl_tasks.dsp.spleeter_worker import BLOCK
 
-from conftest import ffmpeg
+from helpers import ffmpeg
 
 
 def db(error: np.ndarray, reference: np.ndarray) -> float:
@@ -22,12 +24,12 @@ def db(error: np.ndarray, reference: np.ndarray) -> float:
 def test_vocals_plus_accompaniment_reconstruct_the_input(media, make_settings):
     settings = make_settings()
     work = open_work(media / "music" / "audio_example.mp3", settings)
-    IngestStage().run(work, settings)
-    result = SeparateStage().run(work, settings)
+    run_stage("ingest", work, settings)
+    result = run_stage("separate", work, settings)
     assert result.info["enabled"] and result.info["chunks"] == 1
-    mix, rate = sf.read(str(work.path(FULL_WAV)))
-    vocals, _ = sf.read(str(work.path(VOCALS_WAV)))
-    accompaniment, _ = sf.read(str(work.path(ACCOMPANIMENT_WAV)))
+    mix, rate = sf.read(str(work.input(FULL_WAV)))
+    vocals, _ = sf.read(str(work.input(VOCALS_WAV)))
+    accompaniment, _ = sf.read(str(work.input(ACCOMPANIMENT_WAV)))
     assert vocals.shape == mix.shape == accompaniment.shape
     # Spleeter's 2stems masks cover 0-11 kHz (F=1024 bins); compare below 10 kHz.
     band = butter(8, 10000, fs=rate, output="sos")
@@ -35,7 +37,7 @@ def test_vocals_plus_accompaniment_reconstruct_the_input(media, make_settings):
     assert db(residual, sosfiltfilt(band, mix, axis=0)) < -40
     # both stems carry real signal: the song has vocals and music throughout
     assert db(vocals, mix) > -15 and db(accompaniment, mix) > -15
-    assert sf.info(str(work.path(VOCALS_ANALYSIS_WAV))).samplerate == 16000
+    assert sf.info(str(work.input(VOCALS_ANALYSIS_WAV))).samplerate == 16000
 
 
 def test_chunked_equals_whole_file_away_from_seams(media, tmp_path, make_settings):
@@ -82,9 +84,9 @@ def test_altered_model_file_is_refused(tmp_path):
 def test_separation_can_be_switched_off(media, make_settings):
     settings = make_settings(separate__enabled=False)
     work = open_work(media / "segmentation" / "0021.mp3", settings)
-    IngestStage().run(work, settings)
-    result = SeparateStage().run(work, settings)
-    assert result.info == {"enabled": False} and not work.path(VOCALS_WAV).exists()
+    run_stage("ingest", work, settings)
+    result = run_stage("separate", work, settings)
+    assert result.info == {"enabled": False} and not work.input(VOCALS_WAV).exists()
 
 
 def test_a_tail_shorter_than_the_cross_fade_joins_the_last_chunk(media, tmp_path, make_settings):

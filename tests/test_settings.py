@@ -7,9 +7,19 @@ from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.errors import SettingsError
 
 
-def test_defaults_file_matches_schema():
-    loaded = settings_mod.load(settings_mod.DEFAULT_SETTINGS_FILE)
-    assert loaded == settings_mod.Settings()
+def test_settings_yaml_is_the_schema_template():
+    """settings.yaml is generated from the schema: every default and description is written once, there."""
+    text = settings_mod.DEFAULT_SETTINGS_FILE.read_text(encoding="utf-8")
+    assert text == settings_mod.template(), "settings.yaml drifted from the schema: run `nr4dl settings --template`"
+    assert settings_mod.load(settings_mod.DEFAULT_SETTINGS_FILE) == settings_mod.Settings()
+
+
+def test_the_template_describes_every_setting():
+    text = settings_mod.template()
+    for name, section in settings_mod.Settings.model_fields.items():
+        for key, item in section.annotation.model_fields.items():
+            assert item.description, f"{name}.{key} has no description"
+            assert f"\n  {key}: " in text, f"{name}.{key} missing from the template"
 
 
 def test_dotted_and_nested_overrides():
@@ -103,15 +113,23 @@ def test_machine_figures_count_container_limits(tmp_path, monkeypatch):
     assert resources.cores() == len(os.sched_getaffinity(0)) and resources.memory_gb() > 5
 
 
-def test_resources_size_the_pool_and_each_task_from_the_machine():
+@pytest.mark.parametrize("cores, memory_gb, per_worker, shared_threads", [
+    (2, 24.0, 2, 1),  # this machine: both cores, 3 GB tasks fit eight times
+    (8, 20.0, 6, 1),  # memory bounds it: six 3 GB tasks in 20 GB
+    (16, 7.0, 2, 8),  # two tasks fit; each gets half of the cores
+    (4, 2.0, 1, 4),  # less memory than one task: still one
+])
+def test_resources_size_the_pool_and_each_task_from_the_machine(monkeypatch, cores, memory_gb, per_worker,
+                                                                 shared_threads):
     from nr4dl_tasks.core import resources
 
+    monkeypatch.setattr(resources, "cores", lambda: cores)
+    monkeypatch.setattr(resources, "memory_gb", lambda: memory_gb)
     auto = settings_mod.load()
-    per_worker = resources.tasks_per_worker(auto.resources)
-    assert per_worker == max(1, min(resources.cores(), int(resources.memory_gb() // 3)))
+    assert resources.tasks_per_worker(auto.resources) == per_worker
     assert resources.heavy_slots(auto.resources) == per_worker
-    assert resources.threads(auto) == resources.cores()  # outside Airflow a task has the machine
-    assert resources.threads(resources.shared_worker(auto)) == max(1, resources.cores() // per_worker)
+    assert resources.threads(auto) == cores  # outside Airflow a task has the machine
+    assert resources.threads(resources.shared_worker(auto)) == shared_threads
     big = settings_mod.load(overrides={"resources.task_memory_gb": 10_000})
     assert resources.tasks_per_worker(big.resources) == 1  # memory bounds it before the cores do
     fixed = settings_mod.load(overrides={"resources": {"threads": 3, "tasks_per_worker": 4, "heavy_slots": 12}})

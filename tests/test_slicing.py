@@ -7,13 +7,12 @@ import pytest
 import soundfile as sf
 
 from nr4dl_tasks.core import settings as settings_mod
-from nr4dl_tasks.stages.ingest import IngestStage, open_work
-from nr4dl_tasks.core.records import CLIPS_JSONL, Segment, read_clips
-from nr4dl_tasks.stages.segment import SegmentStage
-from nr4dl_tasks.stages.separate import SeparateStage
-from nr4dl_tasks.stages.slice import SliceStage, _loudness_of, keep_labels, merge_gaps, plan_clips, split_long
+from nr4dl_tasks.pipeline import open_work, run_stage
+from nr4dl_tasks.core.layout import CLIPS_JSONL
+from nr4dl_tasks.core.records import Segment, read_clips
+from nr4dl_tasks.stages.slice import _loudness_of, keep_labels, merge_gaps, plan_clips, split_long
 
-from conftest import ffmpeg
+from helpers import ffmpeg
 
 # inaSpeechSegmenter's output for musanmix.mp3 (its own regression file, checked in test_segment.py)
 MUSANMIX = [Segment("music", 0.0, 22.48), Segment("noEnergy", 22.48, 29.08), Segment("noise", 29.08, 52.8),
@@ -77,9 +76,9 @@ def test_slice_stage_writes_clips_and_manifest(media, make_settings):
     settings = make_settings(separate__enabled=False, slice__labels=["speech"], slice__sample_rate=16000,
                              slice__max_duration=4.0, slice__padding=0.1)
     work = open_work(media / "segmentation" / "lamartine.wav", settings)
-    for stage in (IngestStage(), SeparateStage(), SegmentStage()):
-        stage.run(work, settings)
-    result = SliceStage().run(work, settings)
+    for stage in ("ingest", "separate", "segment"):
+        run_stage(stage, work, settings)
+    result = run_stage("slice", work, settings)
     clips = read_clips(work.path(CLIPS_JSONL))
     assert result.info["clips"] == len(clips) >= 3
     assert {c.label for c in clips} == {"female", "male"}
@@ -91,8 +90,8 @@ def test_slice_stage_writes_clips_and_manifest(media, make_settings):
     first = json.loads(work.path(CLIPS_JSONL).read_text().splitlines()[0])
     assert {"id", "source", "label", "start", "end", "duration", "path", "speech_start", "speech_end"} <= set(first)
     # A changed knob reslices; the same settings are skipped.
-    assert SliceStage().run(work, settings).skipped
+    assert run_stage("slice", work, settings).skipped
     fewer = make_settings(separate__enabled=False, slice__labels=["male"], slice__sample_rate=16000)
-    again = SliceStage().run(work, fewer)
+    again = run_stage("slice", work, fewer)
     assert not again.skipped and {c.label for c in read_clips(work.path(CLIPS_JSONL))} == {"male"}
     assert len(list(work.path("clips").glob("*.wav"))) == again.info["clips"]

@@ -19,7 +19,7 @@ from nr4dl_tasks.text.metrics import compression_ratio, wer
 from nr4dl_tasks.asr.whisper_local import LocalWhisper
 from nr4dl_tasks.core.workdir import WorkDir
 
-from conftest import ffmpeg
+from helpers import ffmpeg
 
 
 def references(media: Path) -> list[dict[str, str]]:

@@ -10,9 +10,9 @@ import pytest
 from nr4dl_tasks.dsp.audio import probe
 from nr4dl_tasks.pipeline import process_file
 from nr4dl_tasks.core.records import read_segments
-from nr4dl_tasks.stages.segment import SEGMENTS_CSV
+from nr4dl_tasks.core.layout import SEGMENTS_CSV
 
-from conftest import ffmpeg
+from helpers import ffmpeg
 
 PARTS = [  # (file under ../shared/media, what it is)
     ("speech_en/LJ001-0001.wav", "speech"),
@@ -53,7 +53,7 @@ def covered(segments, start: float, end: float, kind: str) -> float:
 def test_speech_music_and_noise_are_found_where_they_are(mix, make_settings):
     path, spans = mix
     work, _ = process_file(path, make_settings(), until="segment")
-    segments = read_segments(work.path(SEGMENTS_CSV))
+    segments = read_segments(work.input(SEGMENTS_CSV))
     speech = [s for s in segments if KIND[s.label] == "speech"]
     for start, end, kind in spans:
         inner = (start + 0.5, end - 0.5)

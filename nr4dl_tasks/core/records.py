@@ -1,16 +1,22 @@
 """Typed records exchanged between stages, and their files.
 
 Segments are written as `segments.csv` (label,start,end in seconds, labels as
-inaSpeechSegmenter names them); clips as JSON lines, one object per clip, so
-later stages (denoise, speakers, transcribe) can add fields without a schema
-migration. Audio is never held in a record: a clip points at its WAV file.
+inaSpeechSegmenter names them); clips as JSON lines, one object per clip. Audio
+is never held in a record: a clip points at its WAV file.
+
+A clip, like lhotse's `SupervisionSegment`, has typed fields for what several
+stages share (where it lies, whether it is kept and why not, speaker, text,
+language, quality) and one `extra` dict for facts private to the stage that
+wrote them. In the JSON line every field is a top-level key, in the order the
+stages added them, so manifests written before the fields were typed read back
+the same and exports that read plain JSON keep working.
 
 Like NeMo's speech-data-processor, every stage that handles clips reads the
 manifest of the stage before it and writes its own, `manifests/<stage>.jsonl`,
 never editing its input: rerunning a stage with other settings starts again
 from exactly what it read the first time. `clips.jsonl` is a copy of the
 manifest of the last stage that ran (or found its work done), the one file users
-and exports read.
+read.
 """
 
 from __future__ import annotations
@@ -18,18 +24,19 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Generic, Iterable, TypeVar, overload
 
 import numpy as np
 import soundfile as sf
 
+from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.errors import StageError
 from nr4dl_tasks.core.workdir import WorkDir
 
-CLIPS_JSONL = "clips.jsonl"
-MANIFESTS_DIR = "manifests"
+T = TypeVar("T")
+REST_TIER = "rest"  # the tier of a clip below every gates.tiers minimum
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,33 @@ class Segment:
         return self.end - self.start
 
 
+class Shared(Generic[T]):
+    """A typed field of a clip that stages after its writer read. Stored in the clip's ordered field dict under its
+    own name, so the manifest keeps the order in which stages added fields; None while no stage has set it.
+    `del clip.field` removes it (a split piece does not inherit its parent's `dropped`)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = name
+
+    @overload
+    def __get__(self, clip: None, owner: type) -> "Shared[T]": ...
+
+    @overload
+    def __get__(self, clip: "Clip", owner: type) -> T | None: ...
+
+    def __get__(self, clip: "Clip | None", owner: type) -> "T | None | Shared[T]":
+        if clip is None:
+            return self
+        value: T | None = clip.extra.get(self.key)
+        return value
+
+    def __set__(self, clip: "Clip", value: T | None) -> None:
+        clip.extra[self.key] = value
+
+    def __delete__(self, clip: "Clip") -> None:
+        clip.extra.pop(self.key, None)
+
+
 @dataclass
 class Clip:
     id: str
@@ -52,11 +86,44 @@ class Clip:
     end: float
     duration: float
     path: str  # relative to the work folder
-    extra: dict[str, Any] = field(default_factory=dict)  # fields added by later stages
+    # Every field after the core, in the order stages added them: the typed ones below, and facts private to a stage.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # slice: the speech inside the padded span
+    speech_start = Shared[float]()
+    speech_end = Shared[float]()
+    # denoise: the denoised file (the original's path when denoising left the clip as it was), and what it did
+    denoised_path = Shared[str]()
+    denoise = Shared[dict[str, Any]]()
+    # speakers: who speaks, how close, and for a piece of a clip holding two voices, its parent
+    speaker = Shared[str]()
+    speaker_score = Shared[float]()
+    split_from = Shared[str]()
+    # transcribe
+    text = Shared[str]()
+    language = Shared[str]()
+    language_probability = Shared[float]()
+    asr = Shared[dict[str, Any]]()
+    # gate: measured values, the failed gates, the DNSMOS score of the exported audio and its tier
+    gates = Shared[dict[str, Any]]()
+    gates_failed = Shared[list[str]]()
+    quality = Shared[dict[str, Any]]()
+    tier = Shared[str]()
+    # any stage: why the clip is not kept ("<stage>: <reason>"); unset while it is
+    dropped = Shared[str]()
+
+    @property
+    def kept(self) -> bool:
+        """Not dropped by any stage so far."""
+        return not self.dropped
+
+    def audio(self, which: str) -> str:
+        """The clip's file: its original audio, or with 'denoised' the denoise stage's output where it wrote one."""
+        return (self.denoised_path or self.path) if which == "denoised" else self.path
 
     def to_json(self) -> str:
-        record = asdict(self)
-        record.update(record.pop("extra"))
+        record = {"id": self.id, "source": self.source, "label": self.label, "start": self.start, "end": self.end,
+                  "duration": self.duration, "path": self.path, **self.extra}
         return json.dumps(record, ensure_ascii=False)
 
     @classmethod
@@ -90,33 +157,25 @@ def read_clips(path: Path) -> list[Clip]:
         return [Clip.from_json(line) for line in fh if line.strip()]
 
 
-def manifest_name(stage: str) -> str:
-    return f"{MANIFESTS_DIR}/{stage}.jsonl"
-
-
 def read_manifest(work: WorkDir, stage: str) -> list[Clip]:
     """The clips as `stage` wrote them (its own manifest, not the shared clips.jsonl)."""
-    return read_clips(work.path(manifest_name(stage)))
+    return read_clips(work.input(layout.manifest(stage)))
 
 
 def write_manifest(work: WorkDir, stage: str, clips: list[Clip]) -> str:
     """Write `stage`'s manifest; returns its name for the stamp."""
-    work.path(MANIFESTS_DIR).mkdir(exist_ok=True)
-    with work.atomic(manifest_name(stage)) as tmp:
+    name = layout.manifest(stage).name
+    work.path(layout.MANIFESTS_DIR).mkdir(exist_ok=True)
+    with work.atomic(name) as tmp:
         write_clips(tmp, clips)
-    return manifest_name(stage)
+    return name
 
 
 def publish_manifest(work: WorkDir, stage: str) -> None:
     """Make `stage`'s manifest the current clips.jsonl (also when the stage was skipped as already done,
     so a rerun of an earlier stage never leaves clips.jsonl behind the stages after it)."""
-    with work.atomic(CLIPS_JSONL) as tmp:
-        shutil.copyfile(work.path(manifest_name(stage)), tmp)
-
-
-def audio_path(clip: Clip, which: str) -> str:
-    """The clip's file: its original audio, or with 'denoised' the denoise stage's output where it wrote one."""
-    return (clip.extra.get("denoised_path") or clip.path) if which == "denoised" else clip.path
+    with work.atomic(layout.CLIPS_JSONL) as tmp:
+        shutil.copyfile(work.path(layout.manifest(stage).name), tmp)
 
 
 def read_clip_audio(work: WorkDir, rel: str, manifest_stage: str) -> tuple[np.ndarray, int]:
@@ -141,5 +200,5 @@ def clip_file(work: WorkDir, rel: str, manifest_stage: str) -> Path:
 
 
 def _unreadable(work: WorkDir, path: Path, manifest_stage: str, cause: str) -> StageError:
-    return StageError(f"{path}: clip listed in {manifest_name(manifest_stage)} is unreadable ({cause}); delete "
-                      f"{work.path('stamps/slice.json')} to cut the clips again")
+    return StageError(f"{path}: clip listed in {layout.manifest(manifest_stage).name} is unreadable ({cause}); "
+                      f"delete {work.path(layout.stamp_name(layout.CLIPS_DIR.stage))} to cut the clips again")

@@ -13,13 +13,17 @@ setting's dotted name, not deep inside a stage.
 from __future__ import annotations
 
 import copy
+import inspect
+import json
 import os
 import re
+import textwrap
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import to_jsonable_python
 
 from nr4dl_tasks.core.errors import SettingsError
 
@@ -37,6 +41,8 @@ class _Section(BaseModel):
 
 
 class PathSettings(_Section):
+    """Where things are. Relative paths are relative to the project root."""
+
     work_dir: Path = Field(Path("data/work"), description="One sub-folder per source file is written here.")
     models_dir: Path = Field(Path("models"), description="Where scripts/setup.sh provisions the model files.")
     spleeter_python: Path = Field(
@@ -46,6 +52,8 @@ class PathSettings(_Section):
 
 
 class SeparateSettings(_Section):
+    """Background music removal (Spleeter 2stems, in its own environment)."""
+
     enabled: bool = Field(True, description="Remove background music with Spleeter 2stems (keep vocals).")
     chunk_blocks: int = Field(
         5, ge=1, le=40,
@@ -60,6 +68,8 @@ class SeparateSettings(_Section):
 
 
 class SegmentSettings(_Section):
+    """Labelling speech (male/female), music, noise and silence (inaSpeechSegmenter)."""
+
     input: Literal["vocals", "original"] = Field(
         "vocals", description="Segment the separated vocals (falls back to the original when separation is off)."
     )
@@ -79,6 +89,8 @@ class SegmentSettings(_Section):
 
 
 class SliceSettings(_Section):
+    """Cutting the wanted segments into clips."""
+
     labels: list[str] = Field(
         ["male", "female"], description="Segment labels to cut into clips; 'speech' means male + female."
     )
@@ -115,10 +127,13 @@ NOISE_LABELS = ("noise", "noEnergy", "music")
 
 
 class DenoiseSettings(_Section):
+    """Noise reduction per clip, with the noise sample and the notch bands found in the file itself."""
+
     method: Literal["auto", "deepfilter", "gate", "none"] = Field(
         "auto",
-        description="auto: per file, whichever of deepfilter and gate scores best by DNSMOS on a sample of its "
-        "clips, and per clip never worse than the input; none: only the notch and band filters.",
+        description="auto: per file, whichever of deepfilter and gate scores the best DNSMOS on a sample of its "
+        "clips, and per clip never worse than the input (else the clip is left as it was); deepfilter: "
+        "DeepFilterNet3; gate: spectral gating; none: only the notch and band filters.",
     )
     gate_mode: Literal["stationary", "nonstationary"] = Field(
         "nonstationary",
@@ -164,9 +179,12 @@ class DenoiseSettings(_Section):
 
 
 class SpeakerSettings(_Section):
+    """Naming each clip's voice (Resemblyzer): enrolled targets, or clusters linked across files."""
+
     enroll_dir: Path | None = Field(
-        None, description="Folder with one sub-folder of reference recordings per target speaker; null: no "
-        "targets, cluster voices and link them across files through the speaker registry.",
+        None, description="Folder with one sub-folder of reference recordings per target speaker (any format "
+        "ffmpeg reads), e.g. enroll/host/*.mp3; null: no targets, cluster the voices of each file and link them "
+        "across files through the speaker registry (speaker_registry.json in the work folder).",
     )
     keep: Literal["target", "all"] = Field(
         "target", description="With enrolled targets: drop clips matching none of them (target) or only label "
@@ -196,6 +214,8 @@ class SpeakerSettings(_Section):
 
 
 class TranscribeSettings(_Section):
+    """Speech recognition of every kept clip."""
+
     backend: Literal["local", "azure"] = Field(
         "local", description="local: faster-whisper on this machine (offline); azure: Azure AI Speech (needs the "
         "Airflow connection nr4dl_azure_speech, or NR4DL_AZURE_SPEECH_KEY and _REGION for the CLI).",
@@ -236,6 +256,8 @@ class TranscribeSettings(_Section):
 
 
 class GateSettings(_Section):
+    """Quality gates. A clip failing one stays in the manifest, `dropped` naming the gate; exports skip it."""
+
     min_duration: float = Field(0.3, ge=0, description="Drop clips shorter than this many seconds.")
     max_duration: float = Field(30.0, gt=0, description="Drop clips longer than this many seconds.")
     min_dnsmos_ovrl: float | None = Field(
@@ -278,12 +300,15 @@ class GateSettings(_Section):
         return self
 
 
-EXPORT_FORMATS = ("ljspeech", "audiofolder", "nemo")
+ExportFormat = Literal["ljspeech", "audiofolder", "nemo"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("ljspeech", "audiofolder", "nemo")
 
 
 class ExportSettings(_Section):
+    """The dataset built from every work folder that went through the gate."""
+
     dataset_dir: Path = Field(Path("data/dataset"), description="Where the dataset is written.")
-    formats: list[Literal["ljspeech", "audiofolder", "nemo"]] = Field(
+    formats: list[ExportFormat] = Field(
         list(EXPORT_FORMATS), description="Layouts written: ljspeech (wavs/ + metadata.csv), audiofolder (Hugging "
         "Face datasets), nemo (JSON-lines manifests).",
     )
@@ -335,19 +360,29 @@ class SourceSettings(_Section):
 
 
 class CrawlSettings(_Section):
+    """The nightly crawl: where new media comes from, and nr4dl's own database."""
+
     schedule: str | None = Field(
         "0 2 * * *", description="Cron of the nightly crawl (Airflow's timezone, UTC by default); null: manual only.",
     )
     download_dir: Path = Field(Path("data/downloads"), description="Downloads go to <download_dir>/<source>/.")
     catalog_url: str | None = Field(
         None, description="SQLAlchemy URL of nr4dl's database (crawl catalog, failed-file list); null: SQLite "
-        "catalog.sqlite beside the work folders. In scale-out, Airflow's PostgreSQL.",
+        "catalog.sqlite beside the work folders. In scale-out, a PostgreSQL database (e.g. "
+        "postgresql+psycopg2://airflow:airflow@postgres/nr4dl).",
     )
     max_megabytes: float = Field(2048, gt=0, description="Largest file downloaded, in MiB.")
     domain_interval_seconds: float = Field(2.0, ge=0, description="Least time between two requests to one domain.")
     max_attempts: int = Field(3, ge=1, description="A failed download is retried by this many crawls in all.")
     max_items_per_run: int = Field(50, ge=1, description="Most new items one crawl downloads (the rest wait).")
-    sources: list[SourceSettings] = Field([], description="What to crawl.")
+    sources: list[SourceSettings] = Field([], description="""What to crawl. Each source has a unique name and a kind:
+  - {name: radio, kind: page, url: "https://radio.example/shows", link_selector: "a.episode-audio",
+     next_selector: "a.next", max_pages: 5, allow_domains: [radio.example, cdn.radio.example]}
+  - {name: channel, kind: ytdlp, url: "https://www.youtube.com/@somechannel/videos", max_items: 20}
+  - {name: one, kind: url, url: "https://media.example/show.mp3"}
+  - {name: inbox, kind: inbox, path: "data/inbox"}
+page links are read once JavaScript has rendered them (CSS selector, or "xpath:..."); links outside the source's
+allow_domains (default: its own domain) are never fetched.""")
 
     @model_validator(mode="after")
     def _check(self) -> "CrawlSettings":
@@ -508,3 +543,45 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
         return Settings.model_validate(raw)
     except ValidationError as exc:
         raise SettingsError(_format_error(exc, origin, set(from_env))) from None
+
+
+TEMPLATE_HEADER = """\
+# nr4dl settings: every key, its default and what it does.
+# Generated from the schema in nr4dl_tasks/core/settings.py by `nr4dl settings --template`; edit the schema, not
+# this text (a test fails when the two differ). Your own settings file may name only the keys it changes.
+# Override per run with `nr4dl process --set section.key=value`, the Airflow trigger form's `overrides` param
+# ({"slice.min_duration": 0.3}), or the environment (NR4DL__SLICE__MIN_DURATION=0.3)."""
+TEMPLATE_WIDTH = 118
+
+
+def _comment(text: str | None, indent: str) -> list[str]:
+    """`text` as YAML comment lines at `indent`, wrapped; its own line breaks (an example list) are kept."""
+    lines: list[str] = []
+    for paragraph in inspect.cleandoc(text or "").splitlines():
+        body = paragraph.rstrip()
+        lead = body[: len(body) - len(body.lstrip())]
+        wrapped = textwrap.wrap(body.strip(), TEMPLATE_WIDTH - len(indent) - 2 - len(lead)) or [""]
+        lines += [f"{indent}# {lead}{line}".rstrip() for line in wrapped]
+    return lines
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The allowed values of a Literal setting (also inside a list or an Optional), for the template's comment."""
+    if get_origin(annotation) is Literal:
+        return [str(value) for value in get_args(annotation)]
+    return [choice for arg in get_args(annotation) for choice in _choices(arg)]
+
+
+def template() -> str:
+    """The text of settings.yaml: every section and key of the schema with its description and default."""
+    lines = TEMPLATE_HEADER.splitlines()
+    for name, section_field in Settings.model_fields.items():
+        section = section_field.annotation
+        assert isinstance(section, type) and issubclass(section, _Section), name
+        lines += ["", f"{name}:", *_comment(section.__doc__, "  ")]
+        for key, item in section.model_fields.items():
+            default = json.dumps(to_jsonable_python(item.get_default(call_default_factory=True)), ensure_ascii=False)
+            choices = _choices(item.annotation)
+            text = f"{item.description} Choices: {', '.join(choices)}." if choices else item.description
+            lines += [*_comment(text, "  "), f"  {key}: {default}"]
+    return "\n".join(lines) + "\n"

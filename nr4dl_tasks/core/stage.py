@@ -1,9 +1,11 @@
 """The contract every stage follows: fingerprint, skip if done, process, stamp.
 
 A stage reads the outputs of the stages before it in the same work folder and
-writes its own there. Its fingerprint covers its code version, the fingerprints
-of the stages it reads, and the settings that change its output, so it reruns
-exactly when something that matters changed.
+writes its own there. It names what it opens (`reads`: artifacts of the work
+folder's layout) and never imports another stage; the pipeline derives from
+those lists which stages it depends on. Its fingerprint covers its code version,
+the fingerprints of those stages, and the settings that change its output, so it
+reruns exactly when something that matters changed.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
-from nr4dl_tasks.core.records import manifest_name, publish_manifest
+from nr4dl_tasks.core import layout
+from nr4dl_tasks.core.layout import Artifact
+from nr4dl_tasks.core.records import publish_manifest
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.workdir import WorkDir, fingerprint
 
@@ -34,8 +38,11 @@ class StageResult:
 class Stage(ABC):
     name: ClassVar[str]
     version: ClassVar[int] = 1
-    reads: ClassVar[tuple[str, ...]] = ()  # upstream stages whose outputs this one uses
     manifest: ClassVar[bool] = False  # writes manifests/<name>.jsonl, published as clips.jsonl
+
+    @abstractmethod
+    def reads(self, settings: Settings) -> tuple[Artifact, ...]:
+        """The other stages' outputs this stage opens with these settings (`WorkDir.input` refuses any other)."""
 
     @abstractmethod
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
@@ -45,22 +52,26 @@ class Stage(ABC):
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         """Do the work; return the output names (relative to the work folder) and facts for the stamp."""
 
-    def fingerprint(self, work: WorkDir, settings: Settings) -> str:
-        upstream = {name: work.require(name)["fingerprint"] for name in self.reads}
-        return fingerprint(stage=self.name, version=self.version, upstream=upstream,
+    def fingerprint(self, work: WorkDir, settings: Settings, upstream: Sequence[str]) -> str:
+        stamps = {name: work.require(name)["fingerprint"] for name in upstream}
+        return fingerprint(stage=self.name, version=self.version, upstream=stamps,
                            inputs=self.inputs(work, settings))
 
-    def run(self, work: WorkDir, settings: Settings) -> StageResult:
+    def run(self, work: WorkDir, settings: Settings, upstream: Sequence[str]) -> StageResult:
+        """Run (or skip as done) in `work`; `upstream`: every stage whose outputs this one depends on, in pipeline
+        order (the pipeline derives it from `reads`)."""
+        work = work.reading(self.reads(settings))
         with work.lock():
-            result = self._run_locked(work, settings)
+            result = self._run_locked(work, settings, upstream)
             if self.manifest:
                 publish_manifest(work, self.name)
             return result
 
-    def _run_locked(self, work: WorkDir, settings: Settings) -> StageResult:
-        fp = self.fingerprint(work, settings)
+    def _run_locked(self, work: WorkDir, settings: Settings, upstream: Sequence[str]) -> StageResult:
+        fp = self.fingerprint(work, settings, upstream)
+        work = work.running(fp)
         # A folder from before manifests existed has a valid stamp but no manifest to publish: redo the stage.
-        has_manifest = not self.manifest or work.path(manifest_name(self.name)).exists()
+        has_manifest = not self.manifest or work.path(layout.manifest(self.name).name).exists()
         if work.is_done(self.name, fp) and has_manifest:
             stamp = work.read_stamp(self.name) or {}
             log.info("%s: %s already done for these inputs and settings, skipped", work.source_id, self.name)
@@ -73,6 +84,6 @@ class Stage(ABC):
         began = time.monotonic()
         outputs, info = self.process(work, settings)
         seconds = time.monotonic() - began
-        work.mark_done(self.name, fp, outputs, info=info, seconds=round(seconds, 3), upstream=list(self.reads))
+        work.mark_done(self.name, fp, outputs, info=info, seconds=round(seconds, 3), upstream=list(upstream))
         log.info("%s: %s done in %.1f s %s", work.source_id, self.name, seconds, info)
         return StageResult(self.name, work.source_id, False, outputs, info, seconds)

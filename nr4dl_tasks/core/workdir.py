@@ -17,11 +17,12 @@ import os
 import shutil
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterable, Iterator
 
 from nr4dl_tasks.core.errors import StageError
+from nr4dl_tasks.core.layout import STAMPS_DIR, Artifact, stamp_name
 
 log = logging.getLogger("nr4dl")
 
@@ -54,6 +55,10 @@ def _tmp_sibling(path: Path) -> Path:
 @dataclass(frozen=True)
 class WorkDir:
     root: Path
+    # While a stage runs: the artifacts it declared it reads (`Stage.reads`); `input` refuses any other.
+    reads: frozenset[Artifact] | None = field(default=None, compare=False)
+    # While a stage runs: its fingerprint (a stage's own journal of partial work is keyed by it).
+    fingerprint: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -65,24 +70,34 @@ class WorkDir:
     def path(self, name: str) -> Path:
         return self.root / name
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
+    def reading(self, artifacts: Iterable[Artifact]) -> "WorkDir":
+        """This folder as seen by a stage that reads exactly `artifacts` of other stages."""
+        return replace(self, reads=frozenset(artifacts))
+
+    def running(self, fp: str) -> "WorkDir":
+        """This folder as seen by a stage running with fingerprint `fp`."""
+        return replace(self, fingerprint=fp)
+
+    def input(self, artifact: Artifact) -> Path:
+        """The path of another stage's output. A stage may open only what it lists in `reads`: that list is what
+        the pipeline orders the stages and fingerprints by, so an unlisted read would go stale unnoticed."""
+        if self.reads is not None and artifact not in self.reads:
+            raise RuntimeError(f"{self.root}: {artifact.name} (written by {artifact.stage}) is read by a stage that "
+                               "does not list it in its reads")
+        return self.root / artifact.name
+
+    def lock(self) -> ContextManager[None]:
         """Hold the folder's lock: two runs of the same file take turns at each stage instead of interleaving."""
-        with self.path(".lock").open("a") as handle:  # "a": taking the lock never changes the folder
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return flock(self.path(".lock"))
 
     def clear_stamp(self, stage: str) -> None:
         """Forget a completion before redoing a stage, so a crash half-way cannot leave a stale 'done'."""
-        self.path(f"stamps/{stage}.json").unlink(missing_ok=True)
+        self.path(stamp_name(stage)).unlink(missing_ok=True)
 
     def clear_dependants(self, stage: str) -> None:
         """Forget every stage that read `stage`'s outputs: while `stage` is redone, their outputs describe the old
         ones, and the export must not take a folder whose gate stamp pairs old texts with new clips."""
-        for path in self.root.glob("stamps/*.json"):
+        for path in self.root.glob(f"{STAMPS_DIR}/*.json"):
             stamp = json.loads(path.read_text())
             if stage in stamp.get("upstream", ()):
                 path.unlink(missing_ok=True)
@@ -114,15 +129,15 @@ class WorkDir:
         return all(self.path(name).exists() for name in stamp.get("outputs", []))
 
     def read_stamp(self, stage: str) -> dict[str, Any] | None:
-        path = self.path(f"stamps/{stage}.json")
+        path = self.path(stamp_name(stage))
         if not path.exists():
             return None
         return json.loads(path.read_text())
 
     def mark_done(self, stage: str, fp: str, outputs: list[str], **info: Any) -> None:
         """Record completion last, after every output is in place."""
-        self.path("stamps").mkdir(exist_ok=True)
-        with self.atomic(f"stamps/{stage}.json") as tmp:
+        self.path(STAMPS_DIR).mkdir(exist_ok=True)
+        with self.atomic(stamp_name(stage)) as tmp:
             tmp.write_text(json.dumps({"fingerprint": fp, "outputs": outputs, **info}, indent=2, default=str))
 
     def require(self, stage: str) -> dict[str, Any]:
@@ -131,6 +146,17 @@ class WorkDir:
         if stamp is None:
             raise StageError(f"{self.root}: stage '{stage}' has not completed here; run it first")
         return stamp
+
+
+@contextmanager
+def flock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing, never truncated, so taking it changes nothing)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

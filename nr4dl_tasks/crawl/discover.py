@@ -152,7 +152,7 @@ def rendered_links(source: SourceSettings) -> list[Link]:
             try:
                 driver.get(url)
             except WebDriverException as exc:
-                raise SourceError(f"source {source.name}: page {url} is unreachable ({exc.msg.splitlines()[0]})") \
+                raise SourceError(f"source {source.name}: page {url} is unreachable ({(exc.msg or type(exc).__name__).splitlines()[0]})") \
                     from None
             if failure := driver.execute_script(NETWORK_ERROR_JS):
                 raise SourceError(f"source {source.name}: page {url} is unreachable ({failure})")

@@ -56,7 +56,8 @@ class DomainPacer:
     """Spaces requests to one domain by a minimum interval (per process; crawl tasks share a pool slot)."""
 
     def __init__(self, interval: float) -> None:
-        self.interval, self._last, self._lock = interval, {}, threading.Lock()
+        self.interval, self._lock = interval, threading.Lock()
+        self._last: dict[str, float] = {}
 
     def wait(self, url: str) -> None:
         domain = (urlparse(url).hostname or "").lower()

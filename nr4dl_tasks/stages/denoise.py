@@ -41,9 +41,9 @@ from nr4dl_tasks.dsp.deepfilter import DeepFilterStream
 from nr4dl_tasks.dsp.quality import DnsmosPool, Mos, snr_estimate
 from nr4dl_tasks.core.records import (Clip, Segment, read_clip_audio, read_manifest, read_segments,
                                  write_manifest)
-from nr4dl_tasks.stages.segment import SEGMENTS_CSV
+from nr4dl_tasks.core import layout
+from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SEGMENTS_CSV, Artifact, clip_source
 from nr4dl_tasks.core.settings import DenoiseSettings, Settings
-from nr4dl_tasks.stages.slice import clip_source
 from nr4dl_tasks.dsp.spectral_gate import NoiseProfile, gate, profile_from_min_statistics, profile_from_noise
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.dsp.tones import Tone, apply_filter, filter_design, find_tones
@@ -51,7 +51,6 @@ from nr4dl_tasks.core.workdir import WorkDir, atomic_dir
 
 log = logging.getLogger("nr4dl")
 
-DENOISED_DIR = "clips_denoised"
 EDGE_SECONDS = 0.1  # trimmed from both ends of a non-speech segment: speech onsets and tails bleed into it
 PROFILE_MAX_SECONDS = 60.0  # non-speech read for the profile, longest segments first
 FALLBACK_MAX_SECONDS = 120.0  # clip audio read when the profile falls back to minimum statistics
@@ -102,8 +101,8 @@ def _read_clip(work: WorkDir, clip: Clip) -> np.ndarray:
 def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNoise:
     """Measure the file's noise once: tones to notch and the gate's profile."""
     cfg, rate = settings.denoise, settings.slice.sample_rate
-    spans = noise_spans(read_segments(work.path(SEGMENTS_CSV)), cfg.noise_labels)
-    noise = [_read_mono(work.path(clip_source(settings)), rate, span) for span in spans]
+    spans = noise_spans(read_segments(work.input(SEGMENTS_CSV)), cfg.noise_labels)
+    noise = [_read_mono(work.input(clip_source(settings)), rate, span) for span in spans]
     noise_seconds = sum(len(n) for n in noise) / rate
     enough = noise_seconds >= cfg.min_noise_seconds and noise_seconds > 0
     if enough:
@@ -287,13 +286,13 @@ class _FileDenoise:
         record["snr_db"] = {"before": snr_estimate(job.samples, self.rate), "after": snr_estimate(out, self.rate)}
         if mos_in and mos_out:
             record["dnsmos"] = {"before": mos_in.as_dict(), "after": mos_out.as_dict()}
-        job.clip.extra["denoised_path"] = job.clip.path
+        job.clip.denoised_path = job.clip.path
         if out is not job.samples:
             name = Path(job.clip.path).name
             sf.write(str(self.out_dir / name), out, self.rate, subtype="PCM_16")
-            job.clip.extra["denoised_path"] = f"{DENOISED_DIR}/{name}"
+            job.clip.denoised_path = f"{DENOISED_DIR.name}/{name}"
             self.changed += 1
-        job.clip.extra["denoise"] = record
+        job.clip.denoise = record
 
     def info(self, elapsed: float) -> dict[str, Any]:
         """Facts for the stamp and the task's XCom."""
@@ -306,7 +305,7 @@ class _FileDenoise:
         }
         if self.cfg.score and self.clips:
             info["dnsmos_mean"] = {
-                when: _mean_mos([Mos(**c.extra["denoise"]["dnsmos"][when]) for c in self.clips]).as_dict()
+                when: _mean_mos([Mos(**(c.denoise or {})["dnsmos"][when]) for c in self.clips]).as_dict()
                 for when in ("before", "after")}
         return info
 
@@ -314,19 +313,21 @@ class _FileDenoise:
 class DenoiseStage(Stage):
     name = "denoise"
     manifest = True
-    reads = ("ingest", "separate", "segment", "slice")
+
+    def reads(self, settings: Settings) -> tuple[Artifact, ...]:
+        return layout.manifest("slice"), CLIPS_DIR, SEGMENTS_CSV, clip_source(settings)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         return {"denoise": settings.denoise.model_dump(), "rate": settings.slice.sample_rate,
-                "noise_source": clip_source(settings)}
+                "noise_source": clip_source(settings).name}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         clips = read_manifest(work, "slice")
         began = time.monotonic()
-        with DnsmosPool(resources.threads(settings)) as scorer, atomic_dir(work.path(DENOISED_DIR)) as out_dir:
+        with DnsmosPool(resources.threads(settings)) as scorer, atomic_dir(work.path(DENOISED_DIR.name)) as out_dir:
             run = _FileDenoise(work, settings, clips, scorer, out_dir)
             run.run()
             manifest = write_manifest(work, self.name, clips)
         log.info("%s: denoised %d clips (%d changed, %d left as they were)", work.source_id, len(clips),
                  run.changed, len(clips) - run.changed)
-        return [DENOISED_DIR, manifest], run.info(time.monotonic() - began)
+        return [DENOISED_DIR.name, manifest], run.info(time.monotonic() - began)

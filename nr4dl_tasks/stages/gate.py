@@ -37,7 +37,9 @@ from typing import Any
 
 from nr4dl_tasks.core import resources
 from nr4dl_tasks.dsp.quality import DnsmosPool, Mos
-from nr4dl_tasks.core.records import Clip, audio_path, read_clip_audio, read_manifest, write_manifest
+from nr4dl_tasks.core.records import REST_TIER, Clip, read_clip_audio, read_manifest, write_manifest
+from nr4dl_tasks.core import layout
+from nr4dl_tasks.core.layout import Artifact
 from nr4dl_tasks.core.settings import GateSettings, Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.text.metrics import compression_ratio, letter_count
@@ -46,15 +48,14 @@ from nr4dl_tasks.core.workdir import WorkDir
 log = logging.getLogger("nr4dl")
 
 MIN_CLIPS_FOR_OUTLIERS = 5
-REST_TIER = "rest"
 SCORE_BATCH = 16  # clips scored with DNSMOS at a time
 NO_SPEECH_LOGPROB = -1.0  # Whisper's rule: no speech when also the text's mean log-probability is below this
 
 
 def recorded_ovrl(clip: Clip, which: str) -> float | None:
     """DNSMOS OVRL the denoise stage measured on exactly this audio, if it did."""
-    scores = (clip.extra.get("denoise") or {}).get("dnsmos")
-    if not scores or clip.extra.get("split_from"):  # a split piece carries its parent's scores
+    scores = (clip.denoise or {}).get("dnsmos")
+    if not scores or clip.split_from:  # a split piece carries its parent's scores
         return None
     return scores["after" if which == "denoised" else "before"]["ovrl"]
 
@@ -68,11 +69,11 @@ def tier_of(ovrl: float | None, tiers: dict[str, float]) -> str | None:
 
 def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tuple[dict[str, Any], list[str]]:
     """The measured values of one clip and the reasons it fails, for every check but DNSMOS."""
-    text = clip.extra.get("text") or ""
+    text = clip.text or ""
     letters = letter_count(text)
     cps = letters / clip.duration if clip.duration > 0 else 0.0
     ratio = compression_ratio(text)
-    probability = clip.extra.get("language_probability")
+    probability = clip.language_probability
     values = {"duration": clip.duration, "cps": round(cps, 2), "compression_ratio": round(ratio, 3),
               "language_probability": probability}
     failed = []
@@ -82,7 +83,7 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
         if cfg.drop_empty_text:
             failed.append("empty_text: no letter or digit recognised")
         return values, failed
-    asr = clip.extra.get("asr") or {}
+    asr = clip.asr or {}
     no_speech, logprob = asr.get("no_speech_prob"), asr.get("avg_logprob")
     if cfg.max_no_speech_prob is not None and no_speech is not None and logprob is not None \
             and no_speech > cfg.max_no_speech_prob and logprob < NO_SPEECH_LOGPROB:
@@ -90,7 +91,7 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
                       f"{logprob:.2f} (text made up on noise)")
     if cfg.min_language_probability is not None and probability is not None \
             and probability < cfg.min_language_probability:
-        failed.append(f"language_probability: {probability:.2f} for {clip.extra.get('language')} below "
+        failed.append(f"language_probability: {probability:.2f} for {clip.language} below "
                       f"{cfg.min_language_probability}")
     if not cfg.min_cps <= cps <= cfg.max_cps:
         failed.append(f"cps: {cps:.1f} characters/s outside [{cfg.min_cps}, {cfg.max_cps}]")
@@ -105,15 +106,17 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
 
 def file_median_cps(clips: list[Clip]) -> float | None:
     """Median characters per second of a file's clips with text, when there are enough of them to judge."""
-    rates = [letter_count(c.extra.get("text") or "") / c.duration for c in clips
-             if c.duration > 0 and letter_count(c.extra.get("text") or "")]
+    rates = [letter_count(c.text or "") / c.duration for c in clips
+             if c.duration > 0 and letter_count(c.text or "")]
     return statistics.median(rates) if len(rates) >= MIN_CLIPS_FOR_OUTLIERS else None
 
 
 class GateStage(Stage):
     name = "gate"
     manifest = True
-    reads = ("ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe")
+
+    def reads(self, settings: Settings) -> tuple[Artifact, ...]:
+        return layout.manifest("transcribe"), *layout.clip_audio(settings.export.audio)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         return {"gates": settings.gates.model_dump(), "audio": settings.export.audio}
@@ -121,7 +124,7 @@ class GateStage(Stage):
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         cfg, which = settings.gates, settings.export.audio
         clips = read_manifest(work, "transcribe")
-        kept = [c for c in clips if not c.extra.get("dropped")]
+        kept = [c for c in clips if c.kept]
         median_cps = file_median_cps(kept)
         checked = [(clip, *text_checks(clip, cfg, median_cps)) for clip in kept]
         scored = [clip for clip, _, failed in checked if not failed]  # DNSMOS only where it can still matter
@@ -133,16 +136,16 @@ class GateStage(Stage):
             values["dnsmos_ovrl"] = ovrl
             if cfg.min_dnsmos_ovrl is not None and ovrl is not None and ovrl < cfg.min_dnsmos_ovrl:
                 failed.append(f"dnsmos: OVRL {ovrl:.2f} below {cfg.min_dnsmos_ovrl}")
-            clip.extra.update(gates=values, quality={"dnsmos_ovrl": ovrl, "audio": which},
-                              tier=tier_of(ovrl, cfg.tiers))
+            clip.gates, clip.quality = values, {"dnsmos_ovrl": ovrl, "audio": which}
+            clip.tier = tier_of(ovrl, cfg.tiers)
             if failed:
-                clip.extra.update(gates_failed=failed, dropped=f"gate {failed[0]}")
+                clip.gates_failed, clip.dropped = failed, f"gate {failed[0]}"
                 failures.update(reason.split(":")[0] for reason in failed)
         manifest = write_manifest(work, self.name, clips)
-        passed = [c for c in kept if not c.extra.get("dropped")]
+        passed = [c for c in kept if c.kept]
         info = {"clips_in": len(kept), "clips_kept": len(passed), "failed": dict(failures.most_common()),
                 "kept_seconds": round(sum(c.duration for c in passed), 1),
-                "tiers": dict(Counter(c.extra["tier"] for c in passed).most_common())}
+                "tiers": dict(Counter(c.tier for c in passed).most_common())}
         log.info("%s: %d of %d clips passed the gates %s", work.source_id, len(passed), len(kept), info)
         return [manifest], info
 
@@ -156,7 +159,7 @@ class GateStage(Stage):
             for start in range(0, len(todo), SCORE_BATCH):  # bounds the audio held in memory
                 pending: dict[str, Future[Mos]] = {}
                 for clip in todo[start: start + SCORE_BATCH]:
-                    samples, rate = read_clip_audio(work, audio_path(clip, which), "transcribe")
+                    samples, rate = read_clip_audio(work, clip.audio(which), "transcribe")
                     pending[clip.id] = pool.submit(samples, rate)
                 scores.update({cid: round(future.result().ovrl, 3) for cid, future in pending.items()})
         if todo:

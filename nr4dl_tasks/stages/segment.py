@@ -39,16 +39,14 @@ from nr4dl_tasks.core import models
 
 from nr4dl_tasks.core import resources
 from nr4dl_tasks.core.errors import StageError
-from nr4dl_tasks.stages.ingest import ANALYSIS_WAV
+from nr4dl_tasks.core.layout import SEGMENTS_CSV, Artifact, analysis_input
 from nr4dl_tasks.core.records import Segment, write_segments
-from nr4dl_tasks.stages.separate import VOCALS_ANALYSIS_WAV
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir
 
 log = logging.getLogger("nr4dl")
 
-SEGMENTS_CSV = "segments.csv"
 FRAME = 160  # samples per 10 ms feature frame at 16 kHz
 WINDOW = 400  # samples per 25 ms analysis window
 PATCH = 68  # frames per network input patch
@@ -139,7 +137,8 @@ class InaSegmenter:
         mspec = mspec[:, : net.nmel]
         n_raw = (len(mspec) - PATCH) // STEP + 1
         lpad = PATCH // (2 * STEP)
-        preds, finite = [], []
+        preds: list[np.ndarray] = []
+        finite: list[np.ndarray] = []
         for at in range(0, len(indices), chunk):
             raw = np.clip(indices[at: at + chunk] - lpad, 0, n_raw - 1)
             lo, hi = int(raw.min()), int(raw.max())
@@ -210,31 +209,26 @@ def segmenter(settings: Settings) -> InaSegmenter:
     return _segmenters[key]
 
 
-def analysis_input(settings: Settings) -> str:
-    """The 16 kHz file to segment: the vocals when asked for and available, else the original."""
-    if settings.segment.input == "vocals" and settings.separate.enabled:
-        return VOCALS_ANALYSIS_WAV
-    return ANALYSIS_WAV
-
-
 class SegmentStage(Stage):
     name = "segment"
-    reads = ("ingest", "separate")
+
+    def reads(self, settings: Settings) -> tuple[Artifact, ...]:
+        return (analysis_input(settings),)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         # window_seconds and batch_size change memory and speed, not the result.
         return {"segment": settings.segment.model_dump(exclude={"window_seconds", "batch_size", "precision"}),
-                "precision": resolve_precision(settings.segment.precision), "input": analysis_input(settings)}
+                "precision": resolve_precision(settings.segment.precision), "input": analysis_input(settings).name}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
-        source = analysis_input(settings)
+        source = analysis_input(settings).name
         cfg = settings.segment
         ina = segmenter(settings)
-        segments = ina(work.path(source), cfg.energy_ratio, cfg.window_seconds, cfg.batch_size)
-        with work.atomic(SEGMENTS_CSV) as tmp:
+        segments = ina(work.input(analysis_input(settings)), cfg.energy_ratio, cfg.window_seconds, cfg.batch_size)
+        with work.atomic(SEGMENTS_CSV.name) as tmp:
             write_segments(tmp, segments)
         totals: dict[str, float] = {}
         for seg in segments:
             totals[seg.label] = round(totals.get(seg.label, 0.0) + seg.duration, 2)
-        return [SEGMENTS_CSV], {"input": source, "precision": ina.precision,
+        return [SEGMENTS_CSV.name], {"input": source, "precision": ina.precision,
                                 "segments": len(segments), "seconds_by_label": totals}

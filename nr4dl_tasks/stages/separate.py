@@ -22,16 +22,14 @@ from nr4dl_tasks.core import models
 
 from nr4dl_tasks.core import resources
 from nr4dl_tasks.core.errors import StageError, WorkerDied
-from nr4dl_tasks.stages.ingest import ANALYSIS_RATE, FULL_WAV, read_source
+from nr4dl_tasks.core.layout import (ACCOMPANIMENT_WAV, ANALYSIS_RATE, FULL_WAV, SOURCE_JSON, VOCALS_ANALYSIS_WAV,
+                                     VOCALS_WAV, Artifact, read_source)
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir
 
 log = logging.getLogger("nr4dl")
 
-VOCALS_WAV = "vocals.wav"
-ACCOMPANIMENT_WAV = "accompaniment.wav"
-VOCALS_ANALYSIS_WAV = "vocals_16k.wav"
 WORKER = Path(__file__).resolve().parents[1] / "dsp" / "spleeter_worker.py"
 
 
@@ -103,7 +101,9 @@ def worker(settings: Settings) -> SpleeterWorker:
 
 class SeparateStage(Stage):
     name = "separate"
-    reads = ("ingest",)
+
+    def reads(self, settings: Settings) -> tuple[Artifact, ...]:
+        return (FULL_WAV, SOURCE_JSON) if settings.separate.enabled else ()
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         return {"separate": settings.separate.model_dump()}
@@ -112,17 +112,17 @@ class SeparateStage(Stage):
         if not settings.separate.enabled:
             log.info("%s: separation is switched off (separate.enabled=false)", work.source_id)
             return [], {"enabled": False}
-        src = work.path(FULL_WAV)
-        with work.atomic(VOCALS_WAV) as vocals, work.atomic(ACCOMPANIMENT_WAV) as accompaniment:
+        src = work.input(FULL_WAV)
+        with work.atomic(VOCALS_WAV.name) as vocals, work.atomic(ACCOMPANIMENT_WAV.name) as accompaniment:
             reply = worker(settings).separate({
                 "input": str(src), "vocals": str(vocals), "accompaniment": str(accompaniment),
                 **settings.separate.model_dump(exclude={"enabled"}),
             })
             if not reply.get("ok"):
                 raise StageError(f"{read_source(work)['path']}: separation failed: {reply.get('error')}")
-        with work.atomic(VOCALS_ANALYSIS_WAV) as tmp:
-            audio.convert(work.path(VOCALS_WAV), tmp, ANALYSIS_RATE, 1)
+        with work.atomic(VOCALS_ANALYSIS_WAV.name) as tmp:
+            audio.convert(work.path(VOCALS_WAV.name), tmp, ANALYSIS_RATE, 1)
         seconds = reply["frames"] / reply["rate"]
         info = {"enabled": True, "chunks": reply["chunks"], "audio_seconds": round(seconds, 3),
                 "x_realtime": round(seconds / max(reply["seconds"], 1e-6), 1)}
-        return [VOCALS_WAV, ACCOMPANIMENT_WAV, VOCALS_ANALYSIS_WAV], info
+        return [VOCALS_WAV.name, ACCOMPANIMENT_WAV.name, VOCALS_ANALYSIS_WAV.name], info

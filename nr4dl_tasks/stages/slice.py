@@ -17,17 +17,14 @@ from typing import Any, Callable
 import numpy as np
 
 from nr4dl_tasks.dsp import audio
-from nr4dl_tasks.stages.ingest import ANALYSIS_WAV, FULL_WAV
+from nr4dl_tasks.core.layout import ANALYSIS_WAV, CLIPS_DIR, SEGMENTS_CSV, Artifact, analysis_input, clip_source
 from nr4dl_tasks.core.records import Clip, Segment, read_segments, write_manifest
-from nr4dl_tasks.stages.segment import SEGMENTS_CSV, analysis_input
-from nr4dl_tasks.stages.separate import VOCALS_WAV
 from nr4dl_tasks.core.settings import Settings, SliceSettings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir, atomic_dir
 
 log = logging.getLogger("nr4dl")
 
-CLIPS_DIR = "clips"
 ENERGY_HOP = 0.01  # seconds per loudness value when looking for the quietest split point
 
 # (start_s, end_s) -> loudness per 10 ms frame over that span
@@ -108,35 +105,34 @@ def write_clip(src: Path, span: Segment, dst: Path, rate: int, channels: int) ->
     clip.set_channels(channels).export(str(dst), format="wav")
 
 
-def clip_source(settings: Settings) -> str:
-    return VOCALS_WAV if settings.slice.source == "vocals" and settings.separate.enabled else FULL_WAV
-
-
 class SliceStage(Stage):
     name = "slice"
     manifest = True
-    reads = ("ingest", "separate", "segment")
+
+    def reads(self, settings: Settings) -> tuple[Artifact, ...]:
+        return clip_source(settings), SEGMENTS_CSV, analysis_input(settings), ANALYSIS_WAV
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
-        return {"slice": settings.slice.model_dump(), "source": clip_source(settings)}
+        return {"slice": settings.slice.model_dump(), "source": clip_source(settings).name}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         cfg = settings.slice
-        source = work.path(clip_source(settings))
-        segments = read_segments(work.path(SEGMENTS_CSV))
-        loudness = _loudness_of(work.path(analysis_input(settings)))
-        plan = plan_clips(segments, cfg, loudness, audio.duration(work.path(ANALYSIS_WAV)))
+        source = work.input(clip_source(settings))
+        segments = read_segments(work.input(SEGMENTS_CSV))
+        loudness = _loudness_of(work.input(analysis_input(settings)))
+        plan = plan_clips(segments, cfg, loudness, audio.duration(work.input(ANALYSIS_WAV)))
         clips = []
-        with atomic_dir(work.path(CLIPS_DIR)) as tmp_dir:
+        with atomic_dir(work.path(CLIPS_DIR.name)) as tmp_dir:
             for index, (speech, span) in enumerate(plan):
                 clip_id = f"{work.source_id}_{index:05d}"
                 write_clip(source, span, tmp_dir / f"{clip_id}.wav", cfg.sample_rate, cfg.channels)
-                clips.append(Clip(clip_id, work.source_id, span.label, span.start, span.end,
-                                  round(span.end - span.start, 3), f"{CLIPS_DIR}/{clip_id}.wav",
-                                  {"speech_start": speech.start, "speech_end": speech.end}))
+                clip = Clip(clip_id, work.source_id, span.label, span.start, span.end, round(span.end - span.start, 3),
+                            f"{CLIPS_DIR.name}/{clip_id}.wav")
+                clip.speech_start, clip.speech_end = speech.start, speech.end
+                clips.append(clip)
             manifest = write_manifest(work, self.name, clips)
         if not clips:
             log.warning("%s: no segment labelled %s lasts %.2f s or more; no clips written",
                         work.source_id, sorted(cfg.wanted_labels()), cfg.min_duration)
         seconds = round(sum(c.duration for c in clips), 2)
-        return [CLIPS_DIR, manifest], {"clips": len(clips), "clip_seconds": seconds, "source": source.name}
+        return [CLIPS_DIR.name, manifest], {"clips": len(clips), "clip_seconds": seconds, "source": source.name}

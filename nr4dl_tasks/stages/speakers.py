@@ -31,7 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import soundfile as sf
@@ -42,7 +42,9 @@ from nr4dl_tasks.core import resources
 
 from nr4dl_tasks.voice import embedding as voices
 from nr4dl_tasks.core.errors import MediaError, SettingsError
-from nr4dl_tasks.core.records import Clip, audio_path, read_clip_audio, read_manifest, write_manifest
+from nr4dl_tasks.core.records import Clip, read_clip_audio, read_manifest, write_manifest
+from nr4dl_tasks.core import layout
+from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SPLIT_DIR, Artifact
 from nr4dl_tasks.core.settings import Settings, SpeakerSettings
 from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry, Voice
 from nr4dl_tasks.core.stage import Stage
@@ -50,7 +52,6 @@ from nr4dl_tasks.core.workdir import WorkDir, atomic_dir, file_sha256
 
 log = logging.getLogger("nr4dl")
 
-SPLIT_DIR = "clips_split"
 REFINE_STEP = 8  # frames between candidate change points when placing a change (0.08 s)
 MAX_DEPTH = 3  # a clip is split into at most 2**MAX_DEPTH pieces
 SHORT_CLIP_SECONDS = 2.0  # clips shorter than this do not found a voice when clustering ...
@@ -161,7 +162,7 @@ def enrolled_voices(enroll_dir: Path, threads: int) -> dict[str, np.ndarray]:
         if not found:
             raise SettingsError(f"enrollment recording unusable: no file in {enroll_dir / name} is usable audio "
                                 f"({'; '.join(skipped)})")
-        voices_by_name[name] = voices.unit(found)
+        voices_by_name[name] = voices.unit(np.array(found))
     return voices_by_name
 
 
@@ -211,11 +212,11 @@ def cluster(embeddings: np.ndarray, durations: list[float], threshold: float) ->
 # --- the stage ----------------------------------------------------------------------------------------------------
 
 
-def _gender_mismatch(clips: list[Clip], declared: dict[str, str]) -> None:
+def _gender_mismatch(clips: list[Clip], declared: Mapping[str, str]) -> None:
     by_speaker: dict[str, list[Clip]] = {}
     for clip in clips:
-        if clip.extra.get("speaker") and clip.label in ("male", "female"):
-            by_speaker.setdefault(clip.extra["speaker"], []).append(clip)
+        if clip.speaker and clip.label in ("male", "female"):
+            by_speaker.setdefault(clip.speaker, []).append(clip)
     for speaker, group in by_speaker.items():
         labels = [c.label for c in group]
         expected = declared.get(speaker) or max(set(labels), key=lambda g: (labels.count(g), g))
@@ -226,7 +227,9 @@ def _gender_mismatch(clips: list[Clip], declared: dict[str, str]) -> None:
 class SpeakersStage(Stage):
     name = "speakers"
     manifest = True
-    reads = ("ingest", "separate", "segment", "slice", "denoise")
+
+    def reads(self, settings: Settings) -> tuple[Artifact, ...]:
+        return layout.manifest("denoise"), CLIPS_DIR, DENOISED_DIR
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         cfg = settings.speakers
@@ -246,15 +249,15 @@ class SpeakersStage(Stage):
         prints: list[np.ndarray] = []  # embedding per kept, labelled clip in `out`
         labelled: list[Clip] = []
         splits = 0
-        with atomic_dir(work.path(SPLIT_DIR)) as split_dir:
+        with atomic_dir(work.path(SPLIT_DIR.name)) as split_dir:
             for clip in clips:
-                if clip.extra.get("dropped"):
+                if clip.dropped:
                     out.append(clip)
                     continue
-                source_path = audio_path(clip, cfg.input)
+                source_path = clip.audio(cfg.input)
                 wav = self._read16k(work, source_path)
                 if not wav.any():
-                    clip.extra["dropped"] = "speakers: silent clip"
+                    clip.dropped = "speakers: silent clip"
                     out.append(clip)
                     continue
                 if cfg.purity_action == "flag":
@@ -267,12 +270,12 @@ class SpeakersStage(Stage):
                     labelled.append(clip)
                     prints.append(pieces[0].vp.embedding)
                 elif cfg.purity_action == "drop" or not pieces:
-                    clip.extra["dropped"] = "speakers: more than one voice" + ("" if pieces else
+                    clip.dropped = "speakers: more than one voice" + ("" if pieces else
                                                                              ", no single-voice part long enough")
                     out.append(clip)
                 else:
                     splits += 1
-                    clip.extra["dropped"] = f"speakers: split into {len(pieces)} single-voice clip(s)"
+                    clip.dropped = f"speakers: split into {len(pieces)} single-voice clip(s)"
                     out.append(clip)
                     for index, piece in enumerate(pieces):
                         child = self._child(work, clip, piece, index, split_dir)
@@ -282,13 +285,13 @@ class SpeakersStage(Stage):
             info = self._assign(work, settings, labelled, np.array(prints))
             _gender_mismatch(labelled, cfg.genders)
             manifest = write_manifest(work, self.name, out)
-        kept = [c for c in out if not c.extra.get("dropped")]
+        kept = [c for c in out if c.kept]
         seconds = sum(c.duration for c in clips)
         elapsed = time.monotonic() - began
         info.update(clips_in=len(clips), clips_kept=len(kept), split=splits,
                     clip_seconds_per_second=round(seconds / elapsed, 1) if elapsed > 0 and seconds else None)
         log.info("%s: %d of %d clips kept, %d split (%s)", work.source_id, len(kept), len(out), splits, info)
-        return [SPLIT_DIR, manifest], info
+        return [SPLIT_DIR.name, manifest], info
 
     @staticmethod
     def _read16k(work: WorkDir, rel: str) -> np.ndarray:
@@ -308,14 +311,14 @@ class SpeakersStage(Stage):
         extra = {k: v for k, v in parent.extra.items() if k not in ("dropped", "speech_start", "speech_end")}
         extra.update(split_from=parent.id, split_at=[round(parent.start + start_s, 3), round(parent.start + end_s, 3)],
                      purity=round(piece.purity, 3))
-        for key, rel in (("path", parent.path), ("denoised_path", parent.extra.get("denoised_path"))):
+        for key, rel in (("path", parent.path), ("denoised_path", parent.denoised_path)):
             if rel is None or (key == "denoised_path" and rel == parent.path):  # not denoised: one file is enough
                 extra[key] = extra.get("path")
                 continue
             suffix = "" if key == "path" else ".denoised"
             samples, src_rate = audio.read_span(work.path(rel), start_s, end_s)
             sf.write(str(split_dir / f"{child_id}{suffix}.wav"), samples, src_rate, subtype="PCM_16")
-            extra[key] = f"{SPLIT_DIR}/{child_id}{suffix}.wav"
+            extra[key] = f"{SPLIT_DIR.name}/{child_id}{suffix}.wav"
         path = extra.pop("path")
         return Clip(child_id, parent.source, parent.label, round(parent.start + start_s, 3),
                     round(parent.start + end_s, 3), round(end_s - start_s, 3), path, extra)
@@ -333,11 +336,11 @@ class SpeakersStage(Stage):
             for clip, row in zip(clips, sims, strict=True):
                 best = int(np.argmax(row))
                 match = float(row[best]) >= cfg.threshold
-                clip.extra.update(speaker=names[best] if match else None, speaker_score=round(float(row[best]), 3))
+                clip.speaker, clip.speaker_score = names[best] if match else None, round(float(row[best]), 3)
                 if not match and cfg.keep == "target":
-                    clip.extra["dropped"] = (f"speakers: closest target {names[best]} at {row[best]:.2f}, "
+                    clip.dropped = (f"speakers: closest target {names[best]} at {row[best]:.2f}, "
                                              f"below {cfg.threshold}")
-            counts = {n: sum(c.extra["speaker"] == n for c in clips) for n in names}
+            counts = {n: sum(c.speaker == n for c in clips) for n in names}
             return {"speakers": counts, "mode": "enrolled"}
         labels = cluster(prints, [c.duration for c in clips], cfg.cluster_threshold)
         groups = sorted(set(labels))
@@ -347,5 +350,5 @@ class SpeakersStage(Stage):
         ids = registry.link(work.source_id, found, cfg.link_threshold)
         for clip, label, emb in zip(clips, labels, prints, strict=True):
             speaker, _ = ids[label]
-            clip.extra.update(speaker=speaker, speaker_score=round(float(emb @ found[label].centroid), 3))
+            clip.speaker, clip.speaker_score = speaker, round(float(emb @ found[label].centroid), 3)
         return {"speakers": {ids[g][0]: found[g].clips for g in groups}, "mode": "clustered"}

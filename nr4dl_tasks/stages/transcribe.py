@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nr4dl_tasks.asr.recognition import AudioClip, Recognizer
-from nr4dl_tasks.core.records import audio_path, clip_file, read_manifest, write_manifest
+from nr4dl_tasks.core.records import clip_file, read_manifest, write_manifest
+from nr4dl_tasks.core import layout
+from nr4dl_tasks.core.layout import Artifact
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir
@@ -93,7 +95,9 @@ def _parse(line: str) -> dict[str, Any]:
 class TranscribeStage(Stage):
     name = "transcribe"
     manifest = True
-    reads = ("ingest", "separate", "segment", "slice", "denoise", "speakers")
+
+    def reads(self, settings: Settings) -> tuple[Artifact, ...]:
+        return layout.manifest("speakers"), *layout.clip_audio(settings.transcribe.input)
 
     def __init__(self, azure: AzureCredentials | None = None) -> None:
         self.azure = azure
@@ -116,8 +120,8 @@ class TranscribeStage(Stage):
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         cfg = settings.transcribe
         clips = read_manifest(work, "speakers")
-        todo = [c for c in clips if not c.extra.get("dropped")]
-        journal = Journal(work.path(JOURNAL), self.fingerprint(work, settings))
+        todo = [c for c in clips if c.kept]
+        journal = Journal(work.path(JOURNAL), work.fingerprint or "")
         done = journal.load()
         if done:
             log.info("%s: resuming: %d of %d clips were transcribed by an earlier attempt", work.source_id,
@@ -128,7 +132,7 @@ class TranscribeStage(Stage):
         step = max(cfg.batch_size, PROGRESS_EVERY)
         for start in range(0, len(missing), step):
             chunk = missing[start: start + step]
-            audio = [AudioClip(clip.id, clip_file(work, audio_path(clip, cfg.input), "speakers")) for clip in chunk]
+            audio = [AudioClip(clip.id, clip_file(work, clip.audio(cfg.input), "speakers")) for clip in chunk]
             records = {clip.id: {**transcript.as_record(), "asr_backend": recognizer.name}
                        for clip, transcript in zip(chunk, recognizer.transcribe(audio), strict=True)}
             journal.add(records)
@@ -141,11 +145,11 @@ class TranscribeStage(Stage):
         journal.remove()
         elapsed = time.monotonic() - began
         seconds = sum(c.duration for c in missing)
-        languages = Counter(c.extra.get("language") for c in todo)
+        languages = Counter(c.language for c in todo)
         info = {"backend": recognizer.name, "clips": len(todo), "resumed": len(todo) - len(missing),
                 "audio_seconds": round(seconds, 1),
                 "realtime_factor": round(seconds / elapsed, 1) if elapsed > 0 and seconds else None,
                 "languages": dict(languages.most_common()),
-                "empty": sum(not c.extra.get("text") for c in todo)}
+                "empty": sum(not c.text for c in todo)}
         log.info("%s: %s", work.source_id, info)
         return [manifest], info

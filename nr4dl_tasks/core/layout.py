@@ -1,0 +1,85 @@
+"""The work folder's layout: every file a stage writes there, which stage writes it, and which audio is read when.
+
+Stages never import each other. What one stage needs of another is a file in the
+work folder, named here once, together with the stage that writes it. A stage
+lists the artifacts it opens (`Stage.reads`); the pipeline derives from those
+which stages come before it, and `WorkDir.input` refuses an artifact the stage
+did not list, so the list cannot drift from the code.
+
+The "which audio" rules (vocals unless separation is off, the mix or the vocals
+for segmentation) are written here once, for every stage that applies them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nr4dl_tasks.core.settings import Settings
+    from nr4dl_tasks.core.workdir import WorkDir
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file or folder of a work folder (`name`, relative to it), written by the stage `stage`."""
+
+    name: str
+    stage: str
+
+
+# Written before any stage runs, by the pipeline's open_work; the ingest stage reads and fingerprints it.
+SOURCE_JSON = Artifact("source.json", "ingest")
+ANALYSIS_WAV = Artifact("audio_16k.wav", "ingest")  # mono, for segmentation and loudness
+FULL_WAV = Artifact("audio_44k.wav", "ingest")  # stereo at Spleeter's rate; clips are cut from it without separation
+ANALYSIS_RATE = 16000  # inaSpeechSegmenter's features assume it
+FULL_RATE = 44100  # Spleeter's training rate
+
+VOCALS_WAV = Artifact("vocals.wav", "separate")
+ACCOMPANIMENT_WAV = Artifact("accompaniment.wav", "separate")
+VOCALS_ANALYSIS_WAV = Artifact("vocals_16k.wav", "separate")
+
+SEGMENTS_CSV = Artifact("segments.csv", "segment")
+
+CLIPS_DIR = Artifact("clips", "slice")
+DENOISED_DIR = Artifact("clips_denoised", "denoise")
+SPLIT_DIR = Artifact("clips_split", "speakers")
+
+MANIFESTS_DIR = "manifests"
+CLIPS_JSONL = "clips.jsonl"  # a copy of the manifest of the last stage that ran: the file users read
+STAMPS_DIR = "stamps"
+
+
+def manifest(stage: str) -> Artifact:
+    """`manifests/<stage>.jsonl`: the clips as `stage` wrote them."""
+    return Artifact(f"{MANIFESTS_DIR}/{stage}.jsonl", stage)
+
+
+def stamp_name(stage: str) -> str:
+    """`stamps/<stage>.json`: the completion stamp of `stage` (fingerprint, outputs, facts)."""
+    return f"{STAMPS_DIR}/{stage}.json"
+
+
+def analysis_input(settings: Settings) -> Artifact:
+    """The 16 kHz file to segment: the vocals when asked for and separation runs, else the original."""
+    if settings.segment.input == "vocals" and settings.separate.enabled:
+        return VOCALS_ANALYSIS_WAV
+    return ANALYSIS_WAV
+
+
+def clip_source(settings: Settings) -> Artifact:
+    """The full-rate file clips are cut from: the vocals when asked for and separation runs, else the original."""
+    return VOCALS_WAV if settings.slice.source == "vocals" and settings.separate.enabled else FULL_WAV
+
+
+def clip_audio(which: str) -> tuple[Artifact, ...]:
+    """The folders a clip's audio may lie in after the speakers stage: cut by slice, split by speakers, and with
+    'denoised' the denoise stage's output."""
+    return (CLIPS_DIR, SPLIT_DIR, DENOISED_DIR) if which == "denoised" else (CLIPS_DIR, SPLIT_DIR)
+
+
+def read_source(work: WorkDir) -> dict[str, Any]:
+    """`source.json`: where the file came from, its hash and size."""
+    record: dict[str, Any] = json.loads(work.input(SOURCE_JSON).read_text())
+    return record
