@@ -58,7 +58,8 @@ def pool(media: Path) -> list[np.ndarray]:
     return pieces
 
 
-def make_folder(work: Path, name: str, pool: list[np.ndarray], clips=None, stamp: bool = True) -> Path:
+def make_folder(work: Path, name: str, pool: list[np.ndarray], clips=None, stamp: bool = True,
+                language: str = "en-US") -> Path:
     """A work folder as the gate leaves it: clips/, denoised/, manifests/gate.jsonl and stamps/gate.json."""
     folder = work / name
     for sub in ("clips", "denoised", "manifests", "stamps"):
@@ -71,7 +72,7 @@ def make_folder(work: Path, name: str, pool: list[np.ndarray], clips=None, stamp
         sf.write(str(folder / "denoised" / f"{clip_id}.wav"), samples // 2, RATE, subtype="PCM_16")
         record = {"id": clip_id, "source": name, "label": "female", "start": 1.0, "end": 1.0 + len(samples) / RATE,
                   "duration": round(len(samples) / RATE, 3), "path": f"clips/{clip_id}.wav",
-                  "denoised_path": f"denoised/{clip_id}.wav", "text": text, "language": "en-US",
+                  "denoised_path": f"denoised/{clip_id}.wav", "text": text, "language": language,
                   "language_probability": 0.98, "confidence": 0.9, "speaker": speaker, "tier": tier,
                   "quality": {"dnsmos_ovrl": ovrl, "dnsmos_sig": 3.5}}
         if dropped:
@@ -313,3 +314,33 @@ def test_csv_metadata_that_datasets_would_refuse_is_reported(work: Path, tmp_pat
     with caplog.at_level("WARNING", logger="nr4dl"):
         export_dataset(make_settings(work, tmp_path / "dataset"))
     assert "column speaker reads as" in caplog.text and "audiofolder_metadata: parquet" in caplog.text
+
+
+def test_korean_clips_get_spoken_form_and_pronunciation(tmp_path: Path, pool: list[np.ndarray]) -> None:
+    """A Korean clip's normalized_text is its spoken form and it gets a pronunciation in every format; an English
+    clip beside it keeps num2words and no pronunciation, and LJSpeech's metadata.csv keeps three columns."""
+    work, dataset = tmp_path / "work", tmp_path / "dataset"
+    make_folder(work, "ko-0000000009", pool, language="ko", clips=[
+        (1, "minji", "gold", 3.5, "11시 30분에 KBS 뉴스를 봤다.", None),
+        (2, "minji", "gold", 3.4, "사과 3개와 배 2개, 모두 5개!", None)])
+    make_folder(work, "alpha-0000000001", pool, clips=[(1, "alice", "gold", 3.6, NUMBER_TEXT, None)])
+    export_dataset(make_settings(work, dataset, export__validation_fraction=0.0, export__test_fraction=0.0,
+                                 export__audiofolder_metadata="parquet"))
+    rows = {row[0]: row for row in ljspeech_rows(dataset / "all")["train"]}
+    assert all(len(row) == 3 for row in rows.values())
+    assert rows["ko-0000000009_00001"][2] == "열한 시 삼십 분에 케이비에스 뉴스를 봤다."
+    assert rows["ko-0000000009_00002"][2] == "사과 세 개와 배 두 개, 모두 다섯 개!"
+    assert rows["alpha-0000000001_00001"][2] == "Chapter twelve begins here, in nineteen eighty-four."
+    pronounced = (dataset / "all/ljspeech/train/pronunciation.csv").read_text(encoding="utf-8").splitlines()
+    assert pronounced == ["ko-0000000009_00001|열한 시 삼십 뿌네 케이비에스 뉴스를 봗따.",
+                          "ko-0000000009_00002|사과 세 개와 배 두 개, 모두 다섣 깨!"]
+    nemo = {row["audio_filepath"]: row for row in nemo_rows(dataset / "all")["train"]}
+    assert nemo["wavs/ko-0000000009_00001.wav"]["normalized_text"] == rows["ko-0000000009_00001"][2]
+    assert nemo["wavs/ko-0000000009_00001.wav"]["pronunciation"] == pronounced[0].split("|")[1]
+    assert "pronunciation" not in nemo["wavs/alpha-0000000001_00001.wav"]
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(dataset / "all/audiofolder/train/metadata.parquet").to_pylist()
+    by_name = {row["file_name"]: row for row in table}
+    assert by_name["ko-0000000009_00002.wav"]["pronunciation"] == pronounced[1].split("|")[1]
+    assert by_name["alpha-0000000001_00001.wav"]["pronunciation"] == ""

@@ -5,13 +5,20 @@ in a layout its tools read. This module gathers the clips of every folder whose
 quality gate has run (`stamps/gate.json`), skips the dropped ones, and writes
 them under `export.dataset_dir` as
 
-    <subset>/ljspeech/<split>/wavs/<id>.wav + <subset>/ljspeech/<split>/metadata.csv
+    <subset>/ljspeech/<split>/wavs/<id>.wav + <subset>/ljspeech/<split>/metadata.csv [+ pronunciation.csv]
     <subset>/audiofolder/<split>/<id>.wav + <subset>/audiofolder/<split>/metadata.csv|parquet
     <subset>/nemo/wavs/<id>.wav + <subset>/nemo/<split>_manifest.jsonl
     export.json
 
 where subset is `all`, plus one cumulative subset per quality tier with
 `tier_subsets` (the `silver` subset holds gold and silver clips).
+
+`normalized_text` is the text as a TTS model should say it (text/normalize.py): Korean clips get their spoken
+form, English clips num2words with years and ordinals, other languages num2words for whole numbers. Korean clips
+also get `pronunciation`, the Hangul as pronounced: LJSpeech's metadata.csv keeps its three columns, and the
+pronunciation goes into `pronunciation.csv` beside it (id|pronunciation, only where a split has one); audiofolder
+has `normalized_text` and `pronunciation` columns (empty for a clip without one); NeMo manifests a
+`normalized_text` field and, for Korean clips, a `pronunciation` field.
 
 Why it is built this way:
 
@@ -57,7 +64,7 @@ from nr4dl_tasks.export.writing import remove_empty_dirs, sync_tree, write_metad
 
 log = logging.getLogger("nr4dl")
 
-EXPORT_VERSION = 1  # bump when the written files change for the same inputs
+EXPORT_VERSION = 2  # bump when the written files change for the same inputs
 REPORT_NAME = "export.json"
 LOCK_NAME = ".lock"
 
@@ -102,6 +109,7 @@ def input_fingerprint(settings: Settings, work_root: Path, ready: dict[str, Path
             manifests[name] = f"unreadable: {exc}"
     export_cfg = settings.export.model_dump(mode="json", exclude={"dataset_dir"})
     fp = fingerprint(version=EXPORT_VERSION, num2words=importlib.metadata.version("num2words"),
+                     mecab_ko_dic=importlib.metadata.version("python-mecab-ko-dic"),
                      export=export_cfg, tiers=settings.gates.tiers, work_dir=str(work_root), manifests=manifests)
     return fp
 

@@ -14,7 +14,8 @@ from typing import Any, Callable
 from nr4dl_tasks.core.settings import ExportSettings
 from nr4dl_tasks.export.items import Item, by_split
 
-AUDIOFOLDER_COLUMNS = ("file_name", "text", "speaker", "source", "duration", "language", "dnsmos_ovrl", "tier")
+AUDIOFOLDER_COLUMNS = ("file_name", "text", "normalized_text", "pronunciation", "speaker", "source", "duration",
+                       "language", "dnsmos_ovrl", "tier")
 
 
 @dataclass
@@ -27,19 +28,25 @@ class Layout:
 
 
 def ljspeech_layout(items: list[Item], cfg: ExportSettings) -> Layout:
-    """`<split>/wavs/<id>.wav` and `<split>/metadata.csv`: id|text|normalized_text, no header, no quoting."""
+    """`<split>/wavs/<id>.wav` and `<split>/metadata.csv`: id|text|normalized_text, no header, no quoting;
+    `<split>/pronunciation.csv` (id|pronunciation) where the split has Korean clips (metadata.csv keeps the three
+    columns its readers split on)."""
     layout = Layout()
     for split, rows in by_split(items).items():
         if not rows:
             continue
         lines = [f"{item.id}|{item.text}|{item.normalized_text}\n" for item in rows]
         layout.metadata[f"{split}/metadata.csv"] = "".join(lines).encode("utf-8")
+        if any(item.pronunciation for item in rows):
+            lines = [f"{item.id}|{item.pronunciation}\n" for item in rows if item.pronunciation]
+            layout.metadata[f"{split}/pronunciation.csv"] = "".join(lines).encode("utf-8")
         layout.audio.update({f"{split}/wavs/{item.id}.wav": item.audio for item in rows})
     return layout
 
 
 def _audiofolder_row(item: Item) -> dict[str, Any]:
-    return {"file_name": f"{item.id}.wav", "text": item.text, "speaker": item.speaker, "source": item.source,
+    return {"file_name": f"{item.id}.wav", "text": item.text, "normalized_text": item.normalized_text,
+            "pronunciation": item.pronunciation, "speaker": item.speaker, "source": item.source,
             "duration": item.duration, "language": item.language, "dnsmos_ovrl": item.dnsmos_ovrl, "tier": item.tier}
 
 
@@ -106,16 +113,20 @@ def audiofolder_layout(items: list[Item], cfg: ExportSettings) -> Layout:
     return layout
 
 
+def _nemo_row(item: Item) -> dict[str, Any]:
+    row = {"audio_filepath": f"wavs/{item.id}.wav", "duration": item.duration, "text": item.text,
+           "normalized_text": item.normalized_text, "speaker": item.speaker, "source": item.source,
+           "language": item.language, "dnsmos_ovrl": item.dnsmos_ovrl, "tier": item.tier}
+    return row | {"pronunciation": item.pronunciation} if item.pronunciation else row
+
+
 def nemo_layout(items: list[Item], cfg: ExportSettings) -> Layout:
     """NeMo: `wavs/<id>.wav` shared by all splits and `<split>_manifest.jsonl` pointing at them (relative paths)."""
     layout = Layout()
     for split, rows in by_split(items).items():
         if not rows:
             continue
-        lines = [json.dumps({"audio_filepath": f"wavs/{item.id}.wav", "duration": item.duration, "text": item.text,
-                             "speaker": item.speaker, "source": item.source, "language": item.language,
-                             "dnsmos_ovrl": item.dnsmos_ovrl, "tier": item.tier}, ensure_ascii=False) + "\n"
-                 for item in rows]
+        lines = [json.dumps(_nemo_row(item), ensure_ascii=False) + "\n" for item in rows]
         layout.metadata[f"{split}_manifest.jsonl"] = "".join(lines).encode("utf-8")
         layout.audio.update({f"wavs/{item.id}.wav": item.audio for item in rows})
     return layout

@@ -15,7 +15,7 @@ from nr4dl_tasks.core.records import REST_TIER, Clip, read_clips
 from nr4dl_tasks.core.settings import ExportSettings, Settings
 from nr4dl_tasks.core.workdir import text_sha256
 from nr4dl_tasks.pipeline import STAGE_NAMES
-from nr4dl_tasks.text.normalize import normalize_numbers, sanitize_text
+from nr4dl_tasks.text.normalize import normalize_numbers, pronunciation, sanitize_text
 
 log = logging.getLogger("nr4dl")
 
@@ -37,7 +37,8 @@ class Item:
     source: str  # the work folder's name
     audio: Path  # absolute path of the clip's audio in its work folder
     text: str  # sanitised: no '|', no line breaks, single spaces
-    normalized_text: str  # text with numbers written out in words
+    normalized_text: str  # text as spoken: numbers written out in words (Korean: the whole spoken form)
+    pronunciation: str  # Korean clips: the Hangul as pronounced; "" for other languages
     speaker: str
     language: str
     duration: float
@@ -110,12 +111,14 @@ def _item(folder: Path, clip: Clip, settings: Settings) -> Item:
     ovrl = quality.get("dnsmos_ovrl") if isinstance(quality, dict) else None
     cfg = settings.export
     clean = sanitize_text(text)
+    normalized = normalize_numbers(clean, str(language))
     return Item(
         id=export_id(folder.name, str(clip.id)),
         source=folder.name,
         audio=_audio_path(folder, clip, cfg),
         text=clean,
-        normalized_text=normalize_numbers(clean, str(language)),
+        normalized_text=normalized,
+        pronunciation=pronunciation(normalized, str(language)),
         speaker=str(speaker),
         language=str(language),
         duration=round(float(clip.duration), 3),

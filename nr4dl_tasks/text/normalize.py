@@ -1,7 +1,8 @@
-"""Text as a TTS or ASR model should read it: one clean line, numbers written out in words.
+"""Text as a TTS or ASR model should read it: one clean line, in the form it is spoken.
 
-English gets grouping commas, decimals, ordinals and years; other languages that num2words supports get whole
-numbers only.
+Korean gets its whole spoken form (text/korean.py: numbers read by their counter, dates, units, acronyms in
+Hangul) and a pronunciation (the Hangul as pronounced); English gets numbers in words with grouping commas,
+decimals, ordinals and years; other languages that num2words supports get whole numbers in words.
 """
 
 from __future__ import annotations
@@ -40,13 +41,31 @@ def _english_number(match: re.Match[str]) -> str:
     return num2words(value, lang="en")
 
 
-def normalize_numbers(text: str, language: str) -> str:
-    """Text with numbers written out in words (LJSpeech's normalized_text), in the clip's language.
+def is_korean(language: str) -> bool:
+    return language.split("-")[0].split("_")[0].lower() == "ko"
 
+
+def pronunciation(normalized: str, language: str) -> str:
+    """The Hangul as pronounced of a Korean clip's spoken form; "" for other languages."""
+    if not is_korean(language):
+        return ""
+    from nr4dl_tasks.text.korean import pronunciation as korean_pronunciation
+
+    return sanitize_text(korean_pronunciation(normalized))
+
+
+def normalize_numbers(text: str, language: str) -> str:
+    """Text as spoken (LJSpeech's normalized_text), in the clip's language.
+
+    Korean gets its whole spoken form: numbers read by their counter, Latin acronyms in Hangul.
     English gets grouping commas, decimals, ordinals (1st) and years (1984 -> nineteen eighty-four);
     other languages num2words supports get whole numbers only, since '1.500' or '1,5' mean different
     things in different languages. Digits stay where num2words has no converter for the language.
     """
+    if is_korean(language):
+        from nr4dl_tasks.text.korean import spoken_form
+
+        return sanitize_text(spoken_form(text))
     lang = _num2words_language(language)
     if lang is None or not any(ch.isdigit() for ch in text):
         return text
