@@ -5,7 +5,6 @@ is set before airflow is imported anywhere in this process.
 """
 
 import json
-import os
 import subprocess
 import sys
 import shutil

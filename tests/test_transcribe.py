@@ -104,8 +104,8 @@ def test_a_file_through_transcribe_and_gate(media, make_settings, tmp_path, monk
     work, _ = process_file(joined, settings, until="speakers")
     monkeypatch.setattr(transcribe, "PROGRESS_EVERY", 1)  # one clip per batch and journal write
     with pytest.raises(WorkerDied):  # killed after its first clip
-        InterruptedTranscribe().run(work, make_settings(separate__enabled=False, slice__labels=["speech"],
-                                                        transcribe__batch_size=1))
+        run_stage("transcribe", work, make_settings(separate__enabled=False, slice__labels=["speech"],
+                                                    transcribe__batch_size=1), InterruptedTranscribe())
     work, results = process_file(joined, settings)
     assert results[-2].info["resumed"] == 1 and not work.path(transcribe.JOURNAL).exists()
     assert [r.stage for r in results][-2:] == ["transcribe", "gate"]

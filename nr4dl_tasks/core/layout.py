@@ -12,13 +12,11 @@ for segmentation) are written here once, for every stage that applies them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from nr4dl_tasks.core.settings import Settings
-    from nr4dl_tasks.core.workdir import WorkDir
 
 
 @dataclass(frozen=True)
@@ -77,9 +75,3 @@ def clip_audio(which: str) -> tuple[Artifact, ...]:
     """The folders a clip's audio may lie in after the speakers stage: cut by slice, split by speakers, and with
     'denoised' the denoise stage's output."""
     return (CLIPS_DIR, SPLIT_DIR, DENOISED_DIR) if which == "denoised" else (CLIPS_DIR, SPLIT_DIR)
-
-
-def read_source(work: WorkDir) -> dict[str, Any]:
-    """`source.json`: where the file came from, its hash and size."""
-    record: dict[str, Any] = json.loads(work.input(SOURCE_JSON).read_text())
-    return record

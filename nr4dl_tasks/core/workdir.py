@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ContextManager, Iterable, Iterator
 
 from nr4dl_tasks.core.errors import StageError
-from nr4dl_tasks.core.layout import STAMPS_DIR, Artifact, stamp_name
+from nr4dl_tasks.core.layout import SOURCE_JSON, STAMPS_DIR, Artifact, stamp_name
 
 log = logging.getLogger("nr4dl")
 
@@ -89,6 +89,11 @@ class WorkDir:
     def lock(self) -> ContextManager[None]:
         """Hold the folder's lock: two runs of the same file take turns at each stage instead of interleaving."""
         return flock(self.path(".lock"))
+
+    def read_source(self) -> dict[str, Any]:
+        """`source.json`: where the file came from, its hash and size."""
+        record: dict[str, Any] = json.loads(self.input(SOURCE_JSON).read_text())
+        return record
 
     def clear_stamp(self, stage: str) -> None:
         """Forget a completion before redoing a stage, so a crash half-way cannot leave a stale 'done'."""

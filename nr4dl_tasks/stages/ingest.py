@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.errors import MediaError
 from nr4dl_tasks.core.layout import ANALYSIS_RATE, ANALYSIS_WAV, FULL_RATE, FULL_WAV, SOURCE_JSON, Artifact
 from nr4dl_tasks.core.settings import Settings
@@ -37,10 +36,10 @@ class IngestStage(Stage):
         return (SOURCE_JSON,)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
-        return {"sha256": layout.read_source(work)["sha256"]}
+        return {"sha256": work.read_source()["sha256"]}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
-        media = Path(layout.read_source(work)["path"])
+        media = Path(work.read_source()["path"])
         streams = audio.probe(media).get("streams", [])
         if not any(s.get("codec_type") == "audio" for s in streams):
             kinds = sorted({s.get("codec_type", "?") for s in streams}) or ["none"]

@@ -23,7 +23,7 @@ from nr4dl_tasks.core import models
 from nr4dl_tasks.core import resources
 from nr4dl_tasks.core.errors import StageError, WorkerDied
 from nr4dl_tasks.core.layout import (ACCOMPANIMENT_WAV, ANALYSIS_RATE, FULL_WAV, SOURCE_JSON, VOCALS_ANALYSIS_WAV,
-                                     VOCALS_WAV, Artifact, read_source)
+                                     VOCALS_WAV, Artifact)
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir
@@ -119,7 +119,7 @@ class SeparateStage(Stage):
                 **settings.separate.model_dump(exclude={"enabled"}),
             })
             if not reply.get("ok"):
-                raise StageError(f"{read_source(work)['path']}: separation failed: {reply.get('error')}")
+                raise StageError(f"{work.read_source()['path']}: separation failed: {reply.get('error')}")
         with work.atomic(VOCALS_ANALYSIS_WAV.name) as tmp:
             audio.convert(work.path(VOCALS_WAV.name), tmp, ANALYSIS_RATE, 1)
         seconds = reply["frames"] / reply["rate"]
