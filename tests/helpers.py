@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import http.server
 import json
@@ -75,3 +76,9 @@ def serve(folder: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+def references(media: Path) -> list[dict[str, str]]:
+    """The LJ Speech sentences in ../shared/media/speech_en with their transcripts (file, text)."""
+    with (media / "speech_en" / "transcripts.tsv").open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
