@@ -36,6 +36,7 @@ import numpy as np
 from nr4dl_tasks import audio, models, resources
 from nr4dl_tasks.errors import StageError
 from nr4dl_tasks.ingest import ANALYSIS_WAV
+from nr4dl_tasks.progress import Progress
 from nr4dl_tasks.records import Segment, write_segments
 from nr4dl_tasks.separate import VOCALS_ANALYSIS_WAV
 from nr4dl_tasks.settings import Settings
@@ -112,7 +113,9 @@ class InaSegmenter:
         """ina's log-mel spectrogram and log-energy, computed window by window on the exact frame grid."""
         frames_per_window = max(1, int(window_s * 100))
         mspecs, loges = [], []
-        for _, sig in audio.blocks(wav, frames_per_window * FRAME, overlap=WINDOW - FRAME):
+        progress = Progress(f"features of {wav}", audio.duration(wav))
+        for start, sig in audio.blocks(wav, frames_per_window * FRAME, overlap=WINDOW - FRAME):
+            progress.set((start + len(sig)) / (FRAME * 100))
             if len(sig) < WINDOW:
                 break
             frames = (len(sig) - WINDOW) // FRAME + 1
@@ -136,6 +139,7 @@ class InaSegmenter:
         n_raw = (len(mspec) - PATCH) // STEP + 1
         lpad = PATCH // (2 * STEP)
         preds, finite = [], []
+        progress = Progress(f"{doing}: {'/'.join(net.outlabels)} network", len(indices) * STEP / 100)
         for at in range(0, len(indices), chunk):
             raw = np.clip(indices[at: at + chunk] - lpad, 0, n_raw - 1)
             lo, hi = int(raw.min()), int(raw.max())
@@ -148,8 +152,7 @@ class InaSegmenter:
             batch = data.astype(np.float32).reshape(len(data), PATCH, net.nmel, 1)
             preds.extend(net.predict(batch[at_b: at_b + batch_size]).numpy()
                          for at_b in range(0, len(batch), batch_size))
-            log.info("%s: %s network, %.0f of %.0f s of audio classified", doing, "/".join(net.outlabels),
-                     min(at + chunk, len(indices)) * STEP / 100, len(indices) * STEP / 100)
+            progress.set(min(at + chunk, len(indices)) * STEP / 100)
         return np.concatenate(preds), np.concatenate(finite)
 
     def _apply(self, net: _Network, mspec: np.ndarray, lseg: list, chunk: int, batch_size: int, doing: str) -> list:

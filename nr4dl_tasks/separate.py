@@ -19,6 +19,7 @@ from typing import Any
 from nr4dl_tasks import audio, models, resources
 from nr4dl_tasks.errors import StageError, WorkerDied
 from nr4dl_tasks.ingest import ANALYSIS_RATE, FULL_WAV, read_source
+from nr4dl_tasks.progress import Progress
 from nr4dl_tasks.settings import Settings
 from nr4dl_tasks.stage import Stage
 from nr4dl_tasks.workdir import WorkDir
@@ -50,9 +51,10 @@ class SpleeterWorker:
             self.proc.wait()
             raise StageError(f"the Spleeter worker could not start: {ready.get('error')}")
 
-    def _expect(self, doing: str) -> dict[str, Any]:
-        """Read the worker's answer, logging its progress messages on the way."""
+    def _expect(self, doing: str, seconds: float = 0.0) -> dict[str, Any]:
+        """Read the worker's answer, logging its progress (of `seconds` of audio) on the way."""
         assert self.proc.stdout is not None
+        progress = Progress(doing, seconds)
         while True:
             line = self.proc.stdout.readline()
             if not line:
@@ -61,13 +63,13 @@ class SpleeterWorker:
             message = json.loads(line)
             if "progress" not in message:
                 return message
-            log.info("%s: chunk %d of %d separated", doing, message["progress"], message["of"])
+            progress.set(seconds * message["progress"] / message["of"])
 
     def separate(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        return self._expect(f"separating {request['input']}")
+        return self._expect(f"separating {request['input']}", audio.duration(Path(request["input"])))
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from nr4dl_tasks import audio
 from nr4dl_tasks.ingest import ANALYSIS_WAV, FULL_WAV
+from nr4dl_tasks.progress import Progress
 from nr4dl_tasks.records import Clip, Segment, read_segments, write_manifest
 from nr4dl_tasks.segment import SEGMENTS_CSV, analysis_input
 from nr4dl_tasks.separate import VOCALS_WAV
@@ -127,8 +128,10 @@ class SliceStage(Stage):
         loudness = _loudness_of(work.path(analysis_input(settings)))
         plan = plan_clips(segments, cfg, loudness, audio.duration(work.path(ANALYSIS_WAV)))
         clips = []
+        progress = Progress(f"{work.source_id}: slicing", sum(span.duration for _, span in plan))
         with atomic_dir(work.path(CLIPS_DIR)) as tmp_dir:
             for index, (speech, span) in enumerate(plan):
+                progress.add(span.duration)
                 clip_id = f"{work.source_id}_{index:05d}"
                 write_clip(source, span, tmp_dir / f"{clip_id}.wav", cfg.sample_rate, cfg.channels)
                 clips.append(Clip(clip_id, work.source_id, span.label, span.start, span.end,

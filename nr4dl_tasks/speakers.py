@@ -38,6 +38,7 @@ import soundfile as sf
 
 from nr4dl_tasks import audio, resources, voices
 from nr4dl_tasks.errors import MediaError, SettingsError
+from nr4dl_tasks.progress import Progress
 from nr4dl_tasks.records import Clip, audio_path, read_clip_audio, read_manifest, write_manifest
 from nr4dl_tasks.settings import Settings, SpeakerSettings
 from nr4dl_tasks.speaker_registry import REGISTRY_NAME, SpeakerRegistry, Voice
@@ -242,8 +243,10 @@ class SpeakersStage(Stage):
         prints: list[np.ndarray] = []  # embedding per kept, labelled clip in `out`
         labelled: list[Clip] = []
         splits = 0
+        progress = Progress(f"{work.source_id}: speakers", sum(c.duration for c in clips))
         with atomic_dir(work.path(SPLIT_DIR)) as split_dir:
             for clip in clips:
+                progress.add(clip.duration)
                 if clip.extra.get("dropped"):
                     out.append(clip)
                     continue

@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nr4dl_tasks.progress import Progress
 from nr4dl_tasks.recognition import AudioClip, Recognizer
 from nr4dl_tasks.records import audio_path, clip_file, read_manifest, write_manifest
 from nr4dl_tasks.settings import Settings
@@ -126,11 +127,16 @@ class TranscribeStage(Stage):
         began = time.monotonic()
         missing = [c for c in todo if c.id not in done]
         step = max(cfg.batch_size, PROGRESS_EVERY)
+        progress = Progress(f"{work.source_id}: transcribing", sum(c.duration for c in missing))
         for start in range(0, len(missing), step):
             chunk = missing[start: start + step]
             audio = [AudioClip(clip.id, clip_file(work, audio_path(clip, cfg.input), "speakers")) for clip in chunk]
+            transcripts = []
+            for at in range(0, len(audio), cfg.batch_size):  # the recogniser's own batches, each one counted
+                transcripts += recognizer.transcribe(audio[at: at + cfg.batch_size])
+                progress.add(sum(c.duration for c in chunk[at: at + cfg.batch_size]))
             records = {clip.id: {**transcript.as_record(), "asr_backend": recognizer.name}
-                       for clip, transcript in zip(chunk, recognizer.transcribe(audio), strict=True)}
+                       for clip, transcript in zip(chunk, transcripts, strict=True)}
             journal.add(records)
             done.update(records)
             log.info("%s: transcribed %d of %d clips", work.source_id, len(todo) - len(missing) + start + len(chunk),
