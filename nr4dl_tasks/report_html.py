@@ -381,7 +381,7 @@ def file_section(report: FileReport, audio: AudioSrc, yield_tiers: list[str], he
 
 def file_page(report: FileReport, audio: AudioSrc, tiers: list[str], back: str | None = None) -> str:
     nav = f'<p><a href="{esc(back)}">← nr4dl dataset</a></p>' if back else ""
-    body = (f"{nav}<h1>File report: {esc(report.source)}</h1>" + file_section(report, audio, tiers, "h2")
+    body = (f"{nav}<h1>File report</h1>" + file_section(report, audio, tiers, "h2")
             + f"<h3>Histograms</h3>{histograms(report.clips)}")
     return page(f"nr4dl file report {report.source}", body)
 
@@ -391,7 +391,7 @@ def dataset_page(report: DatasetReport, audio: AudioSrc, link: FileLink, with_fi
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     export = report.export
     exported = (f'Dataset {esc(report.dataset_dir)}: <b>{export.get("clips", 0)}</b> clips, '
-                f'{esc(hms(float(export.get("hours", 0)) * 3600))} in export.json'
+                f'{esc(export.get("hours", 0))} h in export.json'
                 f'{"" if export.get("complete", True) else " (an export is under way)"}.' if export
                 else f"No export in {esc(report.dataset_dir)} yet.")
     pending = (f'<p class="note">Still processing (not through the gate): {esc(", ".join(report.pending))}</p>'

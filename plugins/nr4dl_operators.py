@@ -217,7 +217,6 @@ class ExportOperator(_SettingsOperator):
                 + "; ".join(f"{folder}: {reason}" for folder, reason in sorted(report.skipped.items())))
         return {key: str(value) if key == "dataset_dir" else value for key, value in asdict(report).items()}
 
-
     def _refresh_report(self, loaded: Any) -> None:
         """Rewrite <dataset_dir>/report.html after the export; a report that cannot be written never fails the
         export (the dataset is what matters), it is logged."""
