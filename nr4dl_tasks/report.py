@@ -117,6 +117,7 @@ class FileReport:
     yield_rows: list[dict[str, Any]]
     last_stage: str | None
     waveform: list[tuple[float, float]] = field(default_factory=list)  # (min, max) per bin of the analysis audio
+    failed_stage: str | None = None  # the stage its latest Airflow run failed at (the failed-file list)
 
 
 @dataclass
@@ -557,10 +558,14 @@ def build(settings: Settings, with_waveforms: bool = True) -> DatasetReport:
     files = [file_report(folder, settings, exported, skipped, with_waveforms)
              for folder in work_folders(work_dir, dataset_dir)]
     clips = [clip for report in files for clip in report.clips]
+    failed = failed_rows(settings)
+    failed_at = {row.media: row.stage for row in failed}
+    for report in files:
+        report.failed_stage = failed_at.get(report.media)
     return DatasetReport(work_dir=work_dir, dataset_dir=dataset_dir, files=files, funnel=total_funnel(files),
                          yield_rows=total_yield(files), tiers=tier_order(settings),
-                         speakers=speaker_rows(work_dir, clips), failed=failed_rows(settings), export=export,
-                         pending=[f.source for f in files if f.last_stage != "gate"])
+                         speakers=speaker_rows(work_dir, clips), failed=failed, export=export,
+                         pending=[f.source for f in files if f.last_stage != "gate" and not f.failed_stage])
 
 
 def find_file(settings: Settings, source: str) -> FileReport | None:

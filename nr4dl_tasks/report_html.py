@@ -142,8 +142,9 @@ def yield_svg(rows: list[dict], tiers: list[str]) -> str:
         points = [(xs[r["min_duration"]], height - pad - (height - 2 * pad) * r[key] / top)
                   for r in rows if r.get(key) is not None]
         if points:
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
-                         + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + f'"><title>{esc(label)}</title></polyline>')
+            line = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{line}">'
+                         f'<title>{esc(label)}</title></polyline>')
             parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points]
     parts += [f'<text x="{x:.1f}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{m:g} s</text>'
               for m, x in xs.items()]
@@ -212,6 +213,8 @@ def funnel_table(steps: list[Step], scope: str) -> str:
                     f'<td class="n">{clips}</td><td class="n">{esc(hms(step.seconds))}</td>'
                     f'<td class="n">{step.seconds:.1f}</td></tr>')
         for reason, drop in sorted(step.drops.items(), key=lambda item: -item[1].seconds):
+            if not drop.clips and abs(drop.seconds) < 5e-4:  # e.g. no speech too short to slice
+                continue
             rows.append(f'<tr class="drop" data-scope="{esc(scope)}" data-step="{esc(step.name)}" '
                         f'data-reason="{esc(reason)}" data-seconds="{drop.seconds:.3f}" data-clips="{drop.clips}">'
                         f'<td>− {esc(reason)}</td><td class="n">{drop.clips or ""}</td>'
@@ -235,7 +238,8 @@ def yield_table(rows: list[dict], tiers: list[str], scope: str) -> str:
                  f'<td class="n">{esc(hms(row.get("clip_seconds") or 0))}</td>']
         for key in ["kept_seconds", *(f"tier:{t}" for t in tiers)]:
             value = row.get(key)
-            cells.append(f'<td class="n" data-key="{esc(key)}" data-seconds="{"" if value is None else f"{value:.3f}"}">'
+            exact = "" if value is None else f"{value:.3f}"
+            cells.append(f'<td class="n" data-key="{esc(key)}" data-seconds="{exact}">'
                          f'{"not cut at this setting" if value is None else esc(hms(value))}</td>')
         body.append(f'<tr class="yield" data-scope="{esc(scope)}" data-min="{row["min_duration"]:g}">'
                     + "".join(cells) + "</tr>")
@@ -249,11 +253,12 @@ def files_table(report: DatasetReport, link: FileLink) -> str:
     for f in report.files:
         by = {s.name: s for s in f.funnel}
         cell = lambda name: esc(hms(by[name].seconds)) if name in by else "–"  # noqa: E731
+        reached = f"failed at {f.failed_stage}" if f.failed_stage else f.last_stage or "ingest"
         rows.append(f'<tr class="file" data-source="{esc(f.source)}"><td><a href="{esc(link(f.source))}">'
                     f'{esc(f.source)}</a><div class="meta">{esc(f.media)}</div></td>'
                     f'<td class="n">{esc(hms(f.duration))}</td><td class="n">{cell("speech (segmenter)")}</td>'
                     f'<td class="n">{cell("clips (duration rules)")}</td><td class="n">{cell("quality gates")}</td>'
-                    f'<td class="n">{cell("exported")}</td><td>{esc(f.last_stage or "ingest")}</td></tr>')
+                    f'<td class="n">{cell("exported")}</td><td>{esc(reached)}</td></tr>')
     return f'<table class="files">{head}{"".join(rows)}</table>'
 
 
@@ -300,7 +305,7 @@ def player(clip: ClipView, audio: AudioSrc) -> str:
         if src:
             players.append(f'<div><label>{which}</label><audio controls preload="metadata" data-which="{which}" '
                            f'src="{esc(src)}"></audio></div>')
-    why = "" if clip.kept else f'<div class="why">dropped by {esc(clip.stage or "?")}: {esc(clip.detail)}</div>'
+    why = "" if clip.kept else f'<div class="why">dropped — {esc(clip.detail)}</div>'
     review = "".join(f'<div class="review">review: {esc(flag)}</div>' for flag in clip.review)
     state = "kept" if clip.kept else "dropped"
     return (f'<div class="clip {state}" data-clip="{esc(clip.id)}" data-source="{esc(clip.source)}">'
@@ -374,7 +379,7 @@ def file_section(report: FileReport, audio: AudioSrc, yield_tiers: list[str], he
             f'{esc(report.last_stage or "ingest")}</p>{_summary(report.funnel)}'
             f'<h3>Funnel</h3>{funnel_svg(report.funnel, f"funnel {report.source}")}'
             f'{funnel_table(report.funnel, report.source)}'
-            f'<h3>Timeline</h3>{legend()}<div class="scroll">{timeline_svg(report)}</div>'
+            f'<h3 class="timeline">Timeline</h3>{legend()}<div class="scroll">{timeline_svg(report)}</div>'
             f'<h3>Yield against slice.min_duration</h3>{yield_table(report.yield_rows, yield_tiers, report.source)}'
             + (f'<h3>Listen</h3>{listening(report.clips, audio)}' if listen else ""))
 

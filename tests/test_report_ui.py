@@ -46,15 +46,24 @@ def airflow(tmp_path_factory, media):
                                          "export": {"dataset_dir": str(dataset)}}))
     port = free_port()
     env = {**airflow_env(root / "airflow", port), "NR4DL_SETTINGS": str(settings_file), "PYTHONPATH": str(ROOT)}
-    files = [str(media / "segmentation/lamartine.wav"), str(media / "diarization/sample.wav")]
+    broken = root / "broken-upload.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 100)
+    files = [str(media / "segmentation/lamartine.wav"), str(media / "diarization/sample.wav"), str(broken)]
     subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "start"], env=env, check=True)
     try:
         result = subprocess.run([sys.executable, str(ROOT / "scripts/run_dag.py"), *files, "--timeout", "1200"],
                                 env=env, capture_output=True, text=True, timeout=1500)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert any(line.startswith("success  dataset export") for line in result.stdout.splitlines()), result.stdout
+        out = result.stdout.splitlines()
+        assert result.returncode == 1, result.stdout + result.stderr
+        processed = [line for line in out if line.startswith("success ") and " run=" in line
+                     and "dataset export" not in line]
+        assert len(processed) == 2, result.stdout
+        assert any(line.startswith("failed ") and "run=broken-upload" in line and "ingest=failed" in line
+                   for line in out), result.stdout
+        assert any(line.startswith("success  dataset export") for line in out), result.stdout
         password = json.loads((root / "airflow/simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        yield {"base": f"http://127.0.0.1:{port}", "password": password, "work": work, "dataset": dataset}
+        yield {"base": f"http://127.0.0.1:{port}", "password": password, "work": work, "dataset": dataset,
+               "broken": broken}
     finally:
         subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "stop"], env=env)
 
@@ -117,7 +126,8 @@ def fetched(driver, url: str) -> dict:
 
 def check_audio(driver) -> int:
     audio = driver.execute_script(
-        "return [...document.querySelectorAll('audio')].map(a => [a.currentSrc, a.readyState, a.error && a.error.code])")
+        "return [...document.querySelectorAll('audio')]"
+        ".map(a => [a.currentSrc, a.readyState, a.error && a.error.code])")
     assert audio, "no players on the page"
     for src, ready, error in audio:
         assert error is None and ready >= 1, (src, ready, error)
@@ -141,7 +151,8 @@ def console_errors(driver) -> list[dict]:
 
 
 def work_folders(work: Path) -> dict[str, Path]:
-    return {p.name: p for p in sorted(work.iterdir()) if (p / "source.json").is_file()}
+    """The folders through the gate (the broken upload's folder stops at ingest)."""
+    return {p.name: p for p in sorted(work.iterdir()) if (p / "stamps/gate.json").is_file()}
 
 
 def test_dataset_page_and_file_report_in_the_airflow_ui(airflow, browser):
@@ -164,12 +175,19 @@ def test_dataset_page_and_file_report_in_the_airflow_ui(airflow, browser):
     gate = {reason: int(row["data-clips"]) for reason, row in page.drops("total", "quality gates").items()}
     assert gate == dict(sum((t["gate_drops"] for t in truths), Counter())) and gate, gate
     exported = json.loads((airflow["dataset"] / "export.json").read_text())["clips"]
+    # The export DAG refreshed the static report, and it says the same.
+    check_page(figures((airflow["dataset"] / "report.html").read_text(encoding="utf-8")), folders, airflow["dataset"])
     assert int(page.step("total", "exported")["data-clips"]) == exported
     assert {"funnel", "yield against slice.min_duration", "histogram: DNSMOS OVRL", "histogram: speaker score",
             "histogram: characters per second", "histogram: language probability"} <= set(page.plots)
     assert browser.find_elements(By.CSS_SELECTOR, "svg.plot rect")  # drawn, not just declared
     players = check_audio(browser)
     assert browser.find_elements(By.CSS_SELECTOR, ".clip.dropped .why")  # a dropped clip says why
+    (failed,) = browser.find_elements(By.CSS_SELECTOR, "tr.failed")  # the broken upload, at ingest
+    cells = [td.text for td in failed.find_elements(By.TAG_NAME, "td")]
+    assert cells[0] == str(airflow["broken"]) and cells[1] == "ingest" and "not readable as media" in cells[2]
+    (row,) = [r for r in browser.find_elements(By.CSS_SELECTOR, "tr.file") if "broken-upload" in r.text]
+    assert "failed at ingest" in row.text
     assert browser.find_element(By.CSS_SELECTOR, ".summary").is_displayed()
     screenshot(browser, "dataset")
     browser.switch_to.frame(browser.find_elements(By.CSS_SELECTOR, "iframe")[0])
@@ -191,7 +209,7 @@ def test_dataset_page_and_file_report_in_the_airflow_ui(airflow, browser):
     assert check_audio(browser) >= 2 and players >= 2
     screenshot(browser, "file-report")
     browser.switch_to.frame(browser.find_elements(By.CSS_SELECTOR, "iframe")[0])
-    screenshot(browser, "file-report-timeline", "svg[data-plot^='timeline']")
+    screenshot(browser, "file-report-timeline", "h3.timeline")
     assert console_errors(browser) == []
 
 
@@ -237,7 +255,8 @@ def test_without_a_login_everything_is_refused_and_paths_stay_inside(airflow, br
     token = token_for(base, airflow["password"])
     for path in endpoints:
         assert status_of(base, path, token, cookie=True) == 200, path  # the same requests, logged in
-    outside = [f"/nr4dl/audio/work/{folder.name}/../../../../etc/passwd", "/nr4dl/audio/work/..%2f..%2f..%2fetc%2fpasswd",
+    outside = [f"/nr4dl/audio/work/{folder.name}/../../../../etc/passwd",
+               "/nr4dl/audio/work/..%2f..%2f..%2fetc%2fpasswd",
                f"/nr4dl/audio/work/{folder.name}/%2e%2e/%2e%2e/settings.yaml", "/nr4dl/audio/work/%2fetc%2fpasswd",
                f"/nr4dl/audio/work/{folder.name}/source.json", "/nr4dl/audio/dataset/../work/" + folder.name]
     (work / "escape.wav").symlink_to("/etc/passwd")  # a link inside the folder pointing out of it
