@@ -4,7 +4,8 @@ Runs whenever a `nr4dl_process_file` run finishes its gate task (the asset
 `nr4dl_clips`), and on demand from the UI. Each run exports everything
 processed so far: files already in the dataset are not copied again, and an
 unchanged dataset is left as it is. Layouts, splits and tiers are the
-`export:` settings, overridable per run.
+`export:` settings, overridable per run. After each export the dataset report
+(`<dataset_dir>/report.html`, also the "nr4dl dataset" page) is refreshed.
 """
 
 from __future__ import annotations
@@ -31,4 +32,4 @@ with DAG(
         ),
     },
 ) as dag:
-    ExportOperator(task_id="export", overrides="{{ params.overrides }}")
+    ExportOperator(task_id="export", overrides="{{ params.overrides }}", report=True)

@@ -3,6 +3,7 @@
     nr4dl process MEDIA... --out DIR [--settings FILE] [--set key=value ...] [--until STAGE]
     nr4dl crawl [--source NAME] [--max-items N] [--settings FILE] [--set key=value ...]
     nr4dl export [--settings FILE] [--set key=value ...]
+    nr4dl report [--settings FILE] [--set key=value ...]
     nr4dl failures [--settings FILE]
     nr4dl settings [--template] [--settings FILE] [--set key=value ...]
     nr4dl resources [tasks_per_worker|heavy_slots|task_threads]
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     common(crawl)
     export = sub.add_parser("export", help="build the dataset from every processed file (export.* settings)")
     common(export)
+    report = sub.add_parser("report", help="write the dataset report, <export.dataset_dir>/report.html (offline, "
+                                           "audio embedded)")
+    common(report)
     failures = sub.add_parser("failures", help="list the files whose latest processing run failed")
     common(failures)
     show = sub.add_parser("settings", help="print the effective settings")
@@ -119,6 +123,13 @@ def _export(args: argparse.Namespace, overrides: dict) -> int:
     return 1 if report.skipped else 0
 
 
+def _report(args: argparse.Namespace, overrides: dict) -> int:
+    from nr4dl_tasks.report.html import write_static
+
+    print(f"report {write_static(settings_mod.load(args.settings, overrides))}")
+    return 0
+
+
 def _failures(args: argparse.Namespace, overrides: dict) -> int:
     from nr4dl_tasks.state.failures import FailureLog
 
@@ -173,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args, overrides)
         if args.command == "crawl":
             return _crawl(args, overrides)
+        if args.command == "report":
+            return _report(args, overrides)
         if args.command == "failures":
             return _failures(args, overrides)
         if args.command == "resources":

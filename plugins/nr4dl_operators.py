@@ -149,10 +149,15 @@ class ExportOperator(_SettingsOperator):
     """Build the dataset (LJSpeech, audiofolder, NeMo) from every processed file; incremental and atomic.
 
     The dataset is written even when some work folders cannot be read; the task then fails afterwards, naming
-    them, so they show up in the Airflow UI.
+    them, so they show up in the Airflow UI. With ``report`` (the default) the static dataset report
+    ``report.html`` is rewritten after each export.
     """
 
     ui_color = "#e0f0f8"
+
+    def __init__(self, *, report: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.report = report  # also refresh the static dataset report (report.html)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from dataclasses import asdict
@@ -165,11 +170,24 @@ class ExportOperator(_SettingsOperator):
             report = export_dataset(loaded)
         except Nr4dlError as exc:
             raise AirflowFailException(str(exc)) from exc
+        self._refresh_report(loaded)
         if report.skipped:
             raise AirflowFailException(
                 f"dataset written to {report.dataset_dir} without {len(report.skipped)} unreadable work folder(s): "
                 + "; ".join(f"{folder}: {reason}" for folder, reason in sorted(report.skipped.items())))
         return {key: str(value) if key == "dataset_dir" else value for key, value in asdict(report).items()}
+
+    def _refresh_report(self, loaded: Any) -> None:
+        """Rewrite <dataset_dir>/report.html after the export; a report that cannot be written never fails the
+        export (the dataset is what matters), it is logged."""
+        if not self.report:
+            return
+        from nr4dl_tasks.report.html import write_static
+
+        try:
+            self.log.info("dataset report: %s", write_static(loaded))
+        except Exception:
+            self.log.exception("the dataset report could not be written")
 
 
 def crawl_schedule() -> str | None:

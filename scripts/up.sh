@@ -28,6 +28,9 @@ cat <<MSG
 Airflow UI: http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT  login: admin  password: $(python3 -c "import json;print(json.load(open('$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated'))['admin'])")
 Outputs:    $NR4DL_ROOT/data/work/<source_id>/{segments.csv,clips/,clips_denoised/,clips.jsonl}
 Dataset:    $NR4DL_ROOT/data/dataset/all/{ljspeech,audiofolder,nemo}/ (export.json: counts, hours)
+Report:     $NR4DL_ROOT/data/dataset/report.html (offline copy of the dataset page)
 Stop:       scripts/standalone.sh stop
+
+Dataset page (funnel, timelines, players): http://$AIRFLOW__API__HOST:$AIRFLOW__API__PORT/plugin/nr4dl-dataset
 MSG
 exit $status

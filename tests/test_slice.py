@@ -10,7 +10,7 @@ from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.pipeline import open_work, run_stage
 from nr4dl_tasks.core.layout import CLIPS_JSONL
 from nr4dl_tasks.core.records import Segment, read_clips
-from nr4dl_tasks.stages.slice import _loudness_of, keep_labels, merge_gaps, plan_clips, split_long
+from nr4dl_tasks.stages.slice import loudness_of, keep_labels, merge_gaps, plan_clips, split_long
 
 from helpers import ffmpeg
 
@@ -60,7 +60,7 @@ def test_padding_is_added_and_clamped_to_the_file():
 def test_long_segment_is_split_at_its_quietest_point(media, tmp_path):
     wav = tmp_path / "lamartine_16k.wav"
     ffmpeg("-i", str(media / "segmentation" / "lamartine.wav"), "-ac", "1", "-ar", "16000", str(wav))
-    loudness = _loudness_of(wav)
+    loudness = loudness_of(wav)
     whole = Segment("female", 0.0, 14.6)
     pieces = split_long(whole, max_len=4.0, min_len=1.0, loudness=loudness)
     assert pieces[0].start == 0.0 and pieces[-1].end == 14.6

@@ -39,6 +39,7 @@ from nr4dl_tasks.dsp import audio
 from nr4dl_tasks.core import resources
 from nr4dl_tasks.dsp.deepfilter import DeepFilterStream
 from nr4dl_tasks.dsp.quality import DnsmosPool, Mos, snr_estimate
+from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import (Clip, Segment, read_clip_audio, read_manifest, read_segments,
                                  write_manifest)
 from nr4dl_tasks.core import layout
@@ -254,8 +255,9 @@ class _FileDenoise:
         if self.cfg.method == "auto" and self.clips:
             self.choose()
         pending: deque[_Pending] = deque()
+        progress = Progress(f"{self.work.source_id}: denoising", sum(c.duration for c in self.clips))
         with ClipDenoiser(self.choice.method, self.noise, self.cfg, self.rate) as denoiser:
-            for index, clip in enumerate(self.clips, 1):
+            for clip in self.clips:
                 samples = _read_clip(self.work, clip)
                 if clip.id in self.choice.results:  # done while choosing
                     out, after = self.choice.results[clip.id]
@@ -265,8 +267,7 @@ class _FileDenoise:
                 pending.append(_Pending(clip, samples, out, self.score_before(clip, samples), after))
                 while len(pending) > MAX_IN_FLIGHT:
                     self.finish(pending.popleft())
-                if index % 50 == 0:
-                    log.info("%s: denoised %d of %d clips", self.work.source_id, index, len(self.clips))
+                progress.add(clip.duration)
         while pending:
             self.finish(pending.popleft())
 

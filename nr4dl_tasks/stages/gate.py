@@ -37,6 +37,7 @@ from typing import Any
 
 from nr4dl_tasks.core import resources
 from nr4dl_tasks.dsp.quality import DnsmosPool, Mos
+from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import REST_TIER, Clip, read_clip_audio, read_manifest, write_manifest
 from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.layout import Artifact
@@ -155,6 +156,7 @@ class GateStage(Stage):
         recorded = {c.id: recorded_ovrl(c, which) for c in clips}
         scores = {cid: ovrl for cid, ovrl in recorded.items() if ovrl is not None}
         todo = [c for c in clips if recorded[c.id] is None]
+        progress = Progress(f"{work.source_id}: DNSMOS", sum(c.duration for c in todo))
         with DnsmosPool(threads) as pool:
             for start in range(0, len(todo), SCORE_BATCH):  # bounds the audio held in memory
                 pending: dict[str, Future[Mos]] = {}
@@ -162,6 +164,7 @@ class GateStage(Stage):
                     samples, rate = read_clip_audio(work, clip.audio(which), "transcribe")
                     pending[clip.id] = pool.submit(samples, rate)
                 scores.update({cid: round(future.result().ovrl, 3) for cid, future in pending.items()})
+                progress.add(sum(c.duration for c in todo[start: start + SCORE_BATCH]))
         if todo:
             log.info("%s: scored %d clips with DNSMOS (no earlier score of the exported audio)", work.source_id,
                      len(todo))

@@ -40,6 +40,7 @@ from nr4dl_tasks.core import models
 from nr4dl_tasks.core import resources
 from nr4dl_tasks.core.errors import StageError
 from nr4dl_tasks.core.layout import SEGMENTS_CSV, Artifact, analysis_input
+from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import Segment, write_segments
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
@@ -114,7 +115,9 @@ class InaSegmenter:
         """ina's log-mel spectrogram and log-energy, computed window by window on the exact frame grid."""
         frames_per_window = max(1, int(window_s * 100))
         mspecs, loges = [], []
-        for _, sig in audio.blocks(wav, frames_per_window * FRAME, overlap=WINDOW - FRAME):
+        progress = Progress(f"features of {wav}", audio.duration(wav))
+        for start, sig in audio.blocks(wav, frames_per_window * FRAME, overlap=WINDOW - FRAME):
+            progress.set((start + len(sig)) / (FRAME * 100))
             if len(sig) < WINDOW:
                 break
             frames = (len(sig) - WINDOW) // FRAME + 1
@@ -139,6 +142,7 @@ class InaSegmenter:
         lpad = PATCH // (2 * STEP)
         preds: list[np.ndarray] = []
         finite: list[np.ndarray] = []
+        progress = Progress(f"{doing}: {'/'.join(net.outlabels)} network", len(indices) * STEP / 100)
         for at in range(0, len(indices), chunk):
             raw = np.clip(indices[at: at + chunk] - lpad, 0, n_raw - 1)
             lo, hi = int(raw.min()), int(raw.max())
@@ -151,8 +155,7 @@ class InaSegmenter:
             batch = data.astype(np.float32).reshape(len(data), PATCH, net.nmel, 1)
             preds.extend(net.predict(batch[at_b: at_b + batch_size]).numpy()
                          for at_b in range(0, len(batch), batch_size))
-            log.info("%s: %s network, %.0f of %.0f s of audio classified", doing, "/".join(net.outlabels),
-                     min(at + chunk, len(indices)) * STEP / 100, len(indices) * STEP / 100)
+            progress.set(min(at + chunk, len(indices)) * STEP / 100)
         return np.concatenate(preds), np.concatenate(finite)
 
     def _apply(self, net: _Network, mspec: np.ndarray, lseg: list, chunk: int, batch_size: int, doing: str) -> list:

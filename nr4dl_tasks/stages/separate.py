@@ -24,6 +24,7 @@ from nr4dl_tasks.core import resources
 from nr4dl_tasks.core.errors import StageError, WorkerDied
 from nr4dl_tasks.core.layout import (ACCOMPANIMENT_WAV, ANALYSIS_RATE, FULL_WAV, SOURCE_JSON, VOCALS_ANALYSIS_WAV,
                                      VOCALS_WAV, Artifact)
+from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir
@@ -52,9 +53,10 @@ class SpleeterWorker:
             self.proc.wait()
             raise StageError(f"the Spleeter worker could not start: {ready.get('error')}")
 
-    def _expect(self, doing: str) -> dict[str, Any]:
-        """Read the worker's answer, logging its progress messages on the way."""
+    def _expect(self, doing: str, seconds: float = 0.0) -> dict[str, Any]:
+        """Read the worker's answer, logging its progress (of `seconds` of audio) on the way."""
         assert self.proc.stdout is not None
+        progress = Progress(doing, seconds)
         while True:
             line = self.proc.stdout.readline()
             if not line:
@@ -63,13 +65,13 @@ class SpleeterWorker:
             message = json.loads(line)
             if "progress" not in message:
                 return message
-            log.info("%s: chunk %d of %d separated", doing, message["progress"], message["of"])
+            progress.set(seconds * message["progress"] / message["of"])
 
     def separate(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        return self._expect(f"separating {request['input']}")
+        return self._expect(f"separating {request['input']}", audio.duration(Path(request["input"])))
 
     def close(self) -> None:
         if self.proc.poll() is None:

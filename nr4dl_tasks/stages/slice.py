@@ -18,6 +18,7 @@ import numpy as np
 
 from nr4dl_tasks.dsp import audio
 from nr4dl_tasks.core.layout import ANALYSIS_WAV, CLIPS_DIR, SEGMENTS_CSV, Artifact, analysis_input, clip_source
+from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import Clip, Segment, read_segments, write_manifest
 from nr4dl_tasks.core.settings import Settings, SliceSettings
 from nr4dl_tasks.core.stage import Stage
@@ -81,7 +82,7 @@ def plan_clips(segments: list[Segment], cfg: SliceSettings, loudness: LoudnessFn
             for seg in long_enough]
 
 
-def _loudness_of(wav: Path) -> LoudnessFn:
+def loudness_of(wav: Path) -> LoudnessFn:
     def loudness(start: float, end: float) -> np.ndarray:
         samples, rate = audio.read_span(wav, start, end)
         hop = int(rate * ENERGY_HOP)
@@ -119,11 +120,13 @@ class SliceStage(Stage):
         cfg = settings.slice
         source = work.input(clip_source(settings))
         segments = read_segments(work.input(SEGMENTS_CSV))
-        loudness = _loudness_of(work.input(analysis_input(settings)))
+        loudness = loudness_of(work.input(analysis_input(settings)))
         plan = plan_clips(segments, cfg, loudness, audio.duration(work.input(ANALYSIS_WAV)))
         clips = []
+        progress = Progress(f"{work.source_id}: slicing", sum(span.duration for _, span in plan))
         with atomic_dir(work.path(CLIPS_DIR.name)) as tmp_dir:
             for index, (speech, span) in enumerate(plan):
+                progress.add(span.duration)
                 clip_id = f"{work.source_id}_{index:05d}"
                 write_clip(source, span, tmp_dir / f"{clip_id}.wav", cfg.sample_rate, cfg.channels)
                 clip = Clip(clip_id, work.source_id, span.label, span.start, span.end, round(span.end - span.start, 3),

@@ -42,6 +42,7 @@ from nr4dl_tasks.core import resources
 
 from nr4dl_tasks.voice import embedding as voices
 from nr4dl_tasks.core.errors import MediaError, SettingsError
+from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import Clip, read_clip_audio, read_manifest, write_manifest
 from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SPLIT_DIR, Artifact
@@ -249,8 +250,10 @@ class SpeakersStage(Stage):
         prints: list[np.ndarray] = []  # embedding per kept, labelled clip in `out`
         labelled: list[Clip] = []
         splits = 0
+        progress = Progress(f"{work.source_id}: speakers", sum(c.duration for c in clips))
         with atomic_dir(work.path(SPLIT_DIR.name)) as split_dir:
             for clip in clips:
+                progress.add(clip.duration)
                 if clip.dropped:
                     out.append(clip)
                     continue

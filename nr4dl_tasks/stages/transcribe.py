@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nr4dl_tasks.asr.recognition import AudioClip, Recognizer
+from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import clip_file, read_manifest, write_manifest
 from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.layout import Artifact
@@ -41,7 +42,7 @@ log = logging.getLogger("nr4dl")
 # settings under Azure: changing them must not send every file to the (paid) service again.
 NOT_IN_FINGERPRINT = {"batch_size", "azure_retries", "azure_timeout_seconds"}
 LOCAL_ONLY = {"model", "beam_size", "compute_type"}
-PROGRESS_EVERY = 50  # clips between progress lines in the log (and between journal writes)
+PROGRESS_EVERY = 50  # clips between journal writes (a killed task resumes from the last one)
 JOURNAL = "manifests/transcribe.partial.jsonl"
 
 
@@ -130,15 +131,18 @@ class TranscribeStage(Stage):
         began = time.monotonic()
         missing = [c for c in todo if c.id not in done]
         step = max(cfg.batch_size, PROGRESS_EVERY)
+        progress = Progress(f"{work.source_id}: transcribing", sum(c.duration for c in missing))
         for start in range(0, len(missing), step):
             chunk = missing[start: start + step]
             audio = [AudioClip(clip.id, clip_file(work, clip.audio(cfg.input), "speakers")) for clip in chunk]
+            transcripts = []
+            for at in range(0, len(audio), cfg.batch_size):  # the recogniser's own batches, each one counted
+                transcripts += recognizer.transcribe(audio[at: at + cfg.batch_size])
+                progress.add(sum(c.duration for c in chunk[at: at + cfg.batch_size]))
             records = {clip.id: {**transcript.as_record(), "asr_backend": recognizer.name}
-                       for clip, transcript in zip(chunk, recognizer.transcribe(audio), strict=True)}
+                       for clip, transcript in zip(chunk, transcripts, strict=True)}
             journal.add(records)
             done.update(records)
-            log.info("%s: transcribed %d of %d clips", work.source_id, len(todo) - len(missing) + start + len(chunk),
-                     len(todo))
         for clip in todo:
             clip.extra.update(done[clip.id])
         manifest = write_manifest(work, self.name, clips)
