@@ -41,9 +41,14 @@ def probe(path: Path) -> dict:
 
 
 def convert(src: Path, dst: Path, rate: int, channels: int) -> None:
-    """Decode the first audio stream of `src` into a 16-bit PCM WAV at `rate` Hz with `channels` channels."""
+    """Decode the first audio stream of `src` into a 16-bit PCM WAV at `rate` Hz with `channels` channels.
+
+    `-rf64 auto`: a plain WAV's size fields are 32-bit, so past 4 GiB (6.8 h at 44.1 kHz stereo) they wrap and a
+    reader sees a fraction of the audio; ffmpeg then writes RF64 (64-bit sizes, read block-wise by soundfile) and
+    keeps plain WAV below that size."""
     cmd = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
-           "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate), "-c:a", "pcm_s16le", "-f", "wav", str(dst)]
+           "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate), "-c:a", "pcm_s16le",
+           "-rf64", "auto", "-f", "wav", str(dst)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise MediaError(f"{src}: decoding failed ({_last_line(proc.stderr)})")
