@@ -14,9 +14,10 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from nr4dl_tasks.core import layout
+from nr4dl_tasks.core.errors import StageError
 from nr4dl_tasks.core.layout import Artifact
 from nr4dl_tasks.core.records import publish_manifest
 from nr4dl_tasks.core.settings import Settings
@@ -57,11 +58,16 @@ class Stage(ABC):
         return fingerprint(stage=self.name, version=self.version, upstream=stamps,
                            inputs=self.inputs(work, settings))
 
-    def run(self, work: WorkDir, settings: Settings, upstream: Sequence[str]) -> StageResult:
+    def run(self, work: WorkDir, settings: Settings, upstream: Sequence[str],
+            expected: Mapping[str, str] | None = None) -> StageResult:
         """Run (or skip as done) in `work`; `upstream`: every stage whose outputs this one depends on, in pipeline
-        order (the pipeline derives it from `reads`)."""
+        order (the pipeline derives it from `reads`); `expected`: their fingerprints under these settings."""
         work = work.reading(self.reads(settings))
         with work.lock():
+            for name, fp in (expected or {}).items():
+                if work.require(name)["fingerprint"] != fp:
+                    raise StageError(f"{work.root}: {name} was last made with settings other than this run's (another "
+                                     f"run of this file redid it); run the file again")
             result = self._run_locked(work, settings, upstream)
             if self.manifest:
                 publish_manifest(work, self.name)
