@@ -107,14 +107,20 @@ def open_work(media: str | Path, settings: Settings) -> WorkDir:
     The folder is named by the file's stem and content hash: rerunning a file, or processing a copy of it with the
     same name from another folder, finds the same folder and skips what is done; a changed file gets a new folder.
     """
-    path = Path(media).expanduser().resolve()
+    try:
+        path = Path(media).expanduser().resolve()
+    except RuntimeError:  # Python's word for a symlink loop
+        raise MediaError(f"{media}: a symbolic link loop (the link leads back to itself)") from None
     if not path.exists():
         raise MediaError(f"{path}: file does not exist")
     if not path.is_file():
         raise MediaError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: file is empty (0 bytes)")
-    sha = file_sha256(path)
+    try:
+        sha = file_sha256(path)
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot be read ({exc.strerror})") from None
     work = WorkDir(settings.resolve(settings.paths.work_dir) / source_id(path, sha))
     record = {"source_id": work.source_id, "path": str(path), "sha256": sha, "bytes": path.stat().st_size}
     known = work.path(layout.SOURCE_JSON.name)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 from nr4dl_tasks.core import layout
-from nr4dl_tasks.core.errors import StageError
+from nr4dl_tasks.core.errors import DiskFull, Nr4dlError, StageError, is_disk_full
 from nr4dl_tasks.core.layout import Artifact
 from nr4dl_tasks.core.records import publish_manifest
 from nr4dl_tasks.core.settings import Settings
@@ -68,7 +68,15 @@ class Stage(ABC):
                 if work.require(name)["fingerprint"] != fp:
                     raise StageError(f"{work.root}: {name} was last made with settings other than this run's (another "
                                      f"run of this file redid it); run the file again")
-            result = self._run_locked(work, settings, upstream)
+            try:
+                result = self._run_locked(work, settings, upstream)
+            except Nr4dlError:
+                raise
+            except Exception as exc:
+                if is_disk_full(exc, work.root):  # not a bad input: say where and why
+                    where = getattr(exc, "filename", None) or work.root
+                    raise DiskFull(f"{where}: the disk is full; {self.name} could not write its outputs") from None
+                raise
             if self.manifest:
                 publish_manifest(work, self.name)
             return result

@@ -7,6 +7,7 @@ and analysis reads WAV files block by block with soundfile.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from math import gcd
@@ -16,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from nr4dl_tasks.core.errors import MediaError
+from nr4dl_tasks.core.errors import DiskFull, MediaError
 
 
 def _tool(name: str) -> str:
@@ -26,9 +27,13 @@ def _tool(name: str) -> str:
     return found
 
 
-def _last_line(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return lines[-1] if lines else "no error message"
+def _cause(stderr: str) -> str:
+    """ffmpeg's first complaint (the decoder's own, e.g. 'Header missing') and its last (often only the
+    consequence, 'Error configuring filter graph'), without the '[mp3float @ 0x...]' prefixes."""
+    lines = [re.sub(r"^\[[^]]*@ 0x[0-9a-f]+\]\s*", "", line.strip()) for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "no error message"
+    return lines[0] if lines[0] == lines[-1] else f"{lines[0]}; {lines[-1]}"
 
 
 def probe(path: Path) -> dict:
@@ -36,7 +41,7 @@ def probe(path: Path) -> dict:
     cmd = [_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise MediaError(f"{path}: not readable as media ({_last_line(proc.stderr)})")
+        raise MediaError(f"{path}: not readable as media ({_cause(proc.stderr)})")
     return json.loads(proc.stdout or "{}")
 
 
@@ -51,7 +56,9 @@ def convert(src: Path, dst: Path, rate: int, channels: int) -> None:
            "-rf64", "auto", "-f", "wav", str(dst)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise MediaError(f"{src}: decoding failed ({_last_line(proc.stderr)})")
+        if "No space left on device" in proc.stderr:
+            raise DiskFull(f"{dst.parent}: the disk is full; ffmpeg could not write {dst.name}")
+        raise MediaError(f"{src}: decoding failed ({_cause(proc.stderr)})")
 
 
 def blocks(path: Path, block_frames: int, overlap: int = 0, dtype: str = "float32") -> Iterator[tuple[int, np.ndarray]]:
