@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
+from nr4dl_tasks.core.children import die_with_parent
 from nr4dl_tasks.core.errors import DiskFull, MediaError
 
 
@@ -39,7 +40,7 @@ def _cause(stderr: str) -> str:
 def probe(path: Path) -> dict:
     """ffprobe's view of a media file; MediaError when ffmpeg cannot read it."""
     cmd = [_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=die_with_parent)
     if proc.returncode != 0:
         raise MediaError(f"{path}: not readable as media ({_cause(proc.stderr)})")
     return json.loads(proc.stdout or "{}")
@@ -54,7 +55,7 @@ def convert(src: Path, dst: Path, rate: int, channels: int) -> None:
     cmd = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
            "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate), "-c:a", "pcm_s16le",
            "-rf64", "auto", "-f", "wav", str(dst)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=die_with_parent)
     if proc.returncode != 0:
         if "No space left on device" in proc.stderr:
             raise DiskFull(f"{dst.parent}: the disk is full; ffmpeg could not write {dst.name}")
