@@ -133,6 +133,10 @@ def _export(args: argparse.Namespace, overrides: dict) -> int:
     say(f"dataset {one_line(report.dataset_dir)}: {report.clips} clips, {report.hours:.2f} h ({state})")
     for folder in report.pending:
         say("pending", f"{one_line(folder)}:", "not through the gate stage yet")
+    for folder, cause in sorted(report.failed.items()):
+        say("FAILED ", f"{one_line(folder)}:", cause)
+    for clip, reason in sorted(report.dropped.items()):
+        say("DROPPED", f"{one_line(clip)}:", reason)
     for folder, reason in sorted(report.skipped.items()):
         say("SKIPPED", f"{one_line(folder)}:", reason)
     return 1 if report.skipped else 0

@@ -10,6 +10,7 @@ reruns exactly when something that matters changed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -70,13 +71,17 @@ class Stage(ABC):
                                      f"run of this file redid it); run the file again")
             try:
                 result = self._run_locked(work, settings, upstream)
-            except Nr4dlError:
-                raise
             except Exception as exc:
-                if is_disk_full(exc, work.root):  # not a bad input: say where and why
+                error = exc
+                if not isinstance(exc, Nr4dlError) and is_disk_full(exc, work.root):  # not a bad input: say so
                     where = getattr(exc, "filename", None) or work.root
-                    raise DiskFull(f"{where}: the disk is full; {self.name} could not write its outputs") from None
-                raise
+                    error = DiskFull(f"{where}: the disk is full; {self.name} could not write its outputs")
+                with contextlib.suppress(OSError):  # the disk may be full: the error itself must still come out
+                    work.record_failure(self.name, error)
+                if error is exc:
+                    raise
+                raise error from None
+            work.clear_failure(self.name)
             if self.manifest:
                 publish_manifest(work, self.name)
             return result
