@@ -269,6 +269,15 @@ class GateSettings(_Section):
         {"gold": 3.2, "silver": 2.7}, description="Quality tier name -> minimum DNSMOS OVRL; a clip gets the best "
         "tier it reaches (else 'rest'). The export can write each tier as its own subset.",
     )
+    min_bandwidth_hz: float | None = Field(
+        None, gt=0, description="Drop clips whose measured bandwidth (the highest frequency they really hold: "
+        "about 4000 for a telephone call, 8000 for a 16 kHz recording) is below this; null keeps all.",
+    )
+    full_band_fraction: float | None = Field(
+        0.9, gt=0, le=1, description="A clip whose measured bandwidth is below this fraction of half of "
+        "slice.sample_rate is band-limited and never gets the best of gates.tiers (with one tier: 'rest'); null "
+        "turns it off.",
+    )
     min_cps: float = Field(1.0, ge=0, description="Drop clips with fewer characters of text per second "
                            "(missed speech).")
     max_cps: float = Field(30.0, gt=0, description="Drop clips with more characters per second (hallucinated text).")
