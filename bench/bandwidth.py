@@ -29,17 +29,23 @@ MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 RATE, FRACTION = 22050, 0.9
 
 
+def _flacs(folder: str, speakers: tuple[str, ...]) -> list[Path]:
+    return sorted(p for speaker in speakers for p in (MEDIA / folder / speaker).glob("*.flac"))
+
+
 def held_out() -> dict[str, list[Path]]:
     return {
         "LJ Speech 22.05 kHz": sorted(MEDIA.glob("speech_en/LJ001-00*.wav"))[6:16],
-        "LibriSpeech 16 kHz": sorted(p for s in ("1998", "2033", "3080") for p in (MEDIA / "speakers" / s).glob("*.flac")),
-        "VCTK 16 kHz": sorted(p for s in ("p226", "p227", "p228") for p in (MEDIA / "speakers_vctk" / s).glob("*.flac")),
+        "LibriSpeech 16 kHz": _flacs("speakers", ("1998", "2033", "3080")),
+        "VCTK 16 kHz": _flacs("speakers_vctk", ("p226", "p227", "p228")),
     }
 
 
 def main() -> None:
     limit = FRACTION * RATE / 2
-    print(f"{'recordings':22} {'through':9} {'clips':>5} {'min Hz':>7} {'median':>7} {'max Hz':>7} {'band-limited':>12}")
+    print(
+        f"{'recordings':22} {'through':9} {'clips':>5} {'min Hz':>7} {'median':>7} {'max Hz':>7} {'band-limited':>12}"
+    )
     for name, files in held_out().items():
         measured: dict[str, list[float]] = {"as is": [], "16 kHz": [], "telephone": []}
         for path in files:
@@ -50,8 +56,10 @@ def main() -> None:
                 measured[kind].append(effective_bandwidth(banded, RATE))
         for kind, values in measured.items():
             limited = sum(v < limit for v in values)
-            print(f"{name:22} {kind:9} {len(values):5} {min(values):7.0f} {statistics.median(values):7.0f} "
-                  f"{max(values):7.0f} {limited:>5} of {len(values)}")
+            print(
+                f"{name:22} {kind:9} {len(values):5} {min(values):7.0f} {statistics.median(values):7.0f} "
+                f"{max(values):7.0f} {limited:>5} of {len(values)}"
+            )
 
 
 if __name__ == "__main__":

@@ -22,12 +22,25 @@ def banded_folder(tmp_path, media) -> WorkDir:
     (work.root / "clips").mkdir()
     clips = []
     for name, band_rate in (("full", None), ("wide16k", 16000), ("phone", 8000)):
-        audio = resample(samples, rate, RATE) if band_rate is None else \
-            resample(resample(samples, rate, band_rate), band_rate, RATE)
+        audio = (
+            resample(samples, rate, RATE)
+            if band_rate is None
+            else resample(resample(samples, rate, band_rate), band_rate, RATE)
+        )
         sf.write(str(work.root / "clips" / f"{name}.wav"), audio, RATE, subtype="PCM_16")
         duration = round(len(audio) / RATE, 3)
-        clips.append(Clip(name, "banded", "female", 0.0, duration, duration, f"clips/{name}.wav",
-                          {"text": text, "language": "en", "language_probability": 0.99, "denoise": DNSMOS}))
+        clips.append(
+            Clip(
+                name,
+                "banded",
+                "female",
+                0.0,
+                duration,
+                duration,
+                f"clips/{name}.wav",
+                {"text": text, "language": "en", "language_probability": 0.99, "denoise": DNSMOS},
+            )
+        )
     write_manifest(work, "transcribe", clips)
     return work
 

@@ -31,8 +31,12 @@ def test_killing_nr4dl_kills_its_ffmpeg(tmp_path):
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=10", "-ac", "2", str(tmp_path / "t.wav"))
     long_input = tmp_path / "long.ffconcat"  # two hours: ingest's ffmpeg runs for a good while
     long_input.write_text("ffconcat version 1.0\n" + "file t.wav\n" * 720)
-    run = subprocess.Popen([str(NR4DL), "process", str(long_input), "--out", str(tmp_path / "out")], cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [str(NR4DL), "process", str(long_input), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     children: list[int] = []
     try:
         deadline = time.monotonic() + 60

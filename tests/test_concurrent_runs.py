@@ -6,10 +6,9 @@ from datetime import datetime
 
 import pytest
 
+from helpers import NR4DL, ROOT
 from nr4dl_tasks.core.errors import StageError
 from nr4dl_tasks.pipeline import open_work, run_stage
-
-from helpers import NR4DL, ROOT
 
 STAGE_LINE = re.compile(r"^(\S+ \S+) INFO [^:]+: (\w+) (started|done|already done)", re.M)
 
@@ -21,8 +20,12 @@ def _stage_times(log: str) -> list[datetime]:
 def test_two_runs_with_other_settings_never_interleave(media, tmp_path):
     good, out = media / "segmentation" / "lamartine.wav", tmp_path / "out"
     common = ["process", str(good), "--out", str(out), "--until", "slice", "--set", "separate.enabled=false"]
-    runs = [subprocess.Popen([str(NR4DL), *common, *extra], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE) for extra in ([], ["--set", "slice.min_duration=0.3"])]
+    runs = [
+        subprocess.Popen(
+            [str(NR4DL), *common, *extra], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for extra in ([], ["--set", "slice.min_duration=0.3"])
+    ]
     results = [(run, *run.communicate(timeout=600)) for run in runs]
     for run, stdout, stderr in results:
         assert run.returncode == 0 and stdout.startswith("ok "), stdout + stderr

@@ -23,8 +23,15 @@ def test_a_file_that_failed_is_reported_failed_not_pending(tmp_path, make_settin
 
 
 def test_a_truncated_manifest_is_named_at_its_line(tmp_path):
-    record = {"id": "a_00001", "source": "a", "label": "male", "start": 0.0, "end": 1.0, "duration": 1.0,
-              "path": "clips/a_00001.wav"}
+    record = {
+        "id": "a_00001",
+        "source": "a",
+        "label": "male",
+        "start": 0.0,
+        "end": 1.0,
+        "duration": 1.0,
+        "path": "clips/a_00001.wav",
+    }
     manifest = tmp_path / "gate.jsonl"
     manifest.write_text(json.dumps(record) + "\n" + json.dumps(record) + "\n" + json.dumps(record)[:30] + "\n")
     with pytest.raises(ValueError, match=r"^gate.jsonl line 3: JSONDecodeError"):

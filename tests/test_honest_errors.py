@@ -3,15 +3,14 @@
 import os
 import random
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
+from helpers import NR4DL, ROOT
 from nr4dl_tasks.core.errors import DiskFull, MediaError
 from nr4dl_tasks.pipeline import open_work, run_stage
-
-from helpers import NR4DL, ROOT
 
 
 def nr4dl(*args: str) -> subprocess.CompletedProcess:
@@ -79,5 +78,7 @@ def test_an_unusable_settings_file_exits_2_with_one_line(tmp_path, kind):
     run = nr4dl("settings", "--settings", str(path))
     assert run.returncode == 2 and "Traceback" not in run.stderr
     lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert lines == [f"error: settings file {path} " + ("is a folder, not a file" if kind == "folder"
-                                                         else "is not UTF-8 text (byte 23)")]
+    assert lines == [
+        f"error: settings file {path} "
+        + ("is a folder, not a file" if kind == "folder" else "is not UTF-8 text (byte 23)")
+    ]

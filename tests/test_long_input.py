@@ -10,18 +10,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import ffmpeg
 from nr4dl_tasks.core.layout import FULL_RATE
 from nr4dl_tasks.dsp import audio
-
-from helpers import ffmpeg
 
 HOURS = 7
 
 
 def long_input(folder: Path, hours: float, rate: int = FULL_RATE, channels: int = 2) -> Path:
     """A `hours`-long media file ffmpeg reads (a tone repeated by the concat demuxer), a few kB on disk."""
-    ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={rate}:duration=10", "-ac", str(channels),
-           str(folder / "tone.wav"))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:sample_rate={rate}:duration=10",
+        "-ac",
+        str(channels),
+        str(folder / "tone.wav"),
+    )
     listing = folder / "long.ffconcat"
     listing.write_text("ffconcat version 1.0\n" + "file tone.wav\n" * int(hours * 360))
     return listing

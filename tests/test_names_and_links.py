@@ -3,10 +3,9 @@
 import os
 import subprocess
 
+from helpers import NR4DL, ROOT
 from nr4dl_tasks.core.settings import SourceSettings
 from nr4dl_tasks.crawl.discover import inbox_files
-
-from helpers import NR4DL, ROOT
 
 
 def test_the_inbox_does_not_follow_links_out_of_its_folder(tmp_path):
@@ -23,8 +22,9 @@ def test_the_inbox_does_not_follow_links_out_of_its_folder(tmp_path):
 def test_a_newline_in_a_file_name_cannot_forge_an_output_line(tmp_path):
     forged = tmp_path / "FAILED x: bad\nok y.wav"
     forged.write_bytes(b"not media at all " * 100)
-    run = subprocess.run([str(NR4DL), "process", str(forged), "--out", str(tmp_path / "out")], capture_output=True,
-                         text=True, cwd=ROOT)
+    run = subprocess.run(
+        [str(NR4DL), "process", str(forged), "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT
+    )
     lines = run.stdout.splitlines()
     assert run.returncode == 1 and len(lines) == 2, run.stdout
     assert lines[0].startswith("FAILED  ") and "bad\\nok y.wav" in lines[0]

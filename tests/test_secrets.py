@@ -2,10 +2,9 @@
 
 import subprocess
 
+from helpers import NR4DL, ROOT
 from nr4dl_tasks.core.redact import redact, redact_settings
 from nr4dl_tasks.state.failures import first_line
-
-from helpers import NR4DL, ROOT
 
 SECRET = "s3cretPASSWORD"
 URL = f"postgresql://u:{SECRET}@127.0.0.1:1/db"  # port 1: nothing listens there
@@ -24,8 +23,16 @@ def test_no_output_of_a_failing_run_holds_the_password(tmp_path):
         "shown": nr4dl("settings", "--set", f"crawl.catalog_url={URL}"),
         "unreachable": nr4dl("failures", "--set", f"crawl.catalog_url={URL}"),
         "environment": nr4dl("crawl", "--set", "slice.min_duration=abc", NR4DL__CRAWL__CATALOG_URL=URL),
-        "process": nr4dl("process", str(tmp_path / "missing.mp3"), "--out", str(tmp_path / "out"),
-                         "--set", f"crawl.catalog_url={URL}", "--set", f"paths.models_dir=/x/{URL}"),
+        "process": nr4dl(
+            "process",
+            str(tmp_path / "missing.mp3"),
+            "--out",
+            str(tmp_path / "out"),
+            "--set",
+            f"crawl.catalog_url={URL}",
+            "--set",
+            f"paths.models_dir=/x/{URL}",
+        ),
     }
     for name, run in runs.items():
         assert SECRET not in run.stdout + run.stderr, name
@@ -41,5 +48,6 @@ def test_redaction_covers_urls_named_secrets_and_failure_records():
     assert redact(f"open {URL} failed") == "open postgresql://u:***@127.0.0.1:1/db failed"
     assert redact(f"{{'azure.key': '{SECRET}'}}") == "{'azure.key': ***}"
     assert redact_settings({"azure": {"key": SECRET, "region": "koreacentral"}}) == {
-        "azure": {"key": "***", "region": "koreacentral"}}
+        "azure": {"key": "***", "region": "koreacentral"}
+    }
     assert SECRET not in first_line(ConnectionError(f"{URL} refused"))

@@ -17,8 +17,11 @@ HIDDEN = "***"
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@'\"]*:)[^\s@'\"]+@")
 # A setting or field named like a secret: its value is never shown, whatever it looks like.
 SECRET_NAME = re.compile(r"(password|passwd|secret|token|api_?key|(^|[._])key$)", re.IGNORECASE)
-_NAMED_VALUE = re.compile(r"(?P<head>['\"]?(?:[\w.]*(?:password|passwd|secret|token|api_?key)|\w+\.key)['\"]?\s*[:=]\s*)"
-                          r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s,}]+)", re.IGNORECASE)
+_NAMED_VALUE = re.compile(
+    r"(?P<head>['\"]?(?:[\w.]*(?:password|passwd|secret|token|api_?key)|\w+\.key)['\"]?\s*[:=]\s*)"
+    r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s,}]+)",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str) -> str:

@@ -25,8 +25,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from nr4dl_tasks.core.workdir import WorkDir, fingerprint
 
@@ -45,8 +46,12 @@ def settings_fingerprint(settings: Settings) -> str:
 @contextmanager
 def run_lock(work: WorkDir, settings: Settings) -> Iterator[None]:
     """Hold the work folder for one whole run; wait (and say for whom) while another run holds it."""
-    mine = {"settings": settings_fingerprint(settings), "pid": os.getpid(), "host": socket.gethostname(),
-            "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    mine = {
+        "settings": settings_fingerprint(settings),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     with open(work.path(RUN_LOCK), "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -54,8 +59,14 @@ def run_lock(work: WorkDir, settings: Settings) -> Iterator[None]:
             handle.seek(0)
             holder = _holder(handle.read())
             same = "the same" if holder.get("settings") == mine["settings"] else "other"
-            log.info("%s: waiting for another run of this file (%s settings, process %s on %s since %s)",
-                     work.source_id, same, holder.get("pid", "?"), holder.get("host", "?"), holder.get("since", "?"))
+            log.info(
+                "%s: waiting for another run of this file (%s settings, process %s on %s since %s)",
+                work.source_id,
+                same,
+                holder.get("pid", "?"),
+                holder.get("host", "?"),
+                holder.get("since", "?"),
+            )
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             handle.truncate(0)
