@@ -7,10 +7,10 @@ DAG never loads numpy, TensorFlow or a model (a process that has run TensorFlow
 hangs when the scheduler forks it).
 
 Errors the engine reports (unreadable media, bad settings, missing models, a
-separation that failed on this input) fail the task at once with
-`AirflowFailException`: retrying cannot fix them. Transient errors (a helper
-process that died, Azure still throttled after its own retries) and any
-unexpected error (a full disk) are retried.
+separation that failed on this input, a full disk) fail the task at once with
+`AirflowFailException` and the engine's one-line message, secrets hidden:
+retrying cannot fix them. Transient errors (a helper process that died, Azure
+still throttled after its own retries) and any unexpected error are retried.
 """
 
 from __future__ import annotations
