@@ -4,6 +4,7 @@ import os
 import random
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,17 +18,36 @@ def nr4dl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(NR4DL), *args], capture_output=True, text=True, cwd=ROOT)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB file system (tmpfs: needs root, as in the project's containers), so a stage can fill it."""
-    folder = tmp_path / "disk"
+@contextmanager
+def _file_system(folder: Path, size: str) -> Iterator[Path]:
+    """A small file system (tmpfs: needs root, as in the project's containers), so a stage can fill it."""
     folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a small file system here (not root)")
     try:
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with _file_system(tmp_path / "disk", "2m") as folder:
+        yield folder
+
+
+@pytest.fixture
+def disk_for_clips(tmp_path: Path) -> Iterator[Path]:
+    with _file_system(tmp_path / "disk", "8m") as folder:
+        yield folder
+
+
+def _fill(disk: Path) -> None:
+    with pytest.raises(OSError), (disk / "filler").open("wb") as fill:
+        while True:
+            fill.write(b"\0" * 4096)
 
 
 def test_a_full_disk_at_ingest_is_named_as_such(media, make_settings, small_disk):
@@ -43,10 +63,7 @@ def test_a_full_disk_in_slice_is_named_as_such(media, make_settings, small_disk)
     work = open_work(media / "segmentation" / "0021.mp3", settings)
     for name in ("ingest", "separate", "segment"):
         run_stage(name, work, settings)
-    filler = small_disk / "filler"
-    with pytest.raises(OSError), filler.open("wb") as fill:
-        while True:
-            fill.write(b"\0" * 4096)
+    _fill(small_disk)
     with pytest.raises(DiskFull, match="the disk is full; slice could not write its outputs"):
         run_stage("slice", work, settings)
 
@@ -82,3 +99,14 @@ def test_an_unusable_settings_file_exits_2_with_one_line(tmp_path, kind):
         f"error: settings file {path} "
         + ("is a folder, not a file" if kind == "folder" else "is not UTF-8 text (byte 23)")
     ]
+
+
+def test_a_full_disk_in_denoise_is_named_as_such(media, make_settings, disk_for_clips):
+    settings = make_settings(paths__work_dir=str(disk_for_clips), separate__enabled=False)
+    work = open_work(media / "segmentation" / "lamartine.wav", settings)
+    for name in ("ingest", "separate", "segment", "slice"):
+        run_stage(name, work, settings)
+    assert list(work.path("clips").glob("*.wav")), "no clip to denoise"
+    _fill(disk_for_clips)
+    with pytest.raises(DiskFull, match="the disk is full; denoise could not write its outputs"):
+        run_stage("denoise", work, settings)
