@@ -24,10 +24,29 @@ import yaml
 
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.errors import Nr4dlError
+from nr4dl_tasks.core.redact import redact, redact_settings
 from nr4dl_tasks.pipeline import STAGE_NAMES  # the order only: importing the pipeline loads no stage
 
 log = logging.getLogger("nr4dl")
 RESOURCE_FIGURES = ("tasks_per_worker", "heavy_slots", "task_threads")
+
+
+def one_line(text: object) -> str:
+    """`text` on one line: control characters (a newline in a file name) escaped, so a name cannot forge a line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+def say(*fields: object, file=None) -> None:
+    """Print one output line, each field on one line and with every secret hidden."""
+    print(redact(" ".join(one_line(f) for f in fields)), file=file)
+
+
+class _Redacting(logging.Filter):
+    """Log records pass through `redact` (a URL with a password in an error, say)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,15 +95,15 @@ def _process_all(media_files: list[Path], settings: settings_mod.Settings, until
         try:
             work, results = process_file(media, settings, until)
             done = ", ".join(f"{r.stage}{' (skipped)' if r.skipped else ''}" for r in results)
-            print(f"ok      {media} -> {work.root} [{done}]")
+            say("ok     ", media, "->", work.root, f"[{done}]")
         except Nr4dlError as exc:
             failed.append(media)
-            print(f"FAILED  {media}: {exc}")
+            say("FAILED ", f"{one_line(media)}:", exc)
         except Exception as exc:  # one bad file never stops the others
             failed.append(media)
-            log.exception("unexpected error on %s", media)
-            print(f"FAILED  {media}: {type(exc).__name__}: {exc}")
-    print(f"{len(media_files) - len(failed)} of {len(media_files)} file(s) processed, {len(failed)} failed")
+            log.exception("unexpected error on %s", one_line(media))
+            say("FAILED ", f"{one_line(media)}:", f"{type(exc).__name__}: {exc}")
+    say(f"{len(media_files) - len(failed)} of {len(media_files)} file(s) processed, {len(failed)} failed")
     return failed
 
 
@@ -103,8 +122,8 @@ def _crawl(args: argparse.Namespace, overrides: dict) -> int:
     settings = settings_mod.load(args.settings, overrides)
     report = crawl(settings, args.source, args.max_items)
     for where, cause in report.failed.items():
-        print(f"FAILED  {where}: {cause}")
-    print(f"{len(report.new)} new file(s), {len(report.duplicates)} duplicate(s), {len(report.failed)} failure(s)")
+        say("FAILED ", f"{one_line(where)}:", cause)
+    say(f"{len(report.new)} new file(s), {len(report.duplicates)} duplicate(s), {len(report.failed)} failure(s)")
     failed = _process_all([Path(n.path) for n in report.new], settings, STAGE_NAMES[-1]) if report.new else []
     Catalog(settings).mark_triggered(n.url for n in report.new)  # a failed file is a processing failure now
     return 1 if failed or report.failed else 0
@@ -115,11 +134,15 @@ def _export(args: argparse.Namespace, overrides: dict) -> int:
 
     report = export_dataset(settings_mod.load(args.settings, overrides))
     state = "unchanged" if report.unchanged else f"{report.linked} audio file(s) placed, {report.removed} removed"
-    print(f"dataset {report.dataset_dir}: {report.clips} clips, {report.hours:.2f} h ({state})")
+    say(f"dataset {one_line(report.dataset_dir)}: {report.clips} clips, {report.hours:.2f} h ({state})")
     for folder in report.pending:
-        print(f"pending {folder}: not through the gate stage yet")
+        say("pending", f"{one_line(folder)}:", "not through the gate stage yet")
+    for folder, cause in sorted(report.failed.items()):
+        say("FAILED ", f"{one_line(folder)}:", cause)
+    for clip, reason in sorted(report.dropped.items()):
+        say("DROPPED", f"{one_line(clip)}:", reason)
     for folder, reason in sorted(report.skipped.items()):
-        print(f"SKIPPED {folder}: {reason}")
+        say("SKIPPED", f"{one_line(folder)}:", reason)
     return 1 if report.skipped else 0
 
 
@@ -135,18 +158,9 @@ def _failures(args: argparse.Namespace, overrides: dict) -> int:
 
     failures = FailureLog(settings_mod.load(args.settings, overrides)).failures()
     for f in failures:
-        print(f"{f.failed_at:%Y-%m-%d %H:%M}  {f.stage:10}  {f.media}: {f.error}  (run {f.run_id})")
-    print(f"{len(failures)} file(s) whose latest run failed")
+        say(f"{f.failed_at:%Y-%m-%d %H:%M}  {f.stage:10} ", f"{one_line(f.media)}:", f.error, f" (run {f.run_id})")
+    say(f"{len(failures)} file(s) whose latest run failed")
     return 1 if failures else 0
-
-
-def _without_password(url: str) -> str:
-    import sqlalchemy as sa
-
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):
-        return "(not a database URL; not shown)"
 
 
 def _resources(args: argparse.Namespace, overrides: dict) -> int:
@@ -169,15 +183,15 @@ def _resources(args: argparse.Namespace, overrides: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Redacting())
     try:
         overrides = settings_mod.parse_assignments(args.overrides)
         if args.command == "settings" and args.template:
             print(settings_mod.template(), end="")
             return 0
         if args.command == "settings":
-            shown = settings_mod.load(args.settings, overrides).model_dump(mode="json")
-            if shown["crawl"]["catalog_url"]:  # its password stays out of terminals and logs
-                shown["crawl"]["catalog_url"] = _without_password(shown["crawl"]["catalog_url"])
+            shown = redact_settings(settings_mod.load(args.settings, overrides).model_dump(mode="json"))
             print(yaml.safe_dump(shown, sort_keys=False), end="")
             return 0
         if args.command == "export":
@@ -192,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             return _resources(args, overrides)
         return _process(args, overrides)
     except Nr4dlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(redact(f"error: {exc}"), file=sys.stderr)
         return 2
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.errors import MediaError
+from nr4dl_tasks.core.runlock import run_lock
 from nr4dl_tasks.core.workdir import WorkDir, file_sha256
 
 if TYPE_CHECKING:
@@ -81,8 +82,17 @@ def upstream(name: str, settings: Settings) -> list[str]:
 
 
 def run_stage(name: str, work: WorkDir, settings: Settings, instance: Stage | None = None) -> StageResult:
-    """Run one stage in `work` (`instance`: a configured stage object, e.g. transcribe with Azure credentials)."""
-    return (instance or stage(name)).run(work, settings, upstream(name, settings))
+    """Run one stage in `work` (`instance`: a configured stage object, e.g. transcribe with Azure credentials).
+
+    The stage is told the fingerprints its upstream stages have under these settings: if another run of the file
+    with other settings redid one of them (two Airflow runs at once), it fails saying so instead of mixing the two."""
+    names = upstream(name, settings)
+    expected = {}
+    for before in names:
+        earlier = stage(before)
+        expected[before] = earlier.fingerprint(work.reading(earlier.reads(settings)), settings,
+                                               upstream(before, settings))
+    return (instance or stage(name)).run(work, settings, names, expected)
 
 
 def source_id(media: Path, sha256: str) -> str:
@@ -97,14 +107,20 @@ def open_work(media: str | Path, settings: Settings) -> WorkDir:
     The folder is named by the file's stem and content hash: rerunning a file, or processing a copy of it with the
     same name from another folder, finds the same folder and skips what is done; a changed file gets a new folder.
     """
-    path = Path(media).expanduser().resolve()
+    try:
+        path = Path(media).expanduser().resolve()
+    except RuntimeError:  # Python's word for a symlink loop
+        raise MediaError(f"{media}: a symbolic link loop (the link leads back to itself)") from None
     if not path.exists():
         raise MediaError(f"{path}: file does not exist")
     if not path.is_file():
         raise MediaError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: file is empty (0 bytes)")
-    sha = file_sha256(path)
+    try:
+        sha = file_sha256(path)
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot be read ({exc.strerror})") from None
     work = WorkDir(settings.resolve(settings.paths.work_dir) / source_id(path, sha))
     record = {"source_id": work.source_id, "path": str(path), "sha256": sha, "bytes": path.stat().st_size}
     known = work.path(layout.SOURCE_JSON.name)
@@ -120,5 +136,6 @@ def process_file(media: str | Path, settings: Settings, until: str = STAGE_NAMES
     """Run every stage up to and including `until` for one media file."""
     work = open_work(media, settings)
     log.info("%s: processing %s in %s", work.source_id, media, work.root)
-    results = [run_stage(name, work, settings) for name in STAGE_NAMES[: STAGE_NAMES.index(until) + 1]]
+    with run_lock(work, settings):  # another run of this file with other settings waits, never interleaves
+        results = [run_stage(name, work, settings) for name in STAGE_NAMES[: STAGE_NAMES.index(until) + 1]]
     return work, results

@@ -7,10 +7,10 @@ DAG never loads numpy, TensorFlow or a model (a process that has run TensorFlow
 hangs when the scheduler forks it).
 
 Errors the engine reports (unreadable media, bad settings, missing models, a
-separation that failed on this input) fail the task at once with
-`AirflowFailException`: retrying cannot fix them. Transient errors (a helper
-process that died, Azure still throttled after its own retries) and any
-unexpected error (a full disk) are retried.
+separation that failed on this input, a full disk) fail the task at once with
+`AirflowFailException` and the engine's one-line message, secrets hidden:
+retrying cannot fix them. Transient errors (a helper process that died, Azure
+still throttled after its own retries) and any unexpected error are retried.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from airflow.sdk import Asset, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
+
+from nr4dl_tasks.core.redact import redact  # plain `re`: nothing heavy at DAG parse time
 
 if TYPE_CHECKING:
     from nr4dl_tasks.core.settings import Settings
@@ -48,11 +50,11 @@ class _SettingsOperator(BaseOperator):
 
         overrides = self.overrides or {}
         if not isinstance(overrides, dict):
-            raise AirflowFailException(f"overrides must be a JSON object of settings, got {overrides!r}")
+            raise AirflowFailException(redact(f"overrides must be a JSON object of settings, got {overrides!r}"))
         try:
             return settings.load(self.settings_file or None, overrides)
         except SettingsError as exc:
-            raise AirflowFailException(str(exc)) from exc
+            raise AirflowFailException(redact(str(exc))) from exc
 
 
 class StageOperator(_SettingsOperator):
@@ -96,7 +98,7 @@ class StageOperator(_SettingsOperator):
         except Transient:
             raise  # e.g. the Spleeter worker was killed, Azure stayed throttled: worth a retry
         except Nr4dlError as exc:
-            raise AirflowFailException(str(exc)) from exc
+            raise AirflowFailException(redact(str(exc))) from exc
         return {"work_dir": str(work.root), "source_id": work.source_id, "stage": result.stage,
                 "skipped": result.skipped, "seconds": round(result.seconds, 2), **result.info}
 
@@ -169,7 +171,7 @@ class ExportOperator(_SettingsOperator):
         try:
             report = export_dataset(loaded)
         except Nr4dlError as exc:
-            raise AirflowFailException(str(exc)) from exc
+            raise AirflowFailException(redact(str(exc))) from exc
         self._refresh_report(loaded)
         if report.skipped:
             raise AirflowFailException(
@@ -233,9 +235,9 @@ class CrawlOperator(_SettingsOperator):
         try:
             report = crawl(loaded, str(source or "") or None, int(self.max_items or 0) or None)
         except Nr4dlError as exc:
-            raise AirflowFailException(str(exc)) from exc
+            raise AirflowFailException(redact(str(exc))) from exc
         if report.failed and not report.seen:  # every source failed: nothing crawled, say so in red
-            raise AirflowFailException("no source could be crawled: " + "; ".join(report.failed.values()))
+            raise AirflowFailException(redact("no source could be crawled: " + "; ".join(report.failed.values())))
         requests = [{"trigger_run_id": run_id_for(new),
                      "conf": {"media": new.path, "overrides": self.overrides or {}, "source_url": new.url}}
                     for new in report.new]

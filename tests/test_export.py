@@ -277,10 +277,13 @@ def test_broken_folders_are_skipped_and_reported(work: Path, tmp_path: Path, poo
 
     dataset = tmp_path / "dataset"
     report = export_dataset(make_settings(work, dataset))
-    assert sorted(report.skipped) == ["broken", "missing"] and report.pending == ["pending"]
-    assert "unreadable" in report.skipped["broken"]
-    assert "denoised/missing_00001.wav does not exist" in report.skipped["missing"]
-    assert report.clips == 7 and not list(dataset.rglob("missing_*")) and not list(dataset.rglob("pending_*"))
+    assert sorted(report.skipped) == ["broken"] and report.pending == ["pending"]
+    assert "unreadable" in report.skipped["broken"] and "gate.jsonl line 1: " in report.skipped["broken"]
+    # one missing clip drops that clip, not its folder
+    assert list(report.dropped) == ["missing/missing_00001"]
+    assert "denoised/missing_00001.wav does not exist" in report.dropped["missing/missing_00001"]
+    assert report.clips == 8 and not list(dataset.rglob("missing_00001*")) and list(dataset.rglob("missing_00002*"))
+    assert not list(dataset.rglob("pending_*"))
     assert json.loads((dataset / "export.json").read_text())["skipped"] == report.skipped
     assert not export_dataset(make_settings(work, dataset)).unchanged  # skipped folders are tried again
 

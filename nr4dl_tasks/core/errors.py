@@ -4,6 +4,10 @@ Every error raised for bad input names the file (or setting) and the cause, so a
 failed Airflow task or CLI line tells the user what to fix without a traceback.
 """
 
+import errno
+import shutil
+from pathlib import Path
+
 
 class Nr4dlError(Exception):
     """Base class for errors the pipeline reports to the user as-is."""
@@ -15,6 +19,21 @@ class SettingsError(Nr4dlError):
 
 class MediaError(Nr4dlError):
     """A source file cannot be used: missing, corrupt, empty, or without audio."""
+
+
+class DiskFull(Nr4dlError):
+    """A stage could not write its outputs: the disk (or quota) is full. Nothing half-written is left."""
+
+
+def is_disk_full(exc: BaseException, folder: Path) -> bool:
+    """Whether `exc` means the disk is full: errno 28, or libsndfile's bare 'System error.' on a full folder (it
+    keeps the errno to itself)."""
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc):
+        return True
+    try:
+        return type(exc).__name__ == "LibsndfileError" and shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 class ModelError(Nr4dlError):

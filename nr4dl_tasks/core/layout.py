@@ -47,6 +47,7 @@ SPLIT_DIR = Artifact("clips_split", "speakers")
 MANIFESTS_DIR = "manifests"
 CLIPS_JSONL = "clips.jsonl"  # a copy of the manifest of the last stage that ran: the file users read
 STAMPS_DIR = "stamps"
+FAILURE_JSON = "failure.json"  # the stage that last failed here and why; gone once that stage succeeds
 
 
 def manifest(stage: str) -> Artifact:

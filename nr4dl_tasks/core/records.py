@@ -153,8 +153,17 @@ def write_clips(path: Path, clips: Iterable[Clip]) -> None:
 
 
 def read_clips(path: Path) -> list[Clip]:
+    """The clip records of a manifest; a broken record is a ValueError naming its line of the file."""
+    clips = []
     with path.open(encoding="utf-8") as fh:
-        return [Clip.from_json(line) for line in fh if line.strip()]
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                clips.append(Clip.from_json(line))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"{path.name} line {number}: {type(exc).__name__}: {exc}") from None
+    return clips
 
 
 def read_manifest(work: WorkDir, stage: str) -> list[Clip]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import to_jsonable_python
 
 from nr4dl_tasks.core.errors import SettingsError
+from nr4dl_tasks.core.redact import SECRET_NAME, redact, redact_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "settings.yaml"
@@ -268,6 +269,15 @@ class GateSettings(_Section):
         {"gold": 3.2, "silver": 2.7}, description="Quality tier name -> minimum DNSMOS OVRL; a clip gets the best "
         "tier it reaches (else 'rest'). The export can write each tier as its own subset.",
     )
+    min_bandwidth_hz: float | None = Field(
+        None, gt=0, description="Drop clips whose measured bandwidth (the highest frequency they really hold: "
+        "about 4000 for a telephone call, 8000 for a 16 kHz recording) is below this; null keeps all.",
+    )
+    full_band_fraction: float | None = Field(
+        0.9, gt=0, le=1, description="A clip whose measured bandwidth is below this fraction of half of "
+        "slice.sample_rate is band-limited and never gets the best of gates.tiers (with one tier: 'rest'); null "
+        "turns it off.",
+    )
     min_cps: float = Field(1.0, ge=0, description="Drop clips with fewer characters of text per second "
                            "(missed speech).")
     max_cps: float = Field(30.0, gt=0, description="Drop clips with more characters per second (hallucinated text).")
@@ -509,11 +519,12 @@ def _format_error(err: ValidationError, origin: str, hidden: set[str]) -> str:
             lines.append(f"  {where}: " + (f"moved to {MOVED[where]}" if where in MOVED else "unknown setting"))
         elif item["type"] == "value_error":  # a rule across fields: the message names them
             lines.append(f"  {where + ': ' if where else ''}{message}")
-        elif where in hidden:
-            lines.append(f"  {where}: {message} (value from the environment, not shown)")
+        elif where in hidden or SECRET_NAME.search(where):
+            why = "from the environment" if where in hidden else "a secret"
+            lines.append(f"  {where}: {message} (value not shown: {why})")
         else:
             lines.append(f"  {where}: {message} (got {item.get('input')!r})")
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -526,6 +537,12 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
             loaded = yaml.safe_load(settings_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SettingsError(f"settings file {settings_path} does not exist") from None
+        except IsADirectoryError:
+            raise SettingsError(f"settings file {settings_path} is a folder, not a file") from None
+        except UnicodeDecodeError as exc:
+            raise SettingsError(f"settings file {settings_path} is not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise SettingsError(f"settings file {settings_path} cannot be read ({exc.strerror})") from None
         except yaml.YAMLError as exc:
             raise SettingsError(f"settings file {settings_path} is not valid YAML: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):
@@ -538,7 +555,7 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
         origin += f" with environment {', '.join(ENV_PREFIX + k.replace('.', '__').upper() for k in from_env)}"
     if overrides:
         raw = _apply(raw, overrides)
-        origin += f" with overrides {dict(overrides)}"
+        origin += f" with overrides {redact_settings({str(k): v for k, v in overrides.items()})}"
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

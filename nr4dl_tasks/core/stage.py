@@ -10,13 +10,15 @@ reruns exactly when something that matters changed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from nr4dl_tasks.core import layout
+from nr4dl_tasks.core.errors import DiskFull, Nr4dlError, StageError, is_disk_full
 from nr4dl_tasks.core.layout import Artifact
 from nr4dl_tasks.core.records import publish_manifest
 from nr4dl_tasks.core.settings import Settings
@@ -57,12 +59,29 @@ class Stage(ABC):
         return fingerprint(stage=self.name, version=self.version, upstream=stamps,
                            inputs=self.inputs(work, settings))
 
-    def run(self, work: WorkDir, settings: Settings, upstream: Sequence[str]) -> StageResult:
+    def run(self, work: WorkDir, settings: Settings, upstream: Sequence[str],
+            expected: Mapping[str, str] | None = None) -> StageResult:
         """Run (or skip as done) in `work`; `upstream`: every stage whose outputs this one depends on, in pipeline
-        order (the pipeline derives it from `reads`)."""
+        order (the pipeline derives it from `reads`); `expected`: their fingerprints under these settings."""
         work = work.reading(self.reads(settings))
         with work.lock():
-            result = self._run_locked(work, settings, upstream)
+            for name, fp in (expected or {}).items():
+                if work.require(name)["fingerprint"] != fp:
+                    raise StageError(f"{work.root}: {name} was last made with settings other than this run's (another "
+                                     f"run of this file redid it); run the file again")
+            try:
+                result = self._run_locked(work, settings, upstream)
+            except Exception as exc:
+                error = exc
+                if not isinstance(exc, Nr4dlError) and is_disk_full(exc, work.root):  # not a bad input: say so
+                    where = getattr(exc, "filename", None) or work.root
+                    error = DiskFull(f"{where}: the disk is full; {self.name} could not write its outputs")
+                with contextlib.suppress(OSError):  # the disk may be full: the error itself must still come out
+                    work.record_failure(self.name, error)
+                if error is exc:
+                    raise
+                raise error from None
+            work.clear_failure(self.name)
             if self.manifest:
                 publish_manifest(work, self.name)
             return result

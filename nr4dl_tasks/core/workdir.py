@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, ContextManager, Iterable, Iterator
 
 from nr4dl_tasks.core.errors import StageError
-from nr4dl_tasks.core.layout import SOURCE_JSON, STAMPS_DIR, Artifact, stamp_name
+from nr4dl_tasks.core.layout import FAILURE_JSON, SOURCE_JSON, STAMPS_DIR, Artifact, stamp_name
+from nr4dl_tasks.core.redact import redact
 
 log = logging.getLogger("nr4dl")
 
@@ -144,6 +145,24 @@ class WorkDir:
         self.path(STAMPS_DIR).mkdir(exist_ok=True)
         with self.atomic(stamp_name(stage)) as tmp:
             tmp.write_text(json.dumps({"fingerprint": fp, "outputs": outputs, **info}, indent=2, default=str))
+
+    def record_failure(self, stage: str, error: BaseException) -> None:
+        """Note that `stage` failed here and why, so the export reports the file as failed, not as still pending."""
+        cause = redact(str(error).strip() or type(error).__name__).splitlines()[0]
+        with self.atomic(FAILURE_JSON) as tmp:
+            tmp.write_text(json.dumps({"stage": stage, "error": cause}))
+
+    def clear_failure(self, stage: str) -> None:
+        """`stage` succeeded: a failure recorded for it is history."""
+        if (self.read_failure() or {}).get("stage") == stage:
+            self.path(FAILURE_JSON).unlink(missing_ok=True)
+
+    def read_failure(self) -> dict[str, Any] | None:
+        try:
+            found = json.loads(self.path(FAILURE_JSON).read_text())
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
 
     def require(self, stage: str) -> dict[str, Any]:
         """The stamp of an upstream stage, or a clear error saying which stage must run first."""

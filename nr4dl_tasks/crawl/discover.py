@@ -91,7 +91,15 @@ def inbox_files(source: SourceSettings) -> list[Link]:
     settled = time.time() - INBOX_SETTLE_SECONDS
     files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
                    and f.stat().st_mtime <= settled)
-    return [Link(f.resolve().as_uri(), f.stem) for f in files]
+    return [Link(f.resolve().as_uri(), f.stem) for f in files if _inside(f, folder, source.name)]
+
+
+def _inside(file: Path, folder: Path, source: str) -> bool:
+    """Whether `file` (a link, maybe) really lies in the inbox: a link out of it (to /etc/passwd) is not taken."""
+    if file.resolve().is_relative_to(folder.resolve()):
+        return True
+    log.warning("source %s: %r links outside the inbox (to %r), not taken", source, str(file), str(file.resolve()))
+    return False
 
 
 def ytdlp_entries(source: SourceSettings) -> list[Link]:

@@ -7,6 +7,7 @@ and analysis reads WAV files block by block with soundfile.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from math import gcd
@@ -16,7 +17,8 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from nr4dl_tasks.core.errors import MediaError
+from nr4dl_tasks.core.children import die_with_parent
+from nr4dl_tasks.core.errors import DiskFull, MediaError
 
 
 def _tool(name: str) -> str:
@@ -26,27 +28,38 @@ def _tool(name: str) -> str:
     return found
 
 
-def _last_line(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return lines[-1] if lines else "no error message"
+def _cause(stderr: str) -> str:
+    """ffmpeg's first complaint (the decoder's own, e.g. 'Header missing') and its last (often only the
+    consequence, 'Error configuring filter graph'), without the '[mp3float @ 0x...]' prefixes."""
+    lines = [re.sub(r"^\[[^]]*@ 0x[0-9a-f]+\]\s*", "", line.strip()) for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "no error message"
+    return lines[0] if lines[0] == lines[-1] else f"{lines[0]}; {lines[-1]}"
 
 
 def probe(path: Path) -> dict:
     """ffprobe's view of a media file; MediaError when ffmpeg cannot read it."""
     cmd = [_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=die_with_parent)
     if proc.returncode != 0:
-        raise MediaError(f"{path}: not readable as media ({_last_line(proc.stderr)})")
+        raise MediaError(f"{path}: not readable as media ({_cause(proc.stderr)})")
     return json.loads(proc.stdout or "{}")
 
 
 def convert(src: Path, dst: Path, rate: int, channels: int) -> None:
-    """Decode the first audio stream of `src` into a 16-bit PCM WAV at `rate` Hz with `channels` channels."""
+    """Decode the first audio stream of `src` into a 16-bit PCM WAV at `rate` Hz with `channels` channels.
+
+    `-rf64 auto`: a plain WAV's size fields are 32-bit, so past 4 GiB (6.8 h at 44.1 kHz stereo) they wrap and a
+    reader sees a fraction of the audio; ffmpeg then writes RF64 (64-bit sizes, read block-wise by soundfile) and
+    keeps plain WAV below that size."""
     cmd = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
-           "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate), "-c:a", "pcm_s16le", "-f", "wav", str(dst)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+           "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate), "-c:a", "pcm_s16le",
+           "-rf64", "auto", "-f", "wav", str(dst)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=die_with_parent)
     if proc.returncode != 0:
-        raise MediaError(f"{src}: decoding failed ({_last_line(proc.stderr)})")
+        if "No space left on device" in proc.stderr:
+            raise DiskFull(f"{dst.parent}: the disk is full; ffmpeg could not write {dst.name}")
+        raise MediaError(f"{src}: decoding failed ({_cause(proc.stderr)})")
 
 
 def blocks(path: Path, block_frames: int, overlap: int = 0, dtype: str = "float32") -> Iterator[tuple[int, np.ndarray]]:

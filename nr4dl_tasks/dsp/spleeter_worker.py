@@ -86,7 +86,9 @@ def separate_file(separator: ChunkSeparator, request: dict, report: Callable[[di
     with sf.SoundFile(request["input"]) as src:
         rate, total = src.samplerate, src.frames
         fade = min(int(request["crossfade_seconds"] * rate) // 2, margin)
-        writers = {stem: sf.SoundFile(request[stem], "w", rate, 2, subtype="PCM_16", format="WAV") for stem in STEMS}
+        # A stem past WAV's 4 GiB size fields (6.8 h at 44.1 kHz stereo) is written as RF64, as ingest writes its input.
+        kind = "RF64" if total * 2 * 2 >= 1 << 32 else "WAV"
+        writers = {stem: sf.SoundFile(request[stem], "w", rate, 2, subtype="PCM_16", format=kind) for stem in STEMS}
         pending: dict[str, np.ndarray] = {}
         chunks = 0
         try:

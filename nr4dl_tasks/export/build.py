@@ -78,6 +78,8 @@ class ExportReport:
     counts: dict[str, dict[str, dict[str, int]]]  # subset -> format -> split -> clips
     skipped: dict[str, str]  # work folder -> why it was left out (corrupt manifest, missing audio)
     pending: list[str] = field(default_factory=list)  # work folders not yet through the gate
+    failed: dict[str, str] = field(default_factory=dict)  # work folder -> the stage its last run failed in, and why
+    dropped: dict[str, str] = field(default_factory=dict)  # "<folder>/<clip id>" -> why that clip alone was left out
     empty_splits: list[str] = field(default_factory=list)  # "<subset>/<split>" with no clips: no files written
     outputs: list[str] = field(default_factory=list)  # "<subset>/<format>" folders written
     linked: int = 0  # audio files placed by this export (new or changed clips)
@@ -127,14 +129,17 @@ def _read_previous(dataset_dir: Path) -> dict[str, Any]:
 
 
 def _is_unchanged(previous: dict[str, Any], fp: str, dataset_dir: Path) -> bool:
-    """The last export completed with this fingerprint, skipped no folder (retried), and its folders still exist."""
+    """The last export completed with this fingerprint, skipped no folder and dropped no clip (both retried), and its
+    folders still exist."""
     return (previous.get("complete") is True and previous.get("fingerprint") == fp and not previous.get("skipped")
+            and not previous.get("dropped")
             and all((dataset_dir / out).is_dir() for out in previous.get("outputs", [])))
 
 
-def _unchanged_report(previous: dict[str, Any], dataset_dir: Path, pending: list[str]) -> ExportReport:
+def _unchanged_report(previous: dict[str, Any], dataset_dir: Path, pending: list[str],
+                      failed: dict[str, str]) -> ExportReport:
     return ExportReport(dataset_dir=dataset_dir, unchanged=True, clips=previous["clips"], hours=previous["hours"],
-                        counts=previous["counts"], skipped={}, pending=pending,
+                        counts=previous["counts"], skipped={}, pending=pending, failed=failed,
                         empty_splits=previous.get("empty_splits", []), outputs=previous.get("outputs", []),
                         fingerprint=previous["fingerprint"])
 
@@ -192,19 +197,19 @@ def export_dataset(settings: Settings) -> ExportReport:
     subsets = subset_names(settings)  # a bad tier name fails before anything is written
     dataset_dir.mkdir(parents=True, exist_ok=True)
     with flock(dataset_dir / LOCK_NAME):  # a second export waits instead of interleaving
-        ready, pending = scan_work_dir(work_root, dataset_dir)
+        ready, pending, failed = scan_work_dir(work_root, dataset_dir)
         fp = input_fingerprint(settings, work_root, ready)
         previous = _read_previous(dataset_dir)
         if _is_unchanged(previous, fp, dataset_dir):
             log.info("%s: unchanged since the last export (fingerprint %s, %d folders); nothing to do",
                      dataset_dir, fp, len(ready))
-            return _unchanged_report(previous, dataset_dir, pending)
+            return _unchanged_report(previous, dataset_dir, pending, failed)
         planned = [f"{subset}/{name}" for subset in subsets for name in settings.export.formats]
         _mark_in_progress(dataset_dir, previous, planned)
-        items, skipped = read_items(ready, settings)
+        items, skipped, dropped = read_items(ready, settings)
         report = ExportReport(dataset_dir=dataset_dir, unchanged=False, clips=len(items),
                               hours=round(sum(item.duration for item in items) / 3600, 4), counts={},
-                              skipped=skipped, pending=pending, fingerprint=fp)
+                              skipped=skipped, dropped=dropped, pending=pending, failed=failed, fingerprint=fp)
         report.removed += _remove_stale_outputs(dataset_dir, previous, planned)
         for subset, chosen in subset_items(items, settings).items():
             write_subset(dataset_dir, subset, chosen, settings, report)

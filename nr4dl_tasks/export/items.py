@@ -1,5 +1,5 @@
 """What the export reads: the kept clips of every work folder through the last stage, as `Item`s with their split
-and subsets. A folder whose manifest is corrupt or lists a missing audio file is skipped and named.
+and subsets. A folder whose manifest is corrupt is skipped and named; a clip whose audio file is missing is left out alone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.errors import SettingsError, StageError
 from nr4dl_tasks.core.records import REST_TIER, Clip, read_clips
 from nr4dl_tasks.core.settings import ExportSettings, Settings
-from nr4dl_tasks.core.workdir import text_sha256
+from nr4dl_tasks.core.workdir import WorkDir, text_sha256
 from nr4dl_tasks.pipeline import STAGE_NAMES
 from nr4dl_tasks.text.normalize import normalize_numbers, pronunciation, sanitize_text
 
@@ -27,6 +27,10 @@ SPLITS = ("train", "validation", "test")
 UNKNOWN_SPEAKER = "unknown"  # speaker of clips without one (also their split key with split_by: speaker)
 UNKNOWN_LANGUAGE = "und"  # BCP 47 'undetermined', for clips without a language
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class MissingAudio(StageError):
+    """One clip's audio file is gone (deleted, a damaged disk): that clip is left out, its folder still exported."""
 
 
 @dataclass(frozen=True)
@@ -63,22 +67,27 @@ def split_of(key: str, cfg: ExportSettings) -> str:
     return "train"
 
 
-def scan_work_dir(work_root: Path, dataset_dir: Path) -> tuple[dict[str, Path], list[str]]:
-    """Work folders through the gate (name -> folder), and the names of those still processing."""
+def scan_work_dir(work_root: Path, dataset_dir: Path) -> tuple[dict[str, Path], list[str], dict[str, str]]:
+    """Work folders through the gate (name -> folder), the names of those still processing, and those whose last
+    run failed (name -> stage and cause, from the folder's failure.json)."""
     ready: dict[str, Path] = {}
     pending: list[str] = []
+    failed: dict[str, str] = {}
     if not work_root.is_dir():
         log.warning("%s: work folder does not exist; nothing to export", work_root)
-        return ready, pending
+        return ready, pending, failed
     for folder in sorted(work_root.iterdir()):
         if not folder.is_dir() or folder.name.startswith(".") or folder.resolve() == dataset_dir.resolve():
             continue
+        failure = WorkDir(folder).read_failure()
         if (folder / READY_STAMP).is_file():
             ready[folder.name] = folder
+        elif failure:
+            failed[folder.name] = f"{failure.get('stage')} failed: {failure.get('error')}"
         else:
             log.info("%s: not exported yet: no %s (still processing)", folder, READY_STAMP)
             pending.append(folder.name)
-    return ready, pending
+    return ready, pending, failed
 
 
 def _audio_path(folder: Path, clip: Clip, cfg: ExportSettings) -> Path:
@@ -87,7 +96,7 @@ def _audio_path(folder: Path, clip: Clip, cfg: ExportSettings) -> Path:
         raise StageError(f"clip {clip.id}: audio path {rel!r} is not a path inside the folder")
     path = folder / rel
     if not path.is_file():
-        raise StageError(f"clip {clip.id}: audio file {rel} does not exist")
+        raise MissingAudio(f"clip {clip.id}: audio file {rel} does not exist")
     return path
 
 
@@ -128,12 +137,26 @@ def _item(folder: Path, clip: Clip, settings: Settings) -> Item:
     )
 
 
-def read_folder(folder: Path, settings: Settings) -> list[Item]:
-    """The kept clips of one ready work folder; StageError naming the cause when the folder cannot be exported."""
+def _items(folder: Path, kept: list[Clip], settings: Settings) -> tuple[list[Item], dict[str, str]]:
+    """The clips as Items; one whose audio file is missing is left out alone (returned with why), not with its
+    whole folder."""
+    items, dropped = [], {}
+    for clip in kept:
+        try:
+            items.append(_item(folder, clip, settings))
+        except MissingAudio as exc:
+            log.error("%s: clip left out of the export: %s", folder, exc)
+            dropped[f"{folder.name}/{clip.id}"] = str(exc)
+    return items, dropped
+
+
+def read_folder(folder: Path, settings: Settings) -> tuple[list[Item], dict[str, str]]:
+    """The kept clips of one ready work folder and the clips left out (folder/clip id -> why); StageError naming
+    the cause when the folder cannot be exported."""
     try:
         clips = read_clips(folder / READY_MANIFEST)
         kept = [clip for clip in clips if clip.kept]
-        items = [_item(folder, clip, settings) for clip in kept]
+        items, dropped = _items(folder, kept, settings)
         measured = {str(audio) for clip in kept if (audio := (clip.quality or {}).get("audio"))}
         if measured - {settings.export.audio}:
             log.warning("%s: the gate scored the %s audio but the export takes the %s audio: its DNSMOS gate and "
@@ -146,17 +169,19 @@ def read_folder(folder: Path, settings: Settings) -> list[Item]:
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
         raise StageError(f"{READY_MANIFEST} lists clip ids twice: {sorted({i for i in ids if ids.count(i) > 1})}")
-    return items
+    return items, dropped
 
 
-def read_items(ready: dict[str, Path], settings: Settings) -> tuple[list[Item], dict[str, str]]:
-    """The kept clips of every ready folder sorted by id, and the folders skipped with why."""
+def read_items(ready: dict[str, Path], settings: Settings
+               ) -> tuple[list[Item], dict[str, str], dict[str, str]]:
+    """The kept clips of every ready folder sorted by id, the folders skipped with why, and the clips left out."""
     items: list[Item] = []
     skipped: dict[str, str] = {}
+    dropped: dict[str, str] = {}
     owner: dict[str, str] = {}  # exported id -> folder, to catch two folders whose ids meet after sanitising
     for name, folder in ready.items():
         try:
-            found = read_folder(folder, settings)
+            found, left_out = read_folder(folder, settings)
             clash = sorted(item.id for item in found if item.id in owner)
             if clash:
                 raise StageError(f"exported clip ids {clash[:3]} are already used by folder {owner[clash[0]]}")
@@ -166,7 +191,8 @@ def read_items(ready: dict[str, Path], settings: Settings) -> tuple[list[Item], 
             continue
         owner.update((item.id, name) for item in found)
         items.extend(found)
-    return sorted(items, key=lambda item: item.id), skipped
+        dropped.update(left_out)
+    return sorted(items, key=lambda item: item.id), skipped, dropped
 
 
 # --- subsets --------------------------------------------------------------------------------------------------------

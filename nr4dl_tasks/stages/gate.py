@@ -20,6 +20,11 @@ The checks, in order:
   of the file's median: a hallucinated sentence on a noise burst is far too
   fast, speech the recogniser skipped far too slow;
 * compression ratio: Whisper's repetition loops ("thank you thank you ...");
+* bandwidth (`gates.min_bandwidth_hz`, off by default): the highest frequency the
+  exported audio really holds (`dsp/bandwidth.py`), recorded for every clip that
+  passed the checks above; a band-limited clip (below `gates.full_band_fraction`
+  of the clip's Nyquist frequency: a telephone call, a 16 kHz recording) never
+  gets the best tier, whatever DNSMOS, which rates clarity and not band, says;
 * DNSMOS OVRL of the audio the export takes (`export.audio`).
 
 DNSMOS comes from the denoise stage's record where it scored exactly that audio,
@@ -36,6 +41,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from nr4dl_tasks.core import resources
+from nr4dl_tasks.dsp.bandwidth import effective_bandwidth
 from nr4dl_tasks.dsp.quality import DnsmosPool, Mos
 from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import REST_TIER, Clip, read_clip_audio, read_manifest, write_manifest
@@ -61,9 +67,13 @@ def recorded_ovrl(clip: Clip, which: str) -> float | None:
     return scores["after" if which == "denoised" else "before"]["ovrl"]
 
 
-def tier_of(ovrl: float | None, tiers: dict[str, float]) -> str | None:
+def tier_of(ovrl: float | None, tiers: dict[str, float], band_limited: bool = False) -> str | None:
+    """The best tier `ovrl` reaches; a band-limited clip's best is the second tier (or 'rest' with one tier)."""
     if ovrl is None:
         return None
+    if band_limited and tiers:
+        best = max(tiers, key=lambda name: tiers[name])
+        tiers = {name: minimum for name, minimum in tiers.items() if name != best}
     reached = [(minimum, name) for name, minimum in tiers.items() if ovrl >= minimum]
     return max(reached)[1] if reached else REST_TIER
 
@@ -114,6 +124,7 @@ def file_median_cps(clips: list[Clip]) -> float | None:
 
 class GateStage(Stage):
     name = "gate"
+    version = 2  # 2: clips record their bandwidth, and band-limited clips never get the best tier
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
@@ -128,6 +139,14 @@ class GateStage(Stage):
         kept = [c for c in clips if c.kept]
         median_cps = file_median_cps(kept)
         checked = [(clip, *text_checks(clip, cfg, median_cps)) for clip in kept]
+        for clip, values, failed in checked:
+            if not failed:
+                samples, rate = read_clip_audio(work, clip.audio(which), "transcribe")
+                values["bandwidth_hz"] = round(effective_bandwidth(samples, rate))
+                values["band_limited"] = cfg.full_band_fraction is not None and \
+                    values["bandwidth_hz"] < cfg.full_band_fraction * rate / 2
+                if cfg.min_bandwidth_hz is not None and values["bandwidth_hz"] < cfg.min_bandwidth_hz:
+                    failed.append(f"bandwidth: {values['bandwidth_hz']} Hz below {cfg.min_bandwidth_hz}")
         scored = [clip for clip, _, failed in checked if not failed]  # DNSMOS only where it can still matter
         scored_at_all = cfg.min_dnsmos_ovrl is not None or cfg.tiers
         scores = self._dnsmos(work, scored, which, resources.threads(settings)) if scored_at_all else {}
@@ -138,7 +157,7 @@ class GateStage(Stage):
             if cfg.min_dnsmos_ovrl is not None and ovrl is not None and ovrl < cfg.min_dnsmos_ovrl:
                 failed.append(f"dnsmos: OVRL {ovrl:.2f} below {cfg.min_dnsmos_ovrl}")
             clip.gates, clip.quality = values, {"dnsmos_ovrl": ovrl, "audio": which}
-            clip.tier = tier_of(ovrl, cfg.tiers)
+            clip.tier = tier_of(ovrl, cfg.tiers, bool(values.get("band_limited")))
             if failed:
                 clip.gates_failed, clip.dropped = failed, f"gate {failed[0]}"
                 failures.update(reason.split(":")[0] for reason in failed)

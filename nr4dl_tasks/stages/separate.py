@@ -21,6 +21,7 @@ from nr4dl_tasks.dsp import audio
 from nr4dl_tasks.core import models
 
 from nr4dl_tasks.core import resources
+from nr4dl_tasks.core.children import die_with_parent
 from nr4dl_tasks.core.errors import StageError, WorkerDied
 from nr4dl_tasks.core.layout import (ACCOMPANIMENT_WAV, ANALYSIS_RATE, FULL_WAV, SOURCE_JSON, VOCALS_ANALYSIS_WAV,
                                      VOCALS_WAV, Artifact)
@@ -46,7 +47,7 @@ class SpleeterWorker:
                "OMP_NUM_THREADS": str(threads)}
         self.proc = subprocess.Popen(
             [str(python), str(WORKER), str(model_dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env, preexec_fn=die_with_parent,
         )
         ready = self._expect("loading the model")
         if not ready.get("ok"):

@@ -13,6 +13,7 @@ import functools
 import sqlalchemy as sa
 
 from nr4dl_tasks.core.errors import SettingsError
+from nr4dl_tasks.core.redact import redact
 from nr4dl_tasks.core.settings import Settings
 
 metadata = sa.MetaData()
@@ -26,10 +27,13 @@ def engine_for(settings: Settings) -> sa.Engine:
         work.mkdir(parents=True, exist_ok=True)
         return _engine(sa.URL.create("sqlite", database=str(work.parent / DATABASE_FILE)))
     try:
-        return _engine(sa.make_url(url))
-    except (sa.exc.SQLAlchemyError, ValueError) as exc:
-        raise SettingsError(f"crawl.catalog_url: cannot open the database ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0]})") from None
+        engine = _engine(sa.make_url(url))
+        with engine.connect():  # an unreachable server is named here, not as a traceback at the first query
+            pass
+        return engine
+    except (sa.exc.SQLAlchemyError, ValueError, ImportError) as exc:
+        cause = (str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__).splitlines()[0]
+        raise SettingsError(redact(f"crawl.catalog_url {url}: cannot open the database ({cause})")) from None
 
 
 @functools.cache

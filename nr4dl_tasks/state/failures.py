@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
+from nr4dl_tasks.core.redact import redact
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.state.db import engine_for, metadata
 from nr4dl_tasks.core.workdir import text_sha256
@@ -41,7 +42,7 @@ class Failure:
 
 
 def first_line(error: BaseException | str) -> str:
-    text = str(error).strip() or type(error).__name__
+    text = redact(str(error)).strip() or type(error).__name__
     return text.splitlines()[0][:1000]
 
 
