@@ -13,7 +13,7 @@ import pytest
 
 from nr4dl_tasks.core import settings as settings_mod
 
-from helpers import MEDIA
+from helpers import MEDIA, airflow_env
 
 # The suite runs on the project's own settings: a shell that exported a settings file or NR4DL__ overrides (a
 # worker's production catalog URL, say) must not leak into the tests or have them write to its database.
@@ -43,3 +43,16 @@ def make_settings(tmp_path: Path):
         return settings_mod.load(overrides={"paths.work_dir": str(tmp_path / "work"), **dotted})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory):
+    """A fresh Airflow home for the tests that run Airflow in this process: its environment is set for the session
+    before any test imports airflow (which reads it once), and taken back afterwards. Test modules import airflow
+    inside their tests, never at collection."""
+    home = tmp_path_factory.mktemp("airflow")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in airflow_env(home).items():
+            patch.setenv(name, value)
+        yield home
+

@@ -26,17 +26,11 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="session")
-def airflow_db(tmp_path_factory):
-    """A fresh Airflow home (SQLite) for the in-process tests: its environment is set for this session before
-    anything imports airflow, and taken back afterwards."""
-    home = tmp_path_factory.mktemp("airflow")
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in airflow_env(home).items():
-            patch.setenv(name, value)
-        subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
-        subprocess.run([str(BIN / "airflow"), "pools", "set", "nr4dl_heavy", "1", "test"], check=True,
-                       capture_output=True)
-        yield home
+def airflow_db(airflow_home):
+    """The session's Airflow home with its database migrated and the nr4dl_heavy pool made."""
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
+    subprocess.run([str(BIN / "airflow"), "pools", "set", "nr4dl_heavy", "1", "test"], check=True, capture_output=True)
+    return airflow_home
 
 
 def test_dags_import_without_errors(airflow_db):
