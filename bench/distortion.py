@@ -1,0 +1,169 @@
+"""Which reference-free check tells that a denoiser took speech away? Compared on mixes with clean references.
+
+Every mix of bench/mixes.py (tuning and held-out sets) is run through each
+denoising method the stage has (notch only, spectral gate stationary and
+nonstationary, DeepFilterNet3), after the stage's own tone notches. For each
+output the true harm is the change of SI-SDR against the clean speech, output
+minus noisy input; a harmful output loses more than 1 dB. Candidate checks,
+each oriented so that a larger value means more speech removed:
+
+    loss      distortion.speech_loss_db: energy removed from the input's
+              speech-dominated bins over their energy (dB)
+    kept      energy kept in those bins: -10 log10(out / in) there (dB)
+    comod     the residual's speech content: correlation over 100-4000 Hz bins
+              of the residual's and the output's log power
+    sig       DNSMOS SIG drop (today's rule, with OVRL)
+    ovrl      DNSMOS OVRL drop
+    p808      DNSMOS P.808 MOS drop (the other offline model in speechmos)
+
+Per check: Spearman correlation with the SI-SDR loss and the ROC AUC for
+'harmful', on held-out outputs; then the tolerance that catches every harmful
+tuning output (lowest value among them), applied to held-out outputs: harmful
+ones caught, harmless ones reverted, and the mean SI-SDR change when reverted
+outputs fall back to the notched input.
+
+Usage: nice .venv/bin/python bench/distortion.py [--cache results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from mixes import mixes  # noqa: E402
+
+from nr4dl_tasks import audio, distortion, quality  # noqa: E402
+from nr4dl_tasks.deepfilter import DeepFilterStream  # noqa: E402
+from nr4dl_tasks.spectral_gate import _power_db, _stft, gate, profile_from_min_statistics, stft_size  # noqa: E402
+from nr4dl_tasks.tones import apply_filter, filter_design, find_tones  # noqa: E402
+
+RATE = 22050
+HARM_DB = 1.0
+CHECKS = ("loss", "kept", "comod", "sig", "ovrl", "p808")
+
+
+@functools.cache
+def _p808_session():
+    import importlib.resources
+
+    import onnxruntime as ort
+
+    model = importlib.resources.files("speechmos") / "dnsmos_models" / "model_v8.onnx"
+    return ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+
+
+def p808(x: np.ndarray) -> float:
+    """DNSMOS P.808 MOS, windows as quality.dnsmos takes them, features as speechmos computes them."""
+    import librosa
+
+    speech = np.clip(audio.resample(x.astype(np.float32), RATE, 16000), -1, 1)
+    scores = []
+    for window in quality._windows(speech):
+        mel = librosa.feature.melspectrogram(y=window[:-160], sr=16000, n_fft=321, hop_length=160, n_mels=120)
+        features = ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T[None].astype(np.float32)
+        scores.append(float(_p808_session().run(None, {"input_1": features})[0][0][0]))
+    return float(np.mean(scores))
+
+
+def kept_db(x: np.ndarray, y: np.ndarray) -> float:
+    sx, sy = _stft(x, RATE), _stft(y[: len(x)], RATE)
+    mask = distortion.speech_dominated(sx, RATE)
+    return float(-10 * np.log10(np.sum(np.abs(sy[mask]) ** 2) / max(np.sum(np.abs(sx[mask]) ** 2), 1e-20)))
+
+
+def comod(x: np.ndarray, y: np.ndarray) -> float:
+    n_fft, _ = stft_size(RATE)
+    band = slice(int(100 * n_fft / RATE), int(4000 * n_fft / RATE))
+    residual, out = _power_db(_stft(x - y, RATE))[band].ravel(), _power_db(_stft(y, RATE))[band].ravel()
+    return float(np.corrcoef(residual, out)[0, 1])
+
+
+def evaluate(held_out: bool, per_utterance: int) -> list[dict]:
+    rows = []
+    with DeepFilterStream(30.0) as stream:
+        for mix in mixes(RATE, held_out, per_utterance):
+            tones = find_tones(mix.noisy, RATE, 12.0, -60.0)
+            filtered = apply_filter(mix.noisy, filter_design(RATE, tones, None, None))
+            outputs = {
+                "none": filtered,
+                "gate-nonstationary": gate(filtered, RATE, None, 1.5, 30.0),
+                "gate-stationary": gate(filtered, RATE, profile_from_min_statistics([filtered], RATE), 1.5, 30.0),
+                "deepfilter": stream.process(filtered, RATE),
+            }
+            mos_in, p808_in, sdr_in = quality.dnsmos(mix.noisy, RATE), p808(mix.noisy), quality.si_sdr(mix.noisy, mix.clean)
+            for method, y in outputs.items():
+                y = np.clip(y, -1, 1)
+                mos = quality.dnsmos(y, RATE)
+                rows.append({
+                    "mix": mix.name, "method": method, "delta": quality.si_sdr(y, mix.clean) - sdr_in,
+                    "loss": distortion.speech_loss_db(mix.noisy, y, RATE), "kept": kept_db(mix.noisy, y),
+                    "comod": comod(mix.noisy, y), "sig": mos_in.sig - mos.sig, "ovrl": mos_in.ovrl - mos.ovrl,
+                    "p808": p808_in - p808(y),
+                })
+            print(mix.name, " ".join(f"{r['method']}:{r['delta']:+.1f}/{r['loss']:.1f}" for r in rows[-4:]),
+                  file=sys.stderr)
+    return rows
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a harmful output scores above a harmless one (ties count half)."""
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    return float(np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])))
+
+
+def report(tuning: list[dict], held: list[dict]) -> str:
+    from scipy.stats import spearmanr
+
+    def column(rows: list[dict], key: str) -> np.ndarray:
+        return np.nan_to_num(np.array([r[key] for r in rows], float), neginf=-100.0)
+
+    delta_t, delta_h = column(tuning, "delta"), column(held, "delta")
+    harm_t, harm_h = delta_t < -HARM_DB, delta_h < -HARM_DB
+    lines = [f"tuning: {len(tuning)} outputs, {harm_t.sum()} harmful; held-out: {len(held)} outputs, "
+             f"{harm_h.sum()} harmful (SI-SDR loss > {HARM_DB} dB)", "",
+             "| check | Spearman vs SI-SDR loss | AUC harmful | tolerance (tuning) | harmful caught | harmless reverted "
+             "| mean ΔSI-SDR after reverts |", "|---|---|---|---|---|---|---|"]
+    for check in CHECKS:
+        score_t, score_h = column(tuning, check), column(held, check)
+        tolerance = float(score_t[harm_t].min()) if harm_t.any() else float("inf")
+        reverted = score_h >= tolerance
+        # a reverted output falls back to the notched input, i.e. to the 'none' row of the same mix
+        fallback = {r["mix"]: r["delta"] for r in held if r["method"] == "none"}
+        after = [fallback[r["mix"]] if rev else r["delta"] for r, rev in zip(held, reverted, strict=True)]
+        lines.append(f"| {check} | {spearmanr(score_h, -delta_h).statistic:.2f} | {auc(score_h, harm_h):.2f} | "
+                     f"{tolerance:.2f} | {int((reverted & harm_h).sum())}/{int(harm_h.sum())} | "
+                     f"{int((reverted & ~harm_h).sum())}/{int((~harm_h).sum())} | {np.mean(after):+.2f} |")
+    per_method = ["", "| method | outputs | harmful | mean ΔSI-SDR (held-out) |", "|---|---|---|---|"]
+    for method in dict.fromkeys(r["method"] for r in held):
+        d = np.array([r["delta"] for r in held if r["method"] == method])
+        per_method.append(f"| {method} | {len(d)} | {(d < -HARM_DB).sum()} | {d.mean():+.2f} |")
+    return "\n".join(lines + per_method)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, help="JSON file of measured rows: read if present, else written")
+    args = parser.parse_args(argv)
+    if args.cache and args.cache.exists():
+        data = json.loads(args.cache.read_text())
+    else:
+        data = {"tuning": evaluate(False, 2), "held_out": evaluate(True, 1)}
+        if args.cache:
+            args.cache.write_text(json.dumps(data))
+    print(report(data["tuning"], data["held_out"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
