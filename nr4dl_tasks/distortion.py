@@ -53,3 +53,21 @@ def speech_loss_db(before: np.ndarray, after: np.ndarray, rate: int) -> float:
     held = float(np.sum(np.abs(x[mask]) ** 2))
     removed = float(np.sum(np.abs(x[mask] - y[mask]) ** 2))
     return float(10 * np.log10(max(removed, 1e-20) / max(held, 1e-20)))
+
+
+def sdr_change_estimate_db(before: np.ndarray, after: np.ndarray, rate: int) -> float:
+    """The SI-SDR change a method made, estimated without the clean speech (dB; negative: it did harm).
+
+    With x = s + n and the residual r = x - y split into removed noise and
+    removed speech, SI-SDR(y) - SI-SDR(x) is about 10 log10(N / (N_left +
+    S_removed)). N and N_left are the noise floors of input and output
+    (minimum statistics), S_removed the residual in the input's
+    speech-dominated bins.
+    """
+    x, y = _spectra(before, after, rate)
+    px, py = np.abs(x) ** 2, np.abs(y) ** 2
+    noise_in = np.minimum(10 ** (noise_floor_db(_power_db(x), rate) / 10), px).sum()
+    noise_out = np.minimum(10 ** (noise_floor_db(_power_db(y), rate) / 10), py).sum()
+    mask = speech_dominated(x, rate)
+    removed = float(np.sum(np.abs(x[mask] - y[mask]) ** 2))
+    return float(10 * np.log10(max(noise_in, 1e-20) / max(noise_out + removed, 1e-20)))
