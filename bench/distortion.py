@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from mixes import mixes  # noqa: E402
 
-from nr4dl_tasks import audio, distortion, quality  # noqa: E402
+from nr4dl_tasks import distortion, quality  # noqa: E402
 from nr4dl_tasks.deepfilter import DeepFilterStream  # noqa: E402
 from nr4dl_tasks.spectral_gate import _power_db, _stft, gate, profile_from_min_statistics, stft_size  # noqa: E402
 from nr4dl_tasks.tones import apply_filter, filter_design, find_tones  # noqa: E402

@@ -46,7 +46,8 @@ from nr4dl_tasks.records import (Clip, Segment, read_clip_audio, read_manifest, 
 from nr4dl_tasks.segment import SEGMENTS_CSV
 from nr4dl_tasks.settings import DenoiseSettings, Settings
 from nr4dl_tasks.slicing import clip_source
-from nr4dl_tasks.spectral_gate import NoiseProfile, gate, profile_from_min_statistics, profile_from_noise
+from nr4dl_tasks.spectral_gate import (EXP_MEAN_OFFSET_DB, NoiseProfile, gate, profile_from_min_statistics,
+                                       profile_from_noise)
 from nr4dl_tasks.stage import Stage
 from nr4dl_tasks.tones import Tone, apply_filter, filter_design, find_tones
 from nr4dl_tasks.workdir import WorkDir, atomic_dir
@@ -69,6 +70,7 @@ class FileNoise:
     sos: np.ndarray | None
     profile: NoiseProfile | None  # None: the gate tracks noise per clip (nonstationary)
     note: str  # where the noise estimate came from, for the log and the stamp
+    noise_db: np.ndarray | None = None  # mean noise power per STFT band before the notches, for the distortion check
 
 
 def noise_spans(segments: list[Segment], labels: list[str]) -> list[Segment]:
@@ -120,6 +122,8 @@ def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNo
                         cfg.notch_harmonic_min_prominence_db) if cfg.notch and analysed else [])
     sos = filter_design(rate, tones, cfg.highpass_hz, cfg.lowpass_hz)
     filtered = [apply_filter(a, sos) for a in analysed]
+    # The distortion check measures noise before the notches: a hum taken out is noise removed, not speech.
+    unfiltered = profile_from_noise(analysed, rate) if enough else profile_from_min_statistics(analysed, rate)
     if cfg.gate_mode == "nonstationary":
         profile, note = None, "running noise floor per clip"
     elif enough:
@@ -131,7 +135,7 @@ def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNo
     if tones:
         log.info("%s: persistent tones found and notched at %s Hz", work.source_id,
                  ", ".join(f"{t.hz:.1f}" for t in tones))
-    return FileNoise(tones, sos, profile, note)
+    return FileNoise(tones, sos, profile, note, unfiltered.mean_db + EXP_MEAN_OFFSET_DB)
 
 
 class ClipDenoiser:
@@ -187,9 +191,9 @@ def acceptable(before: Mos, after: Mos, sig_tolerance: float) -> bool:
     return after.ovrl > before.ovrl and after.sig >= before.sig - sig_tolerance
 
 
-def sdr_loss(samples: np.ndarray, out: np.ndarray, rate: int) -> float:
+def sdr_loss(samples: np.ndarray, out: np.ndarray, rate: int, noise: FileNoise) -> float:
     """Estimated SI-SDR loss in dB (negative: a gain) of `out` against the clip `samples` it came from."""
-    return -distortion.sdr_change_estimate_db(samples, out, rate)
+    return -distortion.sdr_change_estimate_db(samples, out, rate, noise.noise_db)
 
 
 @dataclass
@@ -210,9 +214,9 @@ class Verdict:
 
 
 def judge(method: str, samples: np.ndarray, out: np.ndarray, mos_in: Mos | None, mos_out: Mos | None,
-          cfg: DenoiseSettings, rate: int) -> Verdict:
+          noise: FileNoise, cfg: DenoiseSettings, rate: int) -> Verdict:
     """auto's per-clip rule. The notches alone ('none') need only pass the distortion check."""
-    loss = sdr_loss(samples, out, rate)
+    loss = sdr_loss(samples, out, rate, noise)
     failed = None
     if method != "none" and mos_in and mos_out and not acceptable(mos_in, mos_out, cfg.sig_tolerance):
         failed = "dnsmos"
@@ -242,7 +246,7 @@ def choose_method(sample: dict[str, np.ndarray], before: dict[str, Future[Mos]],
     ranked = []
     for method, outputs in results.items():
         result = _mean_mos([future.result() for _, future in outputs.values()])
-        loss = float(np.mean([sdr_loss(sample[cid], out, rate) for cid, (out, _) in outputs.items()]))
+        loss = float(np.mean([sdr_loss(sample[cid], out, rate, noise) for cid, (out, _) in outputs.items()]))
         choice.scores[method] = {**result.as_dict(), "sdr_loss_est_db": round(loss, 2)}
         if acceptable(base, result, cfg.sig_tolerance) and loss <= cfg.max_sdr_loss_db:
             ranked.append((result.ovrl, method))
@@ -335,7 +339,8 @@ class _FileDenoise:
                 out, after = self.result(method, job.clip, job.samples)
             if out is job.samples:
                 break  # nothing left to try: the input is kept
-            verdict = judge(method, job.samples, out, mos_in, after.result() if after else None, self.cfg, self.rate)
+            verdict = judge(method, job.samples, out, mos_in, after.result() if after else None, self.noise,
+                            self.cfg, self.rate)
             verdicts.append(verdict)
             if verdict.failed is None:
                 return method, out, verdict.mos, verdicts
@@ -355,12 +360,13 @@ class _FileDenoise:
                 record["reverted"] = f"{self.choice.method} failed the {failed} check; kept: {method}"
                 self.reverted += 1
                 self.reverted_by[failed or ""] += 1
-        filtered = method not in ("input",)
+        filtered = method != "input"
         record.update(method="none" if method == "input" else method,
                       notch_hz=[round(t.hz, 2) for t in self.noise.tones] if filtered else [],
                       notches=[t.as_dict() for t in self.noise.tones] if filtered else [],
                       highpass_hz=cfg.highpass_hz if filtered else None, lowpass_hz=cfg.lowpass_hz if filtered else None,
-                      sdr_loss_est_db=round(sdr_loss(job.samples, out, self.rate), 2) if out is not job.samples else 0.0)
+                      sdr_loss_est_db=round(sdr_loss(job.samples, out, self.rate, self.noise), 2)
+                      if out is not job.samples else 0.0)
         record["snr_db"] = {"before": snr_estimate(job.samples, self.rate), "after": snr_estimate(out, self.rate)}
         if mos_in and mos_out:
             record["dnsmos"] = {"before": mos_in.as_dict(), "after": mos_out.as_dict()}

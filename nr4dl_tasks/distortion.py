@@ -24,6 +24,7 @@ from nr4dl_tasks.audio import mono
 from nr4dl_tasks.spectral_gate import _power_db, _stft, noise_floor_db
 
 SPEECH_DOMINATED_DB = 10.0  # input above its noise floor by this much: noise is under a tenth of the bin
+NOISE_DOMINATED_DB = 3.0  # input within this of its noise floor: what a method takes there is noise
 MIN_SPEECH_BINS = 20  # fewer speech-dominated bins than this: nothing to measure, no loss reported
 
 
@@ -55,19 +56,25 @@ def speech_loss_db(before: np.ndarray, after: np.ndarray, rate: int) -> float:
     return float(10 * np.log10(max(removed, 1e-20) / max(held, 1e-20)))
 
 
-def sdr_change_estimate_db(before: np.ndarray, after: np.ndarray, rate: int) -> float:
+def sdr_change_estimate_db(before: np.ndarray, after: np.ndarray, rate: int,
+                           noise_db: np.ndarray | None = None) -> float:
     """The SI-SDR change a method made, estimated without the clean speech (dB; negative: it did harm).
 
     With x = s + n and the residual r = x - y split into removed noise and
     removed speech, SI-SDR(y) - SI-SDR(x) is about 10 log10(N / (N_left +
-    S_removed)). N and N_left are the noise floors of input and output
-    (minimum statistics), S_removed the residual in the input's
-    speech-dominated bins.
+    S_removed)): N is the input's noise (per band, `noise_db`, the file's mean
+    noise power in dB, else the clip's own minimum statistics, which a clip
+    of unbroken speech overestimates), N_left that noise times the gain the
+    method applied to noise-dominated bins, S_removed the residual in the
+    input's speech-dominated bins.
     """
     x, y = _spectra(before, after, rate)
     px, py = np.abs(x) ** 2, np.abs(y) ** 2
-    noise_in = np.minimum(10 ** (noise_floor_db(_power_db(x), rate) / 10), px).sum()
-    noise_out = np.minimum(10 ** (noise_floor_db(_power_db(y), rate) / 10), py).sum()
-    mask = speech_dominated(x, rate)
-    removed = float(np.sum(np.abs(x[mask] - y[mask]) ** 2))
-    return float(10 * np.log10(max(noise_in, 1e-20) / max(noise_out + removed, 1e-20)))
+    level = _power_db(x)
+    floor_db = noise_floor_db(level, rate) if noise_db is None else np.broadcast_to(noise_db[:, None], level.shape)
+    noise_in = float(np.minimum(10 ** (floor_db / 10), px).sum())
+    noisy = level < floor_db + NOISE_DOMINATED_DB
+    gain = float(py[noisy].sum() / max(px[noisy].sum(), 1e-20)) if noisy.any() else 1.0
+    speech = level > floor_db + SPEECH_DOMINATED_DB
+    removed = float(np.sum(np.abs(x[speech] - y[speech]) ** 2))
+    return float(10 * np.log10(max(noise_in, 1e-20) / max(min(gain, 1.0) * noise_in + removed, 1e-20)))

@@ -56,10 +56,10 @@ class Tone:
     fundamental_hz: float | None = None  # set on every member of a harmonic series, the fundamental included
     harmonic: int | None = None  # 1 for the fundamental, 2 for the first overtone, ...
 
-    def as_dict(self) -> dict[str, float]:
-        facts = {"hz": round(self.hz, 2), "q": round(self.q, 1), "prominence_db": round(self.prominence_db, 1),
+    def as_dict(self) -> dict[str, float | int]:
+        facts: dict[str, float | int] = {"hz": round(self.hz, 2), "q": round(self.q, 1), "prominence_db": round(self.prominence_db, 1),
                  "level_dbfs": round(self.level_dbfs, 1)}
-        if self.fundamental_hz is not None:
+        if self.fundamental_hz is not None and self.harmonic is not None:
             facts.update(fundamental_hz=round(self.fundamental_hz, 2), harmonic=self.harmonic)
         return facts
 
@@ -99,7 +99,8 @@ class _Spectrum:
     def level_dbfs(self, k: int) -> float:
         return float(self.level_db[k] + self.level_offset_db)
 
-    def tone(self, k: int, min_bandwidth_hz: float = MIN_BANDWIDTH_HZ, **series: float | int) -> Tone:
+    def tone(self, k: int, min_bandwidth_hz: float = MIN_BANDWIDTH_HZ, fundamental_hz: float | None = None,
+             harmonic: int | None = None) -> Tone:
         from scipy.signal import peak_widths
 
         is_peak = self.level_db[k] >= max(self.level_db[k - 1], self.level_db[k + 1])
@@ -107,7 +108,8 @@ class _Spectrum:
             if is_peak else 0.0
         hz = _refine(self.level_db, k) * self.hz_per_bin
         bandwidth = max(min_bandwidth_hz, 2 * width_hz)
-        return Tone(float(hz), float(hz / bandwidth), float(self.prominence[k]), self.level_dbfs(k), **series)
+        return Tone(float(hz), float(hz / bandwidth), float(self.prominence[k]), self.level_dbfs(k),
+                    fundamental_hz, harmonic)
 
 
 def _long_spectrum(samples: np.ndarray, rate: int) -> _Spectrum:
