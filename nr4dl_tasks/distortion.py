@@ -1,19 +1,19 @@
-"""How much speech a denoiser took away, measured without a clean reference.
+"""How much a denoiser cost the speech, estimated without a clean reference.
 
 DNSMOS judges how an output sounds, not what it lost: a spectral gate that cuts
 the quiet half of every syllable out of clean read speech sounds cleaner to it
 (OVRL up) while SI-SDR against the clean speech falls by 10 dB. What was lost
-is in the residual, input minus output, and the input itself tells where the
-speech is: a time-frequency bin that stands well above the input's own noise
-floor (minimum statistics, the same estimate for every method, so no method
-grades itself) is dominated by speech, and there an ideal denoiser changes
-almost nothing. `speech_loss_db` is the energy a method removed from those
-bins, as a share of what they held. Everything is computed on one STFT of each
-signal and costs a few milliseconds per second of audio.
+is in the residual, input minus output, and the input tells where the speech
+is: a time-frequency bin standing well above the noise floor is dominated by
+speech, and there an ideal denoiser changes almost nothing. With the noise
+floor (the file's, measured before any method ran, so that no method grades
+itself) and the gain the method applied where the input is only noise, the
+SI-SDR change follows: `sdr_change_estimate_db`. One STFT per signal: a few
+milliseconds per second of audio.
 
-The measure was chosen on data with clean references against two others (the
-residual's co-modulation with the output, and DNSMOS SIG); bench/distortion.py
-compares them on held-out pairs.
+It was chosen on mixes with clean references against the energy kept in the
+speech-dominated bins, the residual's co-modulation with the output, and
+DNSMOS SIG and OVRL; bench/distortion.py compares them on held-out pairs.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from nr4dl_tasks.spectral_gate import _power_db, _stft, noise_floor_db
 
 SPEECH_DOMINATED_DB = 10.0  # input above its noise floor by this much: noise is under a tenth of the bin
 NOISE_DOMINATED_DB = 3.0  # input within this of its noise floor: what a method takes there is noise
-MIN_SPEECH_BINS = 20  # fewer speech-dominated bins than this: nothing to measure, no loss reported
 
 
 def _spectra(before: np.ndarray, after: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,23 +36,6 @@ def speech_dominated(spec: np.ndarray, rate: int) -> np.ndarray:
     """Bins of a (bands, frames) spectrogram standing SPEECH_DOMINATED_DB above the signal's own noise floor."""
     level = _power_db(spec)
     return level > noise_floor_db(level, rate) + SPEECH_DOMINATED_DB
-
-
-def speech_loss_db(before: np.ndarray, after: np.ndarray, rate: int) -> float:
-    """Energy removed from the input's speech-dominated bins over their energy, in dB (-inf: nothing removed).
-
-    The residual is taken bin by bin as complex spectra, so a method that keeps
-    a bin's energy but smears it in time or phase is charged too. Around -20 dB
-    is a denoiser removing the noise under the speech; near 0 dB it removed the
-    speech itself.
-    """
-    x, y = _spectra(before, after, rate)
-    mask = speech_dominated(x, rate)
-    if mask.sum() < MIN_SPEECH_BINS:
-        return float("-inf")
-    held = float(np.sum(np.abs(x[mask]) ** 2))
-    removed = float(np.sum(np.abs(x[mask] - y[mask]) ** 2))
-    return float(10 * np.log10(max(removed, 1e-20) / max(held, 1e-20)))
 
 
 def sdr_change_estimate_db(before: np.ndarray, after: np.ndarray, rate: int,
