@@ -155,7 +155,7 @@ class DenoiseSettings(_Section):
     )
     auto_sample_clips: int = Field(8, ge=1, description="Clips per file that auto tries every method on.")
     max_sdr_loss_db: float = Field(
-        1.0, ge=0, description="auto rejects a result whose SI-SDR loss, estimated without a reference from what it "
+        4.0, ge=0, description="auto rejects a result whose SI-SDR loss, estimated without a reference from what it "
         "removed from the speech (distortion.py), exceeds this; the clip takes the next method, the notches alone, "
         "or its input.",
     )
