@@ -159,6 +159,10 @@ class DenoiseSettings(_Section):
     notch_min_level_dbfs: float = Field(
         -60.0, le=0, description="A tone is at least this loud (peak level of the sine); quieter ones are left.",
     )
+    notch_harmonic_min_prominence_db: float = Field(
+        4.0, ge=0, description="Once a hum fundamental is found (50/60 Hz, or a tone with its 2nd or 3rd harmonic), "
+        "each of its harmonics that stands this far out (on an 8 s spectrum) is notched too.",
+    )
     highpass_hz: float | None = Field(None, gt=0, description="High-pass corner (4th-order Butterworth), or null.")
     lowpass_hz: float | None = Field(None, gt=0, description="Low-pass corner (4th-order Butterworth), or null.")
     score: bool = Field(True, description="Score every clip with DNSMOS before and after (auto needs it).")
@@ -166,6 +170,11 @@ class DenoiseSettings(_Section):
         0.1, ge=0, description="auto rejects a result whose DNSMOS SIG is lower than the input's by more than this.",
     )
     auto_sample_clips: int = Field(8, ge=1, description="Clips per file that auto tries every method on.")
+    max_sdr_loss_db: float = Field(
+        4.0, ge=0, description="auto rejects a result whose SI-SDR loss, estimated without a reference from what it "
+        "removed from the speech (distortion.py), exceeds this; the clip takes the next method, the notches alone, "
+        "or its input.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "DenoiseSettings":

@@ -9,6 +9,19 @@ than a crystal-clean 50 Hz. A tone must also be loud enough to matter
 (`min_level_dbfs`, as a sine's peak level): studio recordings carry hum at -80
 dBFS that nobody hears, and notching it would only touch a clean file. Filters
 run forwards and backwards (zero phase, and twice the attenuation in dB).
+
+Mains hum is a series: a fundamental at 50 or 60 Hz and harmonics at exact
+multiples, the higher ones weaker and sitting among the voice's own harmonics,
+where a 12 dB prominence misses them (60 Hz hum's 180 Hz harmonic was left 9 dB
+above the clean level). So once a fundamental is found (a tone at 50 or 60 Hz,
+or any tone whose 2nd or 3rd harmonic was found too), every multiple of it is
+looked at with a lower prominence (`harmonic_min_prominence_db`) on a
+spectrum of 8 s segments, where a steady tone gains on the speech around it;
+its position is known, which is what makes a weaker peak trustworthy, and the
+search ends after two harmonics in a row are missing (peaks of the voice
+at random multiples are no series). Those notches are narrower (1 Hz: every
+3 Hz notch under a voice costs it about 1 % of its energy). Other tones (a
+whine, a carrier) keep the plain rule.
 """
 
 from __future__ import annotations
@@ -24,6 +37,14 @@ PERSISTENT_SHARE = 0.8  # ... in at least this share of frames
 MIN_HZ = 20.0
 MIN_BANDWIDTH_HZ = 3.0  # narrower notches would miss a tone that drifts by a fraction of a hertz
 MAX_TONES = 24
+MAINS_HZ = (50.0, 60.0)
+HARMONIC_TOLERANCE = 0.01  # a harmonic lies within 1 % of its multiple of the fundamental (and within a bin)
+MAX_HARMONIC = 25  # highest multiple looked for (1.25 kHz for 50 Hz mains)
+FUNDAMENTAL_ERROR_HZ = 0.5  # a fundamental from 1 s frames is re-measured within this of where they put it
+HARMONIC_ERROR_HZ = 0.02  # then the k-th harmonic lies within k times this (and a bin) of k times it
+SERIES_GAP = 2  # the series ends at this many harmonics in a row not found (speech peaks are not a series)
+SERIES_MIN_BANDWIDTH_HZ = 1.0  # a harmonic's place is known to a few hundredths of a hertz: a narrower notch
+SERIES_SECONDS = 8.0  # segment of the spectrum harmonics are looked for in (1/8 Hz bins)
 
 
 @dataclass(frozen=True)
@@ -32,10 +53,15 @@ class Tone:
     q: float
     prominence_db: float  # above the spectrum around it
     level_dbfs: float  # peak level of the sine
+    fundamental_hz: float | None = None  # set on every member of a harmonic series, the fundamental included
+    harmonic: int | None = None  # 1 for the fundamental, 2 for the first overtone, ...
 
-    def as_dict(self) -> dict[str, float]:
-        return {"hz": round(self.hz, 2), "q": round(self.q, 1), "prominence_db": round(self.prominence_db, 1),
-                "level_dbfs": round(self.level_dbfs, 1)}
+    def as_dict(self) -> dict[str, float | int]:
+        facts: dict[str, float | int] = {"hz": round(self.hz, 2), "q": round(self.q, 1), "prominence_db": round(self.prominence_db, 1),
+                 "level_dbfs": round(self.level_dbfs, 1)}
+        if self.fundamental_hz is not None and self.harmonic is not None:
+            facts.update(fundamental_hz=round(self.fundamental_hz, 2), harmonic=self.harmonic)
+        return facts
 
 
 def _frames_db(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -54,33 +80,128 @@ def _refine(spectrum_db: np.ndarray, k: int) -> float:
     return k + (0.5 * (a - c) / denom if denom < 0 else 0.0)
 
 
-def find_tones(samples: np.ndarray, rate: int, min_prominence_db: float, min_level_dbfs: float) -> list[Tone]:
-    """Persistent, audible narrow-band tones in a mono signal (at least 2 s of it), strongest first."""
-    from scipy.ndimage import median_filter
-    from scipy.signal import find_peaks, peak_widths
+@dataclass
+class _Spectrum:
+    """A power spectrum in dB and how far each bin stands above its surroundings."""
+
+    level_db: np.ndarray  # per bin; a sine's peak level is level_db + level_offset_db
+    prominence: np.ndarray
+    hz_per_bin: float
+    level_offset_db: float
+
+    @classmethod
+    def of(cls, level_db: np.ndarray, hz_per_bin: float, level_offset_db: float) -> "_Spectrum":
+        from scipy.ndimage import median_filter
+
+        background = median_filter(level_db, size=int(BACKGROUND_HZ / hz_per_bin) | 1, mode="nearest")
+        return cls(level_db, level_db - background, hz_per_bin, level_offset_db)
+
+    def level_dbfs(self, k: int) -> float:
+        return float(self.level_db[k] + self.level_offset_db)
+
+    def tone(self, k: int, min_bandwidth_hz: float = MIN_BANDWIDTH_HZ, fundamental_hz: float | None = None,
+             harmonic: int | None = None) -> Tone:
+        from scipy.signal import peak_widths
+
+        is_peak = self.level_db[k] >= max(self.level_db[k - 1], self.level_db[k + 1])
+        width_hz = float(peak_widths(10 ** (self.prominence / 10), [k], rel_height=0.5)[0][0]) * self.hz_per_bin \
+            if is_peak else 0.0
+        hz = _refine(self.level_db, k) * self.hz_per_bin
+        bandwidth = max(min_bandwidth_hz, 2 * width_hz)
+        return Tone(float(hz), float(hz / bandwidth), float(self.prominence[k]), self.level_dbfs(k),
+                    fundamental_hz, harmonic)
+
+
+def _long_spectrum(samples: np.ndarray, rate: int) -> _Spectrum:
+    """Welch spectrum with SERIES_SECONDS segments: a steady harmonic gains on the speech around it with length."""
+    from scipy.signal import welch
+
+    n = min(len(samples), int(SERIES_SECONDS * rate))
+    _, power = welch(samples, fs=rate, window="hann", nperseg=n, noverlap=n // 2, scaling="spectrum")
+    # 'spectrum' scaling gives a sine of amplitude A as A^2/2 in its bin: +3 dB gives the sine's peak level.
+    return _Spectrum.of(10 * np.log10(power + 1e-20), rate / n, 3.01)
+
+
+def _near(hz: float, target: float) -> bool:
+    return abs(hz - target) <= max(HARMONIC_TOLERANCE * target, 1.0 / ANALYSIS_SECONDS)
+
+
+def _fundamentals(tones: list[Tone]) -> list[Tone]:
+    """Tones that start a series: mains frequencies, and any tone whose 2nd or 3rd harmonic is a tone too."""
+    roots: list[Tone] = []
+    for tone in sorted(tones, key=lambda t: t.hz):
+        if any(_near(tone.hz, k * r.hz) for r in roots for k in range(1, MAX_HARMONIC + 1)):
+            continue  # found twice (in 1 s frames and the long spectrum), or a member of a lower series
+        if any(_near(tone.hz, hz) for hz in MAINS_HZ) or \
+                any(_near(other.hz, k * tone.hz) for other in tones for k in (2, 3)):
+            roots.append(tone)
+    return roots
+
+
+def _strongest(spectrum: _Spectrum, hz: float, error_hz: float) -> int:
+    """The most prominent bin within one bin and `error_hz` of `hz`."""
+    reach = 1 + error_hz / spectrum.hz_per_bin
+    centre = hz / spectrum.hz_per_bin
+    lo, hi = int(np.ceil(centre - reach)), int(np.floor(centre + reach)) + 1
+    return lo + int(np.argmax(spectrum.prominence[lo:hi]))
+
+
+def _mains(spectrum: _Spectrum, min_prominence_db: float, min_level_dbfs: float) -> list[Tone]:
+    """A 50 or 60 Hz fundamental too weak for 1 s frames but standing out in the long spectrum."""
+    found = []
+    for hz in MAINS_HZ:
+        k = _strongest(spectrum, hz, HARMONIC_TOLERANCE * hz)
+        if spectrum.prominence[k] >= min_prominence_db and spectrum.level_dbfs(k) >= min_level_dbfs:
+            found.append(spectrum.tone(k))
+    return found
+
+
+def _series(spectrum: _Spectrum, root: Tone, min_prominence_db: float, min_level_dbfs: float,
+            top_hz: float) -> list[Tone]:
+    """The fundamental and each of its harmonics that stands `min_prominence_db` out and is audible."""
+    members = [Tone(root.hz, root.q, root.prominence_db, root.level_dbfs, root.hz, 1)]
+    f0 = _refine(spectrum.level_db, _strongest(spectrum, root.hz, FUNDAMENTAL_ERROR_HZ)) * spectrum.hz_per_bin
+    missed = 0
+    for k in range(2, MAX_HARMONIC + 1):
+        if k * f0 + 1 >= top_hz or missed == SERIES_GAP:
+            break
+        b = _strongest(spectrum, k * f0, k * HARMONIC_ERROR_HZ)
+        if spectrum.prominence[b] >= min_prominence_db and spectrum.level_dbfs(b) >= min_level_dbfs:
+            members.append(spectrum.tone(b, SERIES_MIN_BANDWIDTH_HZ, fundamental_hz=root.hz, harmonic=k))
+            missed = 0
+        else:
+            missed += 1
+    return members
+
+
+def find_tones(samples: np.ndarray, rate: int, min_prominence_db: float, min_level_dbfs: float,
+               harmonic_min_prominence_db: float | None = None) -> list[Tone]:
+    """Persistent, audible narrow-band tones in a mono signal (at least 2 s of it): harmonic series, then the rest.
+
+    A harmonic of a found fundamental needs `harmonic_min_prominence_db`
+    (default: `min_prominence_db`), measured on a longer-window spectrum.
+    """
+    from scipy.signal import find_peaks
 
     if len(samples) < 2 * rate * ANALYSIS_SECONDS:
         return []
-    frames = _frames_db(samples.astype(np.float64), rate)
-    hz_per_bin = 1.0 / ANALYSIS_SECONDS
-    median = np.median(frames, axis=0)
-    background = median_filter(median, size=int(BACKGROUND_HZ / hz_per_bin), mode="nearest")
-    prominence = median - background
-    top = int(0.95 * (rate / 2) / hz_per_bin)
-    peaks, _ = find_peaks(prominence[:top], height=min_prominence_db, distance=3)
+    samples = samples.astype(np.float64)
+    frames = _frames_db(samples, rate)
     # scipy's stft scales a sine of amplitude A to a bin of magnitude A/2: +6 dB gives the sine's level.
-    peaks = peaks[(peaks * hz_per_bin >= MIN_HZ) & (median[peaks] + 6.02 >= min_level_dbfs)]
-    persistent = np.mean(frames[:, peaks] - background[peaks] > PERSISTENT_DB, axis=0) >= PERSISTENT_SHARE
-    peaks = peaks[persistent]
-    if not len(peaks):
-        return []
-    widths = peak_widths(10 ** (prominence / 10), peaks, rel_height=0.5)[0] * hz_per_bin
-    tones = []
-    for k, width in zip(peaks, widths, strict=True):
-        hz = _refine(median, int(k)) * hz_per_bin
-        bandwidth = max(MIN_BANDWIDTH_HZ, 2 * width)
-        tones.append(Tone(float(hz), float(hz / bandwidth), float(prominence[k]), float(median[k] + 6.02)))
-    return sorted(tones, key=lambda t: -t.prominence_db)[:MAX_TONES]
+    spectrum = _Spectrum.of(np.median(frames, axis=0), 1.0 / ANALYSIS_SECONDS, 6.02)
+    top_hz = 0.95 * rate / 2
+    peaks, _ = find_peaks(spectrum.prominence[: int(top_hz / spectrum.hz_per_bin)], height=min_prominence_db,
+                          distance=3)
+    peaks = [int(k) for k in peaks if k * spectrum.hz_per_bin >= MIN_HZ and spectrum.level_dbfs(k) >= min_level_dbfs
+             and np.mean(frames[:, k] - (spectrum.level_db[k] - spectrum.prominence[k]) > PERSISTENT_DB)
+             >= PERSISTENT_SHARE]
+    tones = sorted((spectrum.tone(k) for k in peaks), key=lambda t: -t.prominence_db)[:MAX_TONES]
+    long = _long_spectrum(samples, rate)
+    roots = _fundamentals(tones + _mains(long, min_prominence_db, min_level_dbfs))
+    series = [member for root in roots
+              for member in _series(long, root, harmonic_min_prominence_db or min_prominence_db, min_level_dbfs,
+                                    top_hz)]
+    return series + [t for t in tones if not any(_near(t.hz, s.hz) for s in series)]
 
 
 def filter_design(rate: int, tones: list[Tone], highpass_hz: float | None,
