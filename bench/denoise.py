@@ -52,15 +52,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from mixes import Mix, mixes, tone_left  # noqa: E402
 
-from nr4dl_tasks.dsp import audio  # noqa: E402
-
-from nr4dl_tasks.dsp import quality
-
 from nr4dl_tasks.core import settings as settings_mod
-from nr4dl_tasks.stages.denoise import acceptable  # noqa: E402
+from nr4dl_tasks.core.records import read_clips  # noqa: E402
+from nr4dl_tasks.dsp import (
+    audio,  # noqa: E402
+    quality,
+)
 from nr4dl_tasks.dsp.quality import Mos  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.core.records import read_clips  # noqa: E402
+from nr4dl_tasks.stages.denoise import acceptable  # noqa: E402
 
 RATE = 44100
 METHODS = {
@@ -90,10 +90,13 @@ def inputs(folder: Path) -> dict[str, tuple[Path, np.ndarray, tuple[float, ...]]
     return made
 
 
-def measure(media: Path, clean: np.ndarray, tones: tuple[float, ...], method: str,
-            work_root: Path) -> dict[str, float]:
-    overrides = {"paths.work_dir": str(work_root), "separate.enabled": False, "slice.min_duration": 0.5,
-                 **METHODS[method]}
+def measure(media: Path, clean: np.ndarray, tones: tuple[float, ...], method: str, work_root: Path) -> dict[str, float]:
+    overrides = {
+        "paths.work_dir": str(work_root),
+        "separate.enabled": False,
+        "slice.min_duration": 0.5,
+        **METHODS[method],
+    }
     settings = settings_mod.load(overrides=overrides)
     work, _ = process_file(media, settings, until="slice")
     began = time.monotonic()
@@ -106,8 +109,8 @@ def measure(media: Path, clean: np.ndarray, tones: tuple[float, ...], method: st
     sdr_in, sdr_out, above, failing = [], [], [], 0
     would = {"dnsmos": 0, "distortion": 0}
     for clip in clips:
-        ref = reference[int(round(clip.start * rate)): int(round(clip.end * rate))]
-        if np.mean(ref ** 2) > 0.1 * speech_power:  # ina may cut a clip from noise alone: no reference
+        ref = reference[int(round(clip.start * rate)) : int(round(clip.end * rate))]
+        if np.mean(ref**2) > 0.1 * speech_power:  # ina may cut a clip from noise alone: no reference
             before = sf.read(str(work.path(clip.path)), dtype="float32")[0]
             after = sf.read(str(work.path(clip.extra["denoised_path"])), dtype="float32")[0]
             ref = aligned(ref, before)
@@ -126,10 +129,18 @@ def measure(media: Path, clean: np.ndarray, tones: tuple[float, ...], method: st
     reverts = result.info["reverted_by"] if method == "auto" else would
     seconds = sum(c.duration for c in clips)
     deltas = np.array(sdr_out) - np.array(sdr_in)
-    row = {"x_rt": seconds / wall, "clips": len(clips), "method_used": result.info["method"],
-           "sdr_in": float(np.mean(sdr_in)), "sdr_out": float(np.mean(sdr_out)), "worst": float(deltas.min()),
-           "tone_above": max(above) if above else float("nan"), "tone_fail": failing,
-           "rev_dnsmos": reverts.get("dnsmos", 0), "rev_distortion": reverts.get("distortion", 0)}
+    row = {
+        "x_rt": seconds / wall,
+        "clips": len(clips),
+        "method_used": result.info["method"],
+        "sdr_in": float(np.mean(sdr_in)),
+        "sdr_out": float(np.mean(sdr_out)),
+        "worst": float(deltas.min()),
+        "tone_above": max(above) if above else float("nan"),
+        "tone_fail": failing,
+        "rev_dnsmos": reverts.get("dnsmos", 0),
+        "rev_distortion": reverts.get("distortion", 0),
+    }
     for key in ("ovrl", "sig"):
         row[f"{key}_in"] = float(np.mean([c.extra["denoise"]["dnsmos"]["before"][key] for c in clips]))
         row[f"{key}_out"] = float(np.mean([c.extra["denoise"]["dnsmos"]["after"][key] for c in clips]))
@@ -144,15 +155,29 @@ def aligned(ref: np.ndarray, clip: np.ndarray) -> np.ndarray:
     return max(shifts, key=lambda r: float(r @ clip[:n])).astype(np.float32)
 
 
-COLUMNS = ("x RT", "SI-SDR in→out", "worst clip ΔSI-SDR", "OVRL in→out", "SIG in→out", "tone: worst dB above clean",
-           "tones failing", "reverted: DNSMOS / distortion")
+COLUMNS = (
+    "x RT",
+    "SI-SDR in→out",
+    "worst clip ΔSI-SDR",
+    "OVRL in→out",
+    "SIG in→out",
+    "tone: worst dB above clean",
+    "tones failing",
+    "reverted: DNSMOS / distortion",
+)
 
 
 def cells(row: dict[str, float]) -> list[str]:
     tone = "–" if np.isnan(row["tone_above"]) else f"{row['tone_above']:+.1f}"
-    return [f"{row['x_rt']:.1f}", f"{row['sdr_in']:.1f} → {row['sdr_out']:.1f}", f"{row['worst']:+.1f}",
-            *(f"{row[k + '_in']:.2f} → {row[k + '_out']:.2f}" for k in ("ovrl", "sig")), tone,
-            f"{row['tone_fail']:.0f}", f"{row['rev_dnsmos']:.0f} / {row['rev_distortion']:.0f}"]
+    return [
+        f"{row['x_rt']:.1f}",
+        f"{row['sdr_in']:.1f} → {row['sdr_out']:.1f}",
+        f"{row['worst']:+.1f}",
+        *(f"{row[k + '_in']:.2f} → {row[k + '_out']:.2f}" for k in ("ovrl", "sig")),
+        tone,
+        f"{row['tone_fail']:.0f}",
+        f"{row['rev_dnsmos']:.0f} / {row['rev_distortion']:.0f}",
+    ]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -184,11 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     for method in methods:
         rows = list(results[method].values())
         mean = {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0] if key != "method_used"}
-        mean.update(worst=min(r["worst"] for r in rows), tone_above=float(np.nanmax([r["tone_above"] for r in rows])),
-                    **{k: sum(r[k] for r in rows) for k in ("tone_fail", "rev_dnsmos", "rev_distortion")})
+        mean.update(
+            worst=min(r["worst"] for r in rows),
+            tone_above=float(np.nanmax([r["tone_above"] for r in rows])),
+            **{k: sum(r[k] for r in rows) for k in ("tone_fail", "rev_dnsmos", "rev_distortion")},
+        )
         mean_rows.append([method, *cells(mean)])
-    print("## over all inputs (means; worst clip, worst tone and counts over all)\n\n"
-          + table(["method", *COLUMNS], mean_rows))
+    print(
+        "## over all inputs (means; worst clip, worst tone and counts over all)\n\n"
+        + table(["method", *COLUMNS], mean_rows)
+    )
     return 0
 
 

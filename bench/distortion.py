@@ -44,13 +44,20 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from mixes import mixes  # noqa: E402
 
-from nr4dl_tasks.dsp import distortion  # noqa: E402
-
-from nr4dl_tasks.dsp import quality
-from nr4dl_tasks.dsp.deepfilter import DeepFilterStream  # noqa: E402
-from nr4dl_tasks.dsp.spectral_gate import (EXP_MEAN_OFFSET_DB, _power_db, _stft, gate,  # noqa: E402
-                                       profile_from_min_statistics, stft_size)
 from nr4dl_tasks.core.settings import DenoiseSettings  # noqa: E402
+from nr4dl_tasks.dsp import (
+    distortion,  # noqa: E402
+    quality,
+)
+from nr4dl_tasks.dsp.deepfilter import DeepFilterStream  # noqa: E402
+from nr4dl_tasks.dsp.spectral_gate import (  # noqa: E402
+    EXP_MEAN_OFFSET_DB,
+    _power_db,
+    _stft,
+    gate,
+    profile_from_min_statistics,
+    stft_size,
+)
 from nr4dl_tasks.dsp.tones import apply_filter, filter_design, find_tones  # noqa: E402
 
 RATE = 22050
@@ -106,15 +113,23 @@ def evaluate(held_out: bool, per_utterance: int, dnsmos: bool) -> list[dict]:
             for method, y in outputs.items():
                 y = np.clip(y, -1, 1)
                 mos = quality.dnsmos(y, RATE) if mos_in else None
-                rows.append({
-                    "mix": mix.name, "method": method, "delta": quality.si_sdr(y, mix.clean) - sdr_in,
-                    "loss": loss_db(mix.noisy, y), "kept": kept_db(mix.noisy, y),
-                    "comod": comod(mix.noisy, y),
-                    "estimate": -distortion.sdr_change_estimate_db(mix.noisy, y, RATE, noise_db),
-                    **({"sig": mos_in.sig - mos.sig, "ovrl": mos_in.ovrl - mos.ovrl} if mos_in and mos else {}),
-                })
-            print(mix.name, " ".join(f"{r['method']}:{r['delta']:+.1f}/{r['loss']:.1f}" for r in rows[-4:]),
-                  file=sys.stderr)
+                rows.append(
+                    {
+                        "mix": mix.name,
+                        "method": method,
+                        "delta": quality.si_sdr(y, mix.clean) - sdr_in,
+                        "loss": loss_db(mix.noisy, y),
+                        "kept": kept_db(mix.noisy, y),
+                        "comod": comod(mix.noisy, y),
+                        "estimate": -distortion.sdr_change_estimate_db(mix.noisy, y, RATE, noise_db),
+                        **({"sig": mos_in.sig - mos.sig, "ovrl": mos_in.ovrl - mos.ovrl} if mos_in and mos else {}),
+                    }
+                )
+            print(
+                mix.name,
+                " ".join(f"{r['method']}:{r['delta']:+.1f}/{r['loss']:.1f}" for r in rows[-4:]),
+                file=sys.stderr,
+            )
     return rows
 
 
@@ -128,8 +143,9 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 def _after_reverts(rows: list[dict], scores: np.ndarray, tolerance: float, fallback: dict[str, float]) -> np.ndarray:
     """ΔSI-SDR per output once those scoring above `tolerance` fall back to the notched input of their mix."""
-    return np.array([fallback[r["mix"]] if score > tolerance else r["delta"]
-                     for r, score in zip(rows, scores, strict=True)])
+    return np.array(
+        [fallback[r["mix"]] if score > tolerance else r["delta"] for r, score in zip(rows, scores, strict=True)]
+    )
 
 
 def report(tuning: list[dict], held: list[dict]) -> str:
@@ -148,11 +164,15 @@ def report(tuning: list[dict], held: list[dict]) -> str:
     tuning, held = ([r for r in rows if r["method"] != "none"] for rows in (tuning, held))
     delta_t, delta_h = column(tuning, "delta"), column(held, "delta")
     harm_t, harm_h = delta_t < -HARM_DB, delta_h < -HARM_DB
-    lines = [f"tuning: {len(tuning)} outputs, {harm_t.sum()} harmful; held-out: {len(held)} outputs, "
-             f"{harm_h.sum()} harmful (SI-SDR loss > {HARM_DB} dB); mean ΔSI-SDR held-out with no check: "
-             f"{delta_h.mean():+.2f} dB", "",
-             "| check | Spearman vs SI-SDR loss | AUC harmful | tolerance (tuned) | harmful caught | harmless reverted "
-             "| mean ΔSI-SDR after reverts | worst ΔSI-SDR after reverts |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"tuning: {len(tuning)} outputs, {harm_t.sum()} harmful; held-out: {len(held)} outputs, "
+        f"{harm_h.sum()} harmful (SI-SDR loss > {HARM_DB} dB); mean ΔSI-SDR held-out with no check: "
+        f"{delta_h.mean():+.2f} dB",
+        "",
+        "| check | Spearman vs SI-SDR loss | AUC harmful | tolerance (tuned) | harmful caught | harmless reverted "
+        "| mean ΔSI-SDR after reverts | worst ΔSI-SDR after reverts |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     setting = DenoiseSettings().max_sdr_loss_db
     for check, fixed in [(c, None) for c in CHECKS if c in held[0]] + [("estimate", setting)]:
         score_t, score_h = column(tuning, check), column(held, check)
@@ -164,11 +184,13 @@ def report(tuning: list[dict], held: list[dict]) -> str:
             tolerance = fixed
         reverted = score_h > tolerance
         after = _after_reverts(held, score_h, tolerance, fall_h)
-        lines.append(f"| {check}{' (the setting)' if fixed is not None else ''} | "
-                     f"{spearmanr(score_h, -delta_h).statistic:.2f} | {auc(score_h, harm_h):.2f} | {tolerance:.2f} | "
-                     f"{int((reverted & harm_h).sum())}/{int(harm_h.sum())} | "
-                     f"{int((reverted & ~harm_h).sum())}/{int((~harm_h).sum())} | {after.mean():+.2f} | "
-                     f"{after.min():+.1f} |")
+        lines.append(
+            f"| {check}{' (the setting)' if fixed is not None else ''} | "
+            f"{spearmanr(score_h, -delta_h).statistic:.2f} | {auc(score_h, harm_h):.2f} | {tolerance:.2f} | "
+            f"{int((reverted & harm_h).sum())}/{int(harm_h.sum())} | "
+            f"{int((reverted & ~harm_h).sum())}/{int((~harm_h).sum())} | {after.mean():+.2f} | "
+            f"{after.min():+.1f} |"
+        )
     per_method = ["", "| method | outputs | harmful | mean ΔSI-SDR (held-out) |", "|---|---|---|---|"]
     for method in dict.fromkeys(r["method"] for r in held):
         d = np.array([r["delta"] for r in held if r["method"] == method])

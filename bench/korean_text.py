@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from nr4dl_tasks.asr.recognition import AudioClip  # noqa: E402
 from nr4dl_tasks.core import settings as settings_mod  # noqa: E402
 from nr4dl_tasks.text.korean import pronunciation, spoken_form  # noqa: E402
-from nr4dl_tasks.asr.recognition import AudioClip  # noqa: E402
 
 KOREAN = (ROOT / ".." / "shared" / "media" / "korean").resolve()
 WRITTEN = re.compile(r"[\dA-Za-z]")
@@ -58,8 +58,10 @@ def cer(references: list[str], hypotheses: list[str]) -> float:
 
 def reference_report(rows: list[dict[str, str]]) -> None:
     written = [r for r in rows if WRITTEN.search(r["text"])]
-    print(f"reference texts: {len(rows)}, with digits {sum(bool(re.search(r'[0-9]', r['text'])) for r in rows)}, "
-          f"with Latin letters {sum(bool(re.search(r'[A-Za-z]', r['text'])) for r in rows)}")
+    print(
+        f"reference texts: {len(rows)}, with digits {sum(bool(re.search(r'[0-9]', r['text'])) for r in rows)}, "
+        f"with Latin letters {sum(bool(re.search(r'[A-Za-z]', r['text'])) for r in rows)}"
+    )
     for r in written:
         for before in re.findall(r"[^ ]*[\dA-Za-z][^ ]*(?: [^ ]+)?", r["text"]):
             print(f"  {r['path']}: {before!r} -> {spoken_form(before)!r}")
@@ -80,8 +82,9 @@ def speed(texts: list[str]) -> None:
 def recognise(rows: list[dict[str, str]]) -> list[str]:
     from nr4dl_tasks.asr.whisper_local import LocalWhisper
 
-    settings = settings_mod.load(overrides={"transcribe.language": "ko", "resources.threads": 1,
-                                            "paths.models_dir": str(ROOT / "models")})
+    settings = settings_mod.load(
+        overrides={"transcribe.language": "ko", "resources.threads": 1, "paths.models_dir": str(ROOT / "models")}
+    )
     recogniser = LocalWhisper(settings)
     clips = [AudioClip(id=r["path"], path=KOREAN / "emotiontts" / r["path"]) for r in rows]
     return [t.text for t in recogniser.transcribe(clips)]
@@ -101,17 +104,27 @@ def main() -> None:
     hypotheses = recognise(test)
     seconds = time.perf_counter() - start
     written = sum(bool(WRITTEN.search(h)) for h in hypotheses)
-    print(f"\nWhisper base, ko forced: {len(test)} held-out utterances in {seconds:.0f} s; "
-          f"{written} hypotheses hold digits or Latin letters")
+    print(
+        f"\nWhisper base, ko forced: {len(test)} held-out utterances in {seconds:.0f} s; "
+        f"{written} hypotheses hold digits or Latin letters"
+    )
     refs = [r["text"] for r in test]
     spoken_hyp = [spoken_form(h) for h in hypotheses]
-    print(table(["hypothesis", "reference", "CER %"], [
-        ["as written", "as given", f"{100 * cer(refs, hypotheses):.1f}"],
-        ["spoken form", "as given", f"{100 * cer(refs, spoken_hyp):.1f}"],
-        ["spoken form", "spoken form", f"{100 * cer([spoken_form(t) for t in refs], spoken_hyp):.1f}"],
-        ["pronunciation", "pronunciation",
-         f"{100 * cer([pronunciation(t) for t in refs], [pronunciation(h) for h in hypotheses]):.1f}"],
-    ]))
+    print(
+        table(
+            ["hypothesis", "reference", "CER %"],
+            [
+                ["as written", "as given", f"{100 * cer(refs, hypotheses):.1f}"],
+                ["spoken form", "as given", f"{100 * cer(refs, spoken_hyp):.1f}"],
+                ["spoken form", "spoken form", f"{100 * cer([spoken_form(t) for t in refs], spoken_hyp):.1f}"],
+                [
+                    "pronunciation",
+                    "pronunciation",
+                    f"{100 * cer([pronunciation(t) for t in refs], [pronunciation(h) for h in hypotheses]):.1f}",
+                ],
+            ],
+        )
+    )
     for ref, hyp, spoken in zip(refs, hypotheses, spoken_hyp, strict=True):
         if spoken != hyp:
             print(f"  ref: {ref}\n  hyp: {hyp}\n   ->  {spoken}")

@@ -68,8 +68,10 @@ def hum(length: int, rate: int, hz: float, level_dbfs: float, seed: int) -> tupl
     t = np.arange(length) / rate
     phases = np.random.default_rng(seed).uniform(0, 2 * np.pi, len(HUM_LEVELS_DB))
     freqs = tuple(hz * (k + 1) for k in range(len(HUM_LEVELS_DB)))
-    wave = sum(10 ** ((level_dbfs + rel) / 20) * np.sin(2 * np.pi * f * t + p)
-               for f, rel, p in zip(freqs, HUM_LEVELS_DB, phases, strict=True))
+    wave = sum(
+        10 ** ((level_dbfs + rel) / 20) * np.sin(2 * np.pi * f * t + p)
+        for f, rel, p in zip(freqs, HUM_LEVELS_DB, phases, strict=True)
+    )
     return wave.astype(np.float32), freqs
 
 
@@ -77,17 +79,26 @@ def _utterances(rate: int, held_out: bool) -> list[tuple[str, np.ndarray]]:
     vctk = MEDIA / "speakers_vctk"
     if held_out:
         files = [p for spk in ("p227", "p228") for p in sorted((vctk / spk).glob("*.flac"))[:8]]
-        files += [p for d in sorted(vctk.iterdir()) if d.name not in ("p225", "p226", "p227", "p228")
-                  for p in sorted(d.glob("*.flac"))]
+        files += [
+            p
+            for d in sorted(vctk.iterdir())
+            if d.name not in ("p225", "p226", "p227", "p228")
+            for p in sorted(d.glob("*.flac"))
+        ]
         files += [MEDIA / "speech_en" / f"LJ001-{n:04d}.wav" for n in range(9, 15)]
-        files += [p for spk in ("ema", "emb", "nea", "pma")
-                  for p in sorted((MEDIA / "korean" / "emotiontts" / spk).glob("*.flac"))[:3]]
+        files += [
+            p
+            for spk in ("ema", "emb", "nea", "pma")
+            for p in sorted((MEDIA / "korean" / "emotiontts" / spk).glob("*.flac"))[:3]
+        ]
         files += [p for spk in ("1998", "2033", "3080") for p in sorted((MEDIA / "speakers" / spk).glob("*.flac"))[:3]]
         files += [MEDIA / "noise" / "fish.wav"]
     else:
         files = [p for spk in ("p225", "p226") for p in sorted((vctk / spk).glob("*.flac"))[:8]]
         files += [MEDIA / "speech_en" / f"LJ001-{n:04d}.wav" for n in range(1, 7)]
-        files += [p for spk in ("ada", "adc") for p in sorted((MEDIA / "korean" / "emotiontts" / spk).glob("*.flac"))[:3]]
+        files += [
+            p for spk in ("ada", "adc") for p in sorted((MEDIA / "korean" / "emotiontts" / spk).glob("*.flac"))[:3]
+        ]
         files += [p for p in sorted((MEDIA / "speakers" / "1688").glob("*.flac"))[:3]]
     return [(p.stem, load(p, rate)) for p in files]
 
@@ -95,14 +106,20 @@ def _utterances(rate: int, held_out: bool) -> list[tuple[str, np.ndarray]]:
 def mixes(rate: int, held_out: bool, per_utterance: int = 1) -> list[Mix]:
     """The tuning or the held-out mixes at `rate` Hz, the same ones on every call."""
     cafe = load(MEDIA / "noise" / "cafe_short.wav", rate)
-    cafe = cafe[len(cafe) // 2:] if held_out else cafe[: len(cafe) // 2]
-    music = load(MEDIA / "music" / ("Karissa_Hobbs_-_Lets_Go_Fishin.ogg" if held_out else "Kevin_MacLeod_-_Vibe_Ace.ogg"),
-                 rate)[10 * rate: 40 * rate]
+    cafe = cafe[len(cafe) // 2 :] if held_out else cafe[: len(cafe) // 2]
+    music = load(
+        MEDIA / "music" / ("Karissa_Hobbs_-_Lets_Go_Fishin.ogg" if held_out else "Kevin_MacLeod_-_Vibe_Ace.ogg"), rate
+    )[10 * rate : 40 * rate]
     seed0 = 1000 if held_out else 0
     made = []
-    for n in (("003",) if held_out else ("001", "002")):
-        made.append(Mix(f"vb_{n}", load(MEDIA / "noisy" / "noisy" / f"p287_{n}.wav", rate),
-                        load(MEDIA / "noisy" / "clean" / f"p287_{n}.wav", rate)))
+    for n in ("003",) if held_out else ("001", "002"):
+        made.append(
+            Mix(
+                f"vb_{n}",
+                load(MEDIA / "noisy" / "noisy" / f"p287_{n}.wav", rate),
+                load(MEDIA / "noisy" / "clean" / f"p287_{n}.wav", rate),
+            )
+        )
     turn = 0
     for index, (name, speech) in enumerate(_utterances(rate, held_out)):
         speech = speech * (0.1 / max(_rms(speech), 1e-6))  # -20 dBFS
@@ -122,8 +139,11 @@ def mixes(rate: int, held_out: bool, per_utterance: int = 1) -> list[Mix]:
                 label, noise = "quiet", scaled(coloured_noise(len(speech), seed, 0.0), clean, 30 + 5 * (seed % 2))
             else:
                 offset = (index * rate * 3) % max(1, len(music) - len(speech))
-                label, noise = ("music10", scaled(music[offset:], speech, 10)) if (turn // 8) % 2 else \
-                    ("pink5", scaled(coloured_noise(len(speech), seed, 1.0), speech, 5))
+                label, noise = (
+                    ("music10", scaled(music[offset:], speech, 10))
+                    if (turn // 8) % 2
+                    else ("pink5", scaled(coloured_noise(len(speech), seed, 1.0), speech, 5))
+                )
             made.append(Mix(f"{name}_{label}", (clean + noise).astype(np.float32), clean.astype(np.float32), tones))
     return made
 
@@ -132,7 +152,7 @@ def tone_level_db(x: np.ndarray, hz: float, rate: int) -> float:
     """Power at `hz` (the strongest of the three FFT bins nearest it, Hann window over the whole signal)."""
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
     k = int(round(hz * len(x) / rate))
-    return float(10 * np.log10(spectrum[k - 1: k + 2].max() / len(x) + 1e-20))
+    return float(10 * np.log10(spectrum[k - 1 : k + 2].max() / len(x) + 1e-20))
 
 
 def tone_left(out: np.ndarray, noisy: np.ndarray, clean: np.ndarray, hz: float, rate: int) -> tuple[float, float]:

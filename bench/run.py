@@ -75,6 +75,7 @@ DEAD_PROXY = "http://127.0.0.1:9"
 
 # ---------------------------------------------------------------- inputs
 
+
 @dataclass(frozen=True)
 class Part:
     """One normalised piece of audio and what it contains."""
@@ -87,7 +88,7 @@ class Part:
         return wav_seconds(self.path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def wav_seconds(path: Path) -> float:
     info = sf.info(str(path))
     return info.frames / info.samplerate
@@ -120,11 +121,28 @@ def normalised(rel: str) -> Path:
 def over_music(rel: str, music_gain: float = 0.15) -> Path:
     """A speech file with the song looped underneath it, as long as the speech."""
     dst = PARTS / ("mix__" + rel.replace("/", "__").rsplit(".", 1)[0] + ".wav")
-    graph = (f"[0:a]aresample={RATE},aformat=channel_layouts=stereo[s];"
-             f"[1:a]aresample={RATE},aformat=channel_layouts=stereo,volume={music_gain}[m];"
-             "[s][m]amix=inputs=2:duration=first:normalize=0[out]")
-    return _cached(dst, lambda tmp: ffmpeg("-i", str(MEDIA / rel), "-stream_loop", "-1", "-i", str(MEDIA / SONG),
-                                           "-filter_complex", graph, "-map", "[out]", *_TO_WAV, str(tmp)))
+    graph = (
+        f"[0:a]aresample={RATE},aformat=channel_layouts=stereo[s];"
+        f"[1:a]aresample={RATE},aformat=channel_layouts=stereo,volume={music_gain}[m];"
+        "[s][m]amix=inputs=2:duration=first:normalize=0[out]"
+    )
+    return _cached(
+        dst,
+        lambda tmp: ffmpeg(
+            "-i",
+            str(MEDIA / rel),
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(MEDIA / SONG),
+            "-filter_complex",
+            graph,
+            "-map",
+            "[out]",
+            *_TO_WAV,
+            str(tmp),
+        ),
+    )
 
 
 def media(pattern: str) -> list[str]:
@@ -133,6 +151,7 @@ def media(pattern: str) -> list[str]:
 
 def cycle() -> list[Part]:
     """About nine minutes alternating speech, music and speech over music."""
+
     def plain(rels: list[str], content: str) -> list[Part]:
         return [Part(normalised(rel), content) for rel in rels]
 
@@ -143,12 +162,15 @@ def cycle() -> list[Part]:
     lj = media("speech_en/LJ*.wav")
     return [
         *plain(lj[:8], "speech F (en)"),
-        song, song, song,
+        song,
+        song,
+        song,
         *mixed(media("speakers/2033/*.flac")),
         Part(normalised("segmentation/musanmix.mp3"), "music 0-22.4, noise -62.8, speech M"),
         *plain(media("speakers/1998/*.flac"), "speech F"),
         Part(normalised("segmentation/lamartine.wav"), "speech F 0-8.65, M (fr)"),
-        song, song,
+        song,
+        song,
         Part(normalised("diarization/sample.wav"), "speech, 2 speakers"),
         *plain(media("speakers/1688/*.flac"), "speech M"),
         *mixed(lj[8:]),
@@ -185,17 +207,38 @@ def build_input(name: str, seconds: float) -> Path:
         for at, part in parts:
             tsv.write(f"{at:.3f}\t{min(at + part.seconds, seconds):.3f}\t{part.content}\t{part.path.name}\n")
     print(f"building {dst.name} ({seconds:.0f} s from {len(parts)} parts)", flush=True)
-    return _cached(dst, lambda tmp: ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-t", str(seconds),
-                                           "-c:a", "libmp3lame", "-b:a", "192k", str(tmp)))
+    return _cached(
+        dst,
+        lambda tmp: ffmpeg(
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            "-t",
+            str(seconds),
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "192k",
+            str(tmp),
+        ),
+    )
 
 
 def audio_seconds(path: Path) -> float:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return float(out)
 
 
 # ---------------------------------------------------------------- measuring
+
 
 @dataclass
 class Measure:
@@ -271,6 +314,7 @@ def last_error(log: Path) -> str:
 
 # ---------------------------------------------------------------- table
 
+
 @dataclass
 class Row:
     input: str
@@ -294,8 +338,9 @@ def row(name: str, stage: str, audio: float, m: Measure) -> Row:
 def combined(name: str, stage: str, audio: float, *rows: Row) -> Row:
     """Summed wall time and the larger peak of several rows (failed if any failed)."""
     bad = [r.status for r in rows if r.status != "ok"]
-    return Row(name, stage, audio, sum(r.wall or 0 for r in rows), max(r.peak_mb or 0 for r in rows),
-               bad[0] if bad else "ok")
+    return Row(
+        name, stage, audio, sum(r.wall or 0 for r in rows), max(r.peak_mb or 0 for r in rows), bad[0] if bad else "ok"
+    )
 
 
 def markdown(rows: list[Row], extra: list[list[str]]) -> str:
@@ -307,13 +352,21 @@ def markdown(rows: list[Row], extra: list[list[str]]) -> str:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown CPU")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
     ram = psutil.virtual_memory().total / 2**30
-    return f"Machine: nproc={len(os.sched_getaffinity(0))}, CPU: {model}, RAM {ram:.0f} GiB, Python {platform.python_version()}"
+    cores = len(os.sched_getaffinity(0))
+    return f"Machine: nproc={cores}, CPU: {model}, RAM {ram:.0f} GiB, Python {platform.python_version()}"
 
 
 # ---------------------------------------------------------------- runs
+
 
 def wipe(*paths: Path) -> None:
     for path in paths:
@@ -327,8 +380,11 @@ def run_pipeline(name: str, media_path: Path, audio: float, keep: bool) -> list[
     rows: list[Row] = []
     for stage in STAGES:
         print(f"[{name}] {stage} ...", flush=True)
-        m = measure([str(NR4DL), "process", str(media_path), "--out", str(WORK), "--until", stage],
-                    LOGS / f"{name}-{stage}.log", offline_env())
+        m = measure(
+            [str(NR4DL), "process", str(media_path), "--out", str(WORK), "--until", stage],
+            LOGS / f"{name}-{stage}.log",
+            offline_env(),
+        )
         rows.append(row(name, stage, audio, m))
         print(f"[{name}] {stage}: {m.status}, {m.wall:.1f} s, peak {m.peak_mb:.0f} MB", flush=True)
         if m.status != "ok":
@@ -360,16 +416,31 @@ def run_seed(name: str, media_path: Path, audio: float, keep: bool) -> list[Row]
     seg_dir.mkdir(parents=True, exist_ok=True)
     print(f"[{name}] seed spleeter ...", flush=True)
     # -d: spleeter only separates the first 600 s unless told otherwise; ask for the whole file.
-    sep = measure([str(SPLEETER), "separate", "-p", "spleeter:2stems", "-d", f"{audio + 1:.0f}",
-                   "-o", str(sep_dir), str(media_path)],
-                  LOGS / f"{name}-seed-spleeter.log", offline_env(MODEL_PATH=str(ROOT / "models" / "spleeter")))
+    sep = measure(
+        [
+            str(SPLEETER),
+            "separate",
+            "-p",
+            "spleeter:2stems",
+            "-d",
+            f"{audio + 1:.0f}",
+            "-o",
+            str(sep_dir),
+            str(media_path),
+        ],
+        LOGS / f"{name}-seed-spleeter.log",
+        offline_env(MODEL_PATH=str(ROOT / "models" / "spleeter")),
+    )
     rows = [row(name, "seed: spleeter separate", audio, sep)]
     print(f"[{name}] seed spleeter: {sep.status}, {sep.wall:.1f} s, peak {sep.peak_mb:.0f} MB", flush=True)
     vocals = sep_dir / media_path.stem / "vocals.wav"
     if sep.status == "ok" and vocals.exists():
         print(f"[{name}] seed ina ...", flush=True)
-        seg = measure([str(INA_CLI), "-i", str(vocals), "-o", str(seg_dir)],
-                      LOGS / f"{name}-seed-ina.log", offline_env(KERAS_HOME=str(keras_home())))
+        seg = measure(
+            [str(INA_CLI), "-i", str(vocals), "-o", str(seg_dir)],
+            LOGS / f"{name}-seed-ina.log",
+            offline_env(KERAS_HOME=str(keras_home())),
+        )
         rows.append(row(name, "seed: ina_speech_segmenter", audio, seg))
         print(f"[{name}] seed ina: {seg.status}, {seg.wall:.1f} s, peak {seg.peak_mb:.0f} MB", flush=True)
         rows.append(combined(name, "seed: separate+segment", audio, *rows))
@@ -385,11 +456,18 @@ def find(rows: list[Row], stage: str) -> Row | None:
 def ratio_row(name: str, ours: Row | None, seed: Row | None) -> list[str] | None:
     if not ours or not seed or ours.status != "ok" or seed.status != "ok":
         return None
-    return [name, "seed / ours (separate+segment)", "", f"{seed.wall / ours.wall:.2f}x wall", "",
-            f"{seed.peak_mb / ours.peak_mb:.2f}x peak"]
+    return [
+        name,
+        "seed / ours (separate+segment)",
+        "",
+        f"{seed.wall / ours.wall:.2f}x wall",
+        "",
+        f"{seed.peak_mb / ours.peak_mb:.2f}x peak",
+    ]
 
 
 # ---------------------------------------------------------------- main
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

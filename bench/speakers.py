@@ -32,15 +32,12 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nr4dl_tasks.dsp import audio  # noqa: E402
-
 from nr4dl_tasks.core import resources
-
 from nr4dl_tasks.core import settings as settings_mod
-
-from nr4dl_tasks.voice import embedding as voices
+from nr4dl_tasks.dsp import audio  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
 from nr4dl_tasks.stages.speakers import single_voice_pieces  # noqa: E402
+from nr4dl_tasks.voice import embedding as voices
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 SPEAKERS = ("1688", "1998", "2033", "3080")
@@ -65,24 +62,37 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def stage_speed(tmp: Path) -> list[list[str]]:
     gap = np.zeros(voices.RATE, np.float32)
     episode = tmp / "episode.wav"
-    sf.write(str(episode), np.concatenate([x for s in SPEAKERS for f in files(s) for x in (load(f), gap)]),
-             voices.RATE)
+    sf.write(str(episode), np.concatenate([x for s in SPEAKERS for f in files(s) for x in (load(f), gap)]), voices.RATE)
     enroll = tmp / "enroll" / "target"
     enroll.mkdir(parents=True)
     for f in files("1998")[:ENROLL]:
         shutil.copy(f, enroll / f.name)
     rows = []
     for mode, extra in (("warm-up", {}), ("clustered", {}), ("enrolled", {"speakers.enroll_dir": str(enroll.parent)})):
-        settings = settings_mod.load(overrides={"paths.work_dir": str(tmp / "work" / mode), "separate.enabled": False,
-                                                "denoise.method": "none", **extra})
+        settings = settings_mod.load(
+            overrides={
+                "paths.work_dir": str(tmp / "work" / mode),
+                "separate.enabled": False,
+                "denoise.method": "none",
+                **extra,
+            }
+        )
         work, _ = process_file(episode, settings, until="denoise")
         began = time.monotonic()
         result = run_stage("speakers", work, settings)
         wall = time.monotonic() - began
         seconds = audio.duration(work.path("audio_16k.wav"))
         if mode != "warm-up":
-            rows.append([mode, f"{seconds:.0f}", f"{wall:.1f}", f"{seconds / wall:.1f}",
-                         str(result.info["clips_in"]), str(result.info["clips_kept"])])
+            rows.append(
+                [
+                    mode,
+                    f"{seconds:.0f}",
+                    f"{wall:.1f}",
+                    f"{seconds / wall:.1f}",
+                    str(result.info["clips_in"]),
+                    str(result.info["clips_kept"]),
+                ]
+            )
     return rows
 
 
@@ -92,7 +102,7 @@ def selection() -> tuple[list[list[str]], dict[str, np.ndarray]]:
     for target in SPEAKERS:
         voice = voices.unit([emb[f] for f in files(target)[:ENROLL]])
         for s in SPEAKERS:
-            for f in files(s)[ENROLL if s == target else 0:]:
+            for f in files(s)[ENROLL if s == target else 0 :]:
                 scores.append(float(emb[f] @ voice))
                 truth.append(s == target)
     scores_a, truth_a = np.array(scores), np.array(truth)
@@ -103,8 +113,14 @@ def selection() -> tuple[list[list[str]], dict[str, np.ndarray]]:
         tp = int((chosen & truth_a).sum())
         precision = tp / max(1, int(chosen.sum()))
         recall = tp / int(truth_a.sum())
-        rows.append([f"{threshold:.2f}{' (default)' if threshold == default else ''}", f"{precision:.3f}",
-                     f"{recall:.3f}", str(int(chosen.sum()))])
+        rows.append(
+            [
+                f"{threshold:.2f}{' (default)' if threshold == default else ''}",
+                f"{precision:.3f}",
+                f"{recall:.3f}",
+                str(int(chosen.sum())),
+            ]
+        )
     return rows, emb
 
 
@@ -121,8 +137,14 @@ def purity() -> list[list[str]]:
     for s in SPEAKERS:
         wav = np.concatenate([load(files(s)[0]), load(files(s)[1])])
         wrong += len(single_voice_pieces(wav, cfg, voices.RATE, THREADS)) != 1
-    return [[f"{split}/{len(pairs)}", f"{np.mean(errors):.2f}" if errors else "-",
-             f"{np.max(errors):.2f}" if errors else "-", f"{wrong}/{len(SPEAKERS)}"]]
+    return [
+        [
+            f"{split}/{len(pairs)}",
+            f"{np.mean(errors):.2f}" if errors else "-",
+            f"{np.max(errors):.2f}" if errors else "-",
+            f"{wrong}/{len(SPEAKERS)}",
+        ]
+    ]
 
 
 def main() -> int:

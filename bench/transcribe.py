@@ -27,11 +27,11 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from nr4dl_tasks.asr.recognition import RATE, AudioClip  # noqa: E402
+from nr4dl_tasks.asr.whisper_local import LocalWhisper  # noqa: E402
 from nr4dl_tasks.core import settings as settings_mod  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.asr.recognition import RATE, AudioClip  # noqa: E402
 from nr4dl_tasks.text.metrics import wer  # noqa: E402
-from nr4dl_tasks.asr.whisper_local import LocalWhisper  # noqa: E402
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 SPEECH = MEDIA / "speech_en"
@@ -56,7 +56,7 @@ def recogniser_rows(tmp: Path) -> list[list[str]]:
         samples = clip.samples()
         for k in range(0, len(samples) - RATE, 2 * RATE):
             path = tmp / f"{clip.id}-{k}.wav"
-            sf.write(str(path), samples[k: k + 2 * RATE], RATE)
+            sf.write(str(path), samples[k : k + 2 * RATE], RATE)
             pieces.append(AudioClip(path.stem, path))
     out = []
     for beam, batch in ((1, 1), (1, 8), (5, 1), (5, 8)):
@@ -69,8 +69,15 @@ def recogniser_rows(tmp: Path) -> list[list[str]]:
         began = time.perf_counter()
         recogniser.transcribe(pieces)
         short = time.perf_counter() - began
-        out.append([str(beam), str(batch), f"{wer([r['text'] for r in rows], texts):.2%}",
-                    f"{seconds / elapsed:.1f}", f"{sum(p.samples().size for p in pieces) / RATE / short:.1f}"])
+        out.append(
+            [
+                str(beam),
+                str(batch),
+                f"{wer([r['text'] for r in rows], texts):.2%}",
+                f"{seconds / elapsed:.1f}",
+                f"{sum(p.samples().size for p in pieces) / RATE / short:.1f}",
+            ]
+        )
     return out
 
 
@@ -82,12 +89,22 @@ def stage_row(tmp: Path) -> list[str]:
         parts += [samples, gap]
     joined = tmp / "speech_en.wav"
     sf.write(str(joined), np.concatenate(parts), 22050)
-    settings = settings_mod.load(overrides={"paths.work_dir": str(tmp / "work"), "separate.enabled": False,
-                                            "denoise.method": "none", "slice.labels": ["speech"]})
+    settings = settings_mod.load(
+        overrides={
+            "paths.work_dir": str(tmp / "work"),
+            "separate.enabled": False,
+            "denoise.method": "none",
+            "slice.labels": ["speech"],
+        }
+    )
     work, _ = process_file(joined, settings, until="speakers")
     result = run_stage("transcribe", work, settings)
-    return [f"{result.info['clips']}", f"{result.info['audio_seconds']:.0f}", f"{result.seconds:.1f}",
-            f"{result.info['audio_seconds'] / result.seconds:.1f}"]
+    return [
+        f"{result.info['clips']}",
+        f"{result.info['audio_seconds']:.0f}",
+        f"{result.seconds:.1f}",
+        f"{result.info['audio_seconds'] / result.seconds:.1f}",
+    ]
 
 
 def main() -> None:

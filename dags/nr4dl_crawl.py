@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param
+
 from nr4dl_operators import CrawlOperator, MarkTriggeredOperator, crawl_schedule
 
 OVERRIDES = "{{ params.overrides }}"
@@ -29,19 +30,36 @@ with DAG(
     default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
     tags=["nr4dl"],
     params={
-        "source": Param("", type="string", title="Source",
-                        description="Name of one source from crawl.sources; empty crawls them all."),
-        "max_items": Param(0, type="integer", minimum=0, title="Most new items",
-                           description="Download at most this many new items (0: crawl.max_items_per_run)."),
-        "overrides": Param({}, type="object", title="Settings overrides",
-                           description='Dotted settings keys for the crawl and the runs it starts.'),
+        "source": Param(
+            "",
+            type="string",
+            title="Source",
+            description="Name of one source from crawl.sources; empty crawls them all.",
+        ),
+        "max_items": Param(
+            0,
+            type="integer",
+            minimum=0,
+            title="Most new items",
+            description="Download at most this many new items (0: crawl.max_items_per_run).",
+        ),
+        "overrides": Param(
+            {},
+            type="object",
+            title="Settings overrides",
+            description="Dotted settings keys for the crawl and the runs it starts.",
+        ),
     },
 ) as dag:
     crawl = CrawlOperator(task_id="crawl", max_items="{{ params.max_items }}", overrides=OVERRIDES)
     # A run id is the same for an item on every crawl: an item handed over twice (its marking failed) is skipped.
     process = TriggerDagRunOperator.partial(
-        task_id="process", trigger_dag_id="nr4dl_process_file", retries=2, skip_when_already_exists=True,
+        task_id="process",
+        trigger_dag_id="nr4dl_process_file",
+        retries=2,
+        skip_when_already_exists=True,
     ).expand_kwargs(crawl.output)
-    handed = MarkTriggeredOperator(task_id="mark_handed_over", requests=crawl.output, overrides=OVERRIDES,
-                                   trigger_rule="none_failed")  # runs skipped as already there count as handed
+    handed = MarkTriggeredOperator(
+        task_id="mark_handed_over", requests=crawl.output, overrides=OVERRIDES, trigger_rule="none_failed"
+    )  # runs skipped as already there count as handed
     process >> handed

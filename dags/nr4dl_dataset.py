@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param
+
 from nr4dl_operators import CLIPS_ASSET, ExportOperator
 
 with DAG(
@@ -27,7 +28,9 @@ with DAG(
     tags=["nr4dl"],
     params={
         "overrides": Param(
-            {}, type="object", title="Settings overrides",
+            {},
+            type="object",
+            title="Settings overrides",
             description='Dotted settings keys, e.g. {"export.split_by": "speaker", "export.tier_subsets": true}.',
         ),
     },

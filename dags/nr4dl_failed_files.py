@@ -9,6 +9,7 @@ runs daily); the same list is `nr4dl failures` on the command line. Rerun a list
 from __future__ import annotations
 
 from airflow.sdk import DAG, Param
+
 from nr4dl_operators import FailedFilesOperator
 
 with DAG(

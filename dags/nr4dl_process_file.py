@@ -18,9 +18,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param, chain
-from nr4dl_operators import (CLIPS_ASSET, IngestOperator, StageOperator, TranscribeOperator, clear_failure,
-                             record_failure)
 
+from nr4dl_operators import (
+    CLIPS_ASSET,
+    IngestOperator,
+    StageOperator,
+    TranscribeOperator,
+    clear_failure,
+    record_failure,
+)
 from nr4dl_tasks.pipeline import STAGES
 
 WORK_DIR = "{{ ti.xcom_pull(task_ids='ingest')['work_dir'] }}"
@@ -43,13 +49,18 @@ with DAG(
     tags=["nr4dl"],
     params={
         "media": Param(
-            "", type="string", minLength=1, title="Media file",
+            "",
+            type="string",
+            minLength=1,
+            title="Media file",
             description="Path of the audio or video file to process, as seen by the Airflow workers.",
         ),
         "overrides": Param(
-            {}, type="object", title="Settings overrides",
+            {},
+            type="object",
+            title="Settings overrides",
             description='Dotted settings keys from settings.yaml, e.g. {"slice.min_duration": 0.3, '
-                        '"separate.enabled": false}.',
+            '"separate.enabled": false}.',
         ),
     },
 ) as dag:
@@ -58,7 +69,14 @@ with DAG(
     for spec in stages:
         last = spec == STAGES[-1]  # its success schedules the export and takes the file off the failed list
         operator = TranscribeOperator if spec.name == "transcribe" else StageOperator
-        tasks.append(operator(task_id=spec.name, stage=spec.name, work_dir=WORK_DIR, overrides=OVERRIDES,
-                              **({"pool": HEAVY_POOL} if spec.heavy else {}),
-                              **({"outlets": [CLIPS_ASSET], "on_success_callback": clear_failure} if last else {})))
+        tasks.append(
+            operator(
+                task_id=spec.name,
+                stage=spec.name,
+                work_dir=WORK_DIR,
+                overrides=OVERRIDES,
+                **({"pool": HEAVY_POOL} if spec.heavy else {}),
+                **({"outlets": [CLIPS_ASSET], "on_success_callback": clear_failure} if last else {}),
+            )
+        )
     chain(*tasks)

@@ -55,14 +55,21 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--settings", type=Path, help="settings file (default: settings.yaml of the project)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one setting, e.g. --set slice.min_duration=0.3 (repeatable)")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one setting, e.g. --set slice.min_duration=0.3 (repeatable)",
+        )
 
     process = sub.add_parser("process", help="process media files into clips")
     process.add_argument("media", nargs="+", type=Path)
     process.add_argument("--out", type=Path, help="work folder root (sets paths.work_dir)")
-    process.add_argument("--until", default=STAGE_NAMES[-1], choices=STAGE_NAMES,
-                         help="last stage to run (default: all)")
+    process.add_argument(
+        "--until", default=STAGE_NAMES[-1], choices=STAGE_NAMES, help="last stage to run (default: all)"
+    )
     common(process)
     crawl = sub.add_parser("crawl", help="crawl the sources (crawl.* settings), then process the new files")
     crawl.add_argument("--source", help="crawl only this source")
@@ -70,17 +77,23 @@ def _parser() -> argparse.ArgumentParser:
     common(crawl)
     export = sub.add_parser("export", help="build the dataset from every processed file (export.* settings)")
     common(export)
-    report = sub.add_parser("report", help="write the dataset report, <export.dataset_dir>/report.html (offline, "
-                                           "audio embedded)")
+    report = sub.add_parser(
+        "report", help="write the dataset report, <export.dataset_dir>/report.html (offline, audio embedded)"
+    )
     common(report)
     failures = sub.add_parser("failures", help="list the files whose latest processing run failed")
     common(failures)
     show = sub.add_parser("settings", help="print the effective settings")
-    show.add_argument("--template", action="store_true",
-                      help="print every setting with its default and description (the text of settings.yaml)")
+    show.add_argument(
+        "--template",
+        action="store_true",
+        help="print every setting with its default and description (the text of settings.yaml)",
+    )
     common(show)
-    sizes = sub.add_parser("resources", help="print what this machine runs at once (resources.* settings, "
-                                             "for the Airflow pool and Celery workers)")
+    sizes = sub.add_parser(
+        "resources",
+        help="print what this machine runs at once (resources.* settings, for the Airflow pool and Celery workers)",
+    )
     sizes.add_argument("name", nargs="?", choices=RESOURCE_FIGURES, help="print only this number")
     common(sizes)
     return parser
@@ -167,14 +180,18 @@ def _resources(args: argparse.Namespace, overrides: dict) -> int:
     from nr4dl_tasks.core import resources
 
     loaded = settings_mod.load(args.settings, overrides)
-    figures = {"tasks_per_worker": resources.tasks_per_worker(loaded.resources),
-               "heavy_slots": resources.heavy_slots(loaded.resources),
-               "task_threads": resources.threads(resources.shared_worker(loaded))}
+    figures = {
+        "tasks_per_worker": resources.tasks_per_worker(loaded.resources),
+        "heavy_slots": resources.heavy_slots(loaded.resources),
+        "task_threads": resources.threads(resources.shared_worker(loaded)),
+    }
     if args.name:
         print(figures[args.name])
         return 0
-    print(f"machine: {resources.cores()} cores, {resources.memory_gb():.1f} GB; "
-          f"task_memory_gb {loaded.resources.task_memory_gb}")
+    print(
+        f"machine: {resources.cores()} cores, {resources.memory_gb():.1f} GB; "
+        f"task_memory_gb {loaded.resources.task_memory_gb}"
+    )
     for name, value in figures.items():
         print(f"{name} {value}")
     return 0

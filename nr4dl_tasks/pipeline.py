@@ -90,8 +90,9 @@ def run_stage(name: str, work: WorkDir, settings: Settings, instance: Stage | No
     expected = {}
     for before in names:
         earlier = stage(before)
-        expected[before] = earlier.fingerprint(work.reading(earlier.reads(settings)), settings,
-                                               upstream(before, settings))
+        expected[before] = earlier.fingerprint(
+            work.reading(earlier.reads(settings)), settings, upstream(before, settings)
+        )
     return (instance or stage(name)).run(work, settings, names, expected)
 
 
@@ -131,8 +132,9 @@ def open_work(media: str | Path, settings: Settings) -> WorkDir:
     return work
 
 
-def process_file(media: str | Path, settings: Settings, until: str = STAGE_NAMES[-1]
-                 ) -> tuple[WorkDir, list[StageResult]]:
+def process_file(
+    media: str | Path, settings: Settings, until: str = STAGE_NAMES[-1]
+) -> tuple[WorkDir, list[StageResult]]:
     """Run every stage up to and including `until` for one media file."""
     work = open_work(media, settings)
     log.info("%s: processing %s in %s", work.source_id, media, work.root)

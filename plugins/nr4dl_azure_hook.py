@@ -38,7 +38,8 @@ class AzureSpeechHook(BaseHook):
         except AirflowNotFoundException:
             raise AirflowFailException(
                 f"transcribe.backend is azure but the Airflow connection {self.azure_conn_id!r} does not exist; add "
-                f"it with the Speech key as password and {{\"region\": ...}} as extra (see the README)") from None
+                f'it with the Speech key as password and {{"region": ...}} as extra (see the README)'
+            ) from None
         try:
             return credentials_from_connection(self.azure_conn_id, conn.password, conn.extra_dejson)
         except SettingsError as exc:

@@ -15,8 +15,9 @@ still throttled after its own retries) and any unexpected error are retried.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
@@ -37,8 +38,9 @@ class _SettingsOperator(BaseOperator):
 
     template_fields: Sequence[str] = (*BaseOperator.template_fields, "overrides", "settings_file")
 
-    def __init__(self, *, overrides: dict[str, Any] | str | None = None, settings_file: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, overrides: dict[str, Any] | str | None = None, settings_file: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.overrides = overrides
         self.settings_file = settings_file
@@ -99,8 +101,14 @@ class StageOperator(_SettingsOperator):
             raise  # e.g. the Spleeter worker was killed, Azure stayed throttled: worth a retry
         except Nr4dlError as exc:
             raise AirflowFailException(redact(str(exc))) from exc
-        return {"work_dir": str(work.root), "source_id": work.source_id, "stage": result.stage,
-                "skipped": result.skipped, "seconds": round(result.seconds, 2), **result.info}
+        return {
+            "work_dir": str(work.root),
+            "source_id": work.source_id,
+            "stage": result.stage,
+            "skipped": result.skipped,
+            "seconds": round(result.seconds, 2),
+            **result.info,
+        }
 
 
 class IngestOperator(StageOperator):
@@ -141,7 +149,6 @@ class TranscribeOperator(StageOperator):
         if settings.transcribe.backend != "azure":
             return None
         from nr4dl_azure_hook import AzureSpeechHook
-
         from nr4dl_tasks.stages.transcribe import TranscribeStage
 
         return TranscribeStage(azure=AzureSpeechHook(self.azure_conn_id).get_credentials())
@@ -176,7 +183,8 @@ class ExportOperator(_SettingsOperator):
         if report.skipped:
             raise AirflowFailException(
                 f"dataset written to {report.dataset_dir} without {len(report.skipped)} unreadable work folder(s): "
-                + "; ".join(f"{folder}: {reason}" for folder, reason in sorted(report.skipped.items())))
+                + "; ".join(f"{folder}: {reason}" for folder, reason in sorted(report.skipped.items()))
+            )
         return {key: str(value) if key == "dataset_dir" else value for key, value in asdict(report).items()}
 
     def _refresh_report(self, loaded: Any) -> None:
@@ -227,8 +235,8 @@ class CrawlOperator(_SettingsOperator):
         self.source, self.max_items = source, max_items
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from nr4dl_tasks.crawl.crawler import crawl, run_id_for
         from nr4dl_tasks.core.errors import Nr4dlError
+        from nr4dl_tasks.crawl.crawler import crawl, run_id_for
 
         loaded = self.load_settings()
         source = self.source if self.source is not None else context["params"].get("source")
@@ -238,12 +246,23 @@ class CrawlOperator(_SettingsOperator):
             raise AirflowFailException(redact(str(exc))) from exc
         if report.failed and not report.seen:  # every source failed: nothing crawled, say so in red
             raise AirflowFailException(redact("no source could be crawled: " + "; ".join(report.failed.values())))
-        requests = [{"trigger_run_id": run_id_for(new),
-                     "conf": {"media": new.path, "overrides": self.overrides or {}, "source_url": new.url}}
-                    for new in report.new]
-        context["ti"].xcom_push(key="report", value={"new": len(report.new), "seen": report.seen,
-                                                     "duplicates": report.duplicates, "failed": report.failed,
-                                                     "refused": report.refused})
+        requests = [
+            {
+                "trigger_run_id": run_id_for(new),
+                "conf": {"media": new.path, "overrides": self.overrides or {}, "source_url": new.url},
+            }
+            for new in report.new
+        ]
+        context["ti"].xcom_push(
+            key="report",
+            value={
+                "new": len(report.new),
+                "seen": report.seen,
+                "duplicates": report.duplicates,
+                "failed": report.failed,
+                "refused": report.refused,
+            },
+        )
         return requests
 
 
@@ -285,8 +304,9 @@ def record_failure(context: Context) -> None:
     ti = context["ti"]
     media = str(context["params"].get("media") or "")
     try:
-        FailureLog(_run_settings(context)).record(media, ti.task_id, context.get("exception") or "failed",
-                                                  context["run_id"])
+        FailureLog(_run_settings(context)).record(
+            media, ti.task_id, context.get("exception") or "failed", context["run_id"]
+        )
     except Exception:  # the task's own failure is what the user must see
         # the runtime task instance has a logger; its protocol does not declare it
         ti.log.exception("could not record the failure of %s on the failed-file list", media)  # type: ignore[attr-defined]
@@ -313,8 +333,22 @@ class FailedFilesOperator(_SettingsOperator):
 
         failures = FailureLog(self.load_settings()).failures()
         for f in failures:
-            self.log.info("%s  %s failed at %s: %s  (run %s)", f.failed_at.isoformat(timespec="seconds"), f.media,
-                          f.stage, f.error, f.run_id)
+            self.log.info(
+                "%s  %s failed at %s: %s  (run %s)",
+                f.failed_at.isoformat(timespec="seconds"),
+                f.media,
+                f.stage,
+                f.error,
+                f.run_id,
+            )
         self.log.info("%d file(s) whose latest run failed", len(failures))
-        return [{"media": f.media, "stage": f.stage, "error": f.error, "run_id": f.run_id,
-                 "failed_at": f.failed_at.isoformat()} for f in failures]
+        return [
+            {
+                "media": f.media,
+                "stage": f.stage,
+                "error": f.error,
+                "run_id": f.run_id,
+                "failed_at": f.failed_at.isoformat(),
+            }
+            for f in failures
+        ]

@@ -34,23 +34,35 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 URL_PREFIX = "/nr4dl"
 PROCESS_DAG = "nr4dl_process_file"
-AUDIO_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg",
-               ".opus": "audio/ogg", ".m4a": "audio/mp4"}
+AUDIO_TYPES = {
+    ".wav": "audio/wav",
+    ".flac": "audio/flac",
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".m4a": "audio/mp4",
+}
 
 
 async def require_reader(request: Request, user: BaseUser = Depends(get_user)) -> BaseUser:
     """A logged-in user allowed to read the processing runs, else 401/403 (see the module doc)."""
     from airflow.api_fastapi.app import get_auth_manager
 
-    allowed = get_auth_manager().is_authorized_dag(method="GET", access_entity=DagAccessEntity.RUN,
-                                                   details=DagDetails(id=PROCESS_DAG), user=user)
+    allowed = get_auth_manager().is_authorized_dag(
+        method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=PROCESS_DAG), user=user
+    )
     if not allowed:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"not allowed to read {PROCESS_DAG} runs")
     return user
 
 
-app = FastAPI(title="nr4dl dataset report", dependencies=[Depends(require_reader)], docs_url=None,
-              redoc_url=None, openapi_url=None)
+app = FastAPI(
+    title="nr4dl dataset report",
+    dependencies=[Depends(require_reader)],
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
 
 
 def _settings() -> Any:
@@ -60,8 +72,10 @@ def _settings() -> Any:
 
 
 def _roots(settings: Any) -> dict[str, Path]:
-    return {"work": settings.resolve(settings.paths.work_dir).resolve(),
-            "dataset": settings.resolve(settings.export.dataset_dir).resolve()}
+    return {
+        "work": settings.resolve(settings.paths.work_dir).resolve(),
+        "dataset": settings.resolve(settings.export.dataset_dir).resolve(),
+    }
 
 
 def safe_audio(root: Path, rel: str) -> Path:
@@ -123,9 +137,15 @@ def run_work_folder(dag_id: str, run_id: str) -> str | None:
     from sqlalchemy import select
 
     with create_session() as session:
-        value = session.scalar(select(XComModel.value).where(
-            XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == "ingest",
-            XComModel.key == "return_value", XComModel.map_index == -1))
+        value = session.scalar(
+            select(XComModel.value).where(
+                XComModel.dag_id == dag_id,
+                XComModel.run_id == run_id,
+                XComModel.task_id == "ingest",
+                XComModel.key == "return_value",
+                XComModel.map_index == -1,
+            )
+        )
     if isinstance(value, str):
         import json
 
@@ -161,8 +181,12 @@ def funnel() -> JSONResponse:
     from nr4dl_tasks.report.data import build
 
     report = build(_settings(), with_waveforms=False)
-    return JSONResponse({"total": [asdict(s) for s in report.funnel],
-                         "files": {f.source: [asdict(s) for s in f.funnel] for f in report.files}})
+    return JSONResponse(
+        {
+            "total": [asdict(s) for s in report.funnel],
+            "files": {f.source: [asdict(s) for s in f.funnel] for f in report.files},
+        }
+    )
 
 
 @app.get("/report.html")
@@ -180,8 +204,17 @@ class Nr4dlReportPlugin(AirflowPlugin):
     name = "nr4dl_report"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "nr4dl dataset report"}]
     external_views = [
-        {"name": "nr4dl dataset", "href": "nr4dl/dataset", "destination": "nav", "url_route": "nr4dl-dataset",
-         "nav_top_level": True},
-        {"name": "File report", "href": "nr4dl/run/{DAG_ID}/{RUN_ID}", "destination": "dag_run",
-         "url_route": "nr4dl-file-report"},
+        {
+            "name": "nr4dl dataset",
+            "href": "nr4dl/dataset",
+            "destination": "nav",
+            "url_route": "nr4dl-dataset",
+            "nav_top_level": True,
+        },
+        {
+            "name": "File report",
+            "href": "nr4dl/run/{DAG_ID}/{RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "nr4dl-file-report",
+        },
     ]

@@ -45,8 +45,9 @@ class Api:
             return json.loads(response.read() or b"{}")
 
     def login(self) -> None:
-        self.token = self._call("POST", "/auth/token", {"username": self.user, "password": self.password},
-                                auth=False)["access_token"]
+        self.token = self._call("POST", "/auth/token", {"username": self.user, "password": self.password}, auth=False)[
+            "access_token"
+        ]
 
     def get(self, path: str) -> dict:
         return self._call("GET", path)
@@ -124,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{state:8} {runs[run_id]}  run={run_id}  [{task_states(api, DAG_ID, run_id)}]")
     exported = "success"
     if "success" in final.values():
-        gate_ends = [api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{rid}/taskInstances/gate")["end_date"]
-                     for rid, state in final.items() if state == "success"]
+        gate_ends = [
+            api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{rid}/taskInstances/gate")["end_date"]
+            for rid, state in final.items()
+            if state == "success"
+        ]
         exported = wait_for_export(api, max(gate_ends), args.timeout)
     return 0 if set(final.values()) == {"success"} and exported == "success" else 1
 
@@ -144,8 +148,7 @@ def crawl_runs(api: Api, source: str, overrides: dict, timeout: float) -> dict[s
     api.post(f"/api/v2/dags/{CRAWL_DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
     print(f"triggered {run_id}", flush=True)
     path = f"/api/v2/dags/{CRAWL_DAG_ID}/dagRuns/{run_id}"
-    state = wait_until("the crawl to finish", lambda: (s := api.get(path)["state"]) in FINISHED and s, timeout,
-                       every=5)
+    state = wait_until("the crawl to finish", lambda: (s := api.get(path)["state"]) in FINISHED and s, timeout, every=5)
     print(f"{state:8} crawl  run={run_id}  [{task_states(api, CRAWL_DAG_ID, run_id)}]")
     requests = api.get(f"{path}/taskInstances/crawl/xcomEntries/return_value?deserialize=true")["value"]
     if isinstance(requests, str):
@@ -155,6 +158,7 @@ def crawl_runs(api: Api, source: str, overrides: dict, timeout: float) -> dict[s
 
 def wait_for_export(api: Api, after: str, timeout: float) -> str:
     """State of the export run that started after the last gate task ended, once no export is pending."""
+
     def latest() -> dict | None:
         runs = api.get(f"/api/v2/dags/{EXPORT_DAG_ID}/dagRuns?order_by=-run_after&limit=5")["dag_runs"]
         if any(r["state"] not in FINISHED for r in runs):

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nr4dl_tasks.core import settings as settings_mod
-
 from helpers import MEDIA, airflow_env
+from nr4dl_tasks.core import settings as settings_mod
 
 # The suite runs on the project's own settings: a shell that exported a settings file or NR4DL__ overrides (a
 # worker's production catalog URL, say) must not leak into the tests or have them write to its database.
@@ -55,4 +54,3 @@ def airflow_home(tmp_path_factory):
         for name, value in airflow_env(home).items():
             patch.setenv(name, value)
         yield home
-

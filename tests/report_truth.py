@@ -1,4 +1,5 @@
-"""What the manifests say, read here on its own (not through nr4dl_tasks.report.data), and the numbers a report page shows.
+"""What the manifests say, read here on its own (not through nr4dl_tasks.report.data), and the numbers a report
+page shows.
 
 The report tests compare the two: a page's `data-*` figures (every funnel step,
 drop and yield cell) against sums taken straight from segments.csv, the
@@ -33,8 +34,10 @@ def folder_truth(folder: Path, exported_ids: set[str]) -> dict:
     for seg in segments:
         by_label[seg["label"]] += float(seg["end"]) - float(seg["start"])
     manifests = {stage: lines(folder / f"manifests/{stage}.jsonl") for stage in STAGES}
-    steps = {"input": (ingest["info"]["duration"], None),
-             "speech (segmenter)": (by_label["male"] + by_label["female"], None)}
+    steps = {
+        "input": (ingest["info"]["duration"], None),
+        "speech (segmenter)": (by_label["male"] + by_label["female"], None),
+    }
     names = dict(zip(STAGES, ("clips (duration rules)", "denoised", "target speaker", "transcribed", "quality gates")))
     for stage in STAGES:
         records = kept(manifests[stage])
@@ -43,13 +46,19 @@ def folder_truth(folder: Path, exported_ids: set[str]) -> dict:
     gate_drops = Counter()
     for r in manifests["gate"]:
         if r["id"] in before and r.get("dropped"):
-            gate_drops["gate: " + r["dropped"][len("gate "):].split(":")[0]] += 1
+            gate_drops["gate: " + r["dropped"][len("gate ") :].split(":")[0]] += 1
     export_id = lambda cid: cid if cid.startswith(f"{folder.name}_") else f"{folder.name}_{cid}"  # noqa: E731
     done = [r for r in kept(manifests["gate"]) if export_id(r["id"]) in exported_ids]
     steps["exported"] = (sum(r["duration"] for r in done), len(done))
     silence = by_label["noEnergy"]
-    return {"steps": steps, "gate_drops": gate_drops, "silence": silence, "music": by_label["music"],
-            "noise": by_label["noise"], "gate": manifests["gate"]}
+    return {
+        "steps": steps,
+        "gate_drops": gate_drops,
+        "silence": silence,
+        "music": by_label["music"],
+        "noise": by_label["noise"],
+        "gate": manifests["gate"],
+    }
 
 
 def nemo_ids(dataset: Path) -> set[str]:
@@ -84,13 +93,19 @@ class Figures(HTMLParser):
                 self.external.append(f"{tag} {a}")
 
     def step(self, scope: str, name: str) -> dict:
-        (row,) = [r for r in self.rows if r.get("data-scope") == scope and r.get("data-step") == name
-                  and "step" in r.get("class", "")]
+        (row,) = [
+            r
+            for r in self.rows
+            if r.get("data-scope") == scope and r.get("data-step") == name and "step" in r.get("class", "")
+        ]
         return row
 
     def drops(self, scope: str, name: str) -> dict[str, dict]:
-        return {r["data-reason"]: r for r in self.rows if r.get("data-scope") == scope and r.get("data-step") == name
-                and "drop" in r.get("class", "")}
+        return {
+            r["data-reason"]: r
+            for r in self.rows
+            if r.get("data-scope") == scope and r.get("data-step") == name and "drop" in r.get("class", "")
+        }
 
 
 def figures(html_text: str) -> Figures:
@@ -119,8 +134,11 @@ def check_page(page: Figures, folders: dict[str, Path], dataset: Path, scope_tot
         assert gate == dict(truth["gate_drops"]), (name, gate, truth["gate_drops"])
         for cell in [c for c in page.cells if c["scope"] == name and c["data-key"] == "kept_seconds"]:
             if cell["data-seconds"]:
-                want = sum(r["duration"] for r in kept(truth["gate"])
-                           if r.get("speech_end", r["end"]) - r.get("speech_start", r["start"]) >= cell["min"] - 1e-9)
+                want = sum(
+                    r["duration"]
+                    for r in kept(truth["gate"])
+                    if r.get("speech_end", r["end"]) - r.get("speech_start", r["start"]) >= cell["min"] - 1e-9
+                )
                 assert abs(float(cell["data-seconds"]) - want) < 2e-3, (name, cell, want)
     if scope_total:
         for step in ("input", "speech (segmenter)", "clips (duration rules)", "quality gates", "exported"):

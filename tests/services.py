@@ -15,9 +15,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def worker_name() -> str:
@@ -62,16 +62,32 @@ def postgresql(databases: tuple[str, ...]) -> Iterator[str]:
     try:
         _run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]))
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c max_connections=200 -c fsync=off"
-        _run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
-                           "-w", "start"]))
+        _run(
+            _as_postgres(
+                [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]
+            )
+        )
         try:
             for name in databases:
-                _run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-q", "-c",
-                      f"CREATE DATABASE {name}"])
+                _run(
+                    [
+                        "psql",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "-U",
+                        "postgres",
+                        "-q",
+                        "-c",
+                        f"CREATE DATABASE {name}",
+                    ]
+                )
             yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
         finally:
-            subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                           capture_output=True)
+            subprocess.run(
+                _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -81,9 +97,23 @@ def redis(folder: Path) -> Iterator[str]:
     """A Redis server without persistence; yields its URL."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                               "--appendonly", "no", "--dir", str(folder)],
-                              stdout=open(folder / "redis.log", "w"), stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=open(folder / "redis.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         for _ in range(100):
             ping = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)

@@ -5,19 +5,18 @@ is set before airflow is imported anywhere in this process.
 """
 
 import json
+import shutil
 import subprocess
 import sys
-import shutil
 from pathlib import Path
 
 import pytest
 
-from nr4dl_tasks.core import settings as settings_mod
-from nr4dl_tasks.state.failures import FailureLog
-from nr4dl_tasks.pipeline import STAGE_NAMES
-from nr4dl_tasks.core.records import read_clips
-
 from helpers import ROOT, airflow_env, js_page, serve
+from nr4dl_tasks.core import settings as settings_mod
+from nr4dl_tasks.core.records import read_clips
+from nr4dl_tasks.pipeline import STAGE_NAMES
+from nr4dl_tasks.state.failures import FailureLog
 from services import free_port
 
 pytestmark = pytest.mark.airflow
@@ -41,8 +40,13 @@ def test_dags_import_without_errors(airflow_db):
     dag = bag.get_dag("nr4dl_process_file")
     assert [t.task_id for t in dag.topological_sort()] == list(STAGE_NAMES)
     assert all(t.retries >= 1 for t in dag.tasks)
-    assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {"separate", "segment", "denoise", "speakers",
-                                                                         "transcribe"}
+    assert {t.task_id for t in dag.tasks if t.pool == "nr4dl_heavy"} == {
+        "separate",
+        "segment",
+        "denoise",
+        "speakers",
+        "transcribe",
+    }
     assert {type(t).__name__ for t in dag.tasks} == {"IngestOperator", "StageOperator", "TranscribeOperator"}
     assert [a.name for a in dag.get_task("gate").outlets] == ["nr4dl_clips"]
     dataset = bag.get_dag("nr4dl_dataset")
@@ -56,10 +60,12 @@ def test_dags_import_without_errors(airflow_db):
 
 def test_parsing_the_dags_loads_no_stage_and_no_heavy_library(airflow_db):
     """A process that ran TensorFlow, torch or CTranslate2 hangs when the scheduler forks it: parsing imports none."""
-    code = ("import sys; from airflow.dag_processing.dagbag import DagBag; "
-            f"bag = DagBag(dag_folder={str(ROOT / 'dags')!r}); assert not bag.import_errors, bag.import_errors; "
-            "print(sorted(m for m in sys.modules if m.startswith('nr4dl_tasks.stages.') or m.split('.')[0] in "
-            "('tensorflow', 'torch', 'ctranslate2', 'onnxruntime', 'faster_whisper', 'resemblyzer', 'keras')))")
+    code = (
+        "import sys; from airflow.dag_processing.dagbag import DagBag; "
+        f"bag = DagBag(dag_folder={str(ROOT / 'dags')!r}); assert not bag.import_errors, bag.import_errors; "
+        "print(sorted(m for m in sys.modules if m.startswith('nr4dl_tasks.stages.') or m.split('.')[0] in "
+        "('tensorflow', 'torch', 'ctranslate2', 'onnxruntime', 'faster_whisper', 'resemblyzer', 'keras')))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip().splitlines()[-1] == "[]", loaded.stdout + loaded.stderr
 
@@ -68,8 +74,10 @@ def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("nr4dl_process_file")
-    conf = {"media": str(media / "segmentation" / "lamartine.wav"),
-            "overrides": {"paths.work_dir": str(tmp_path / "work"), "slice.min_duration": 0.5}}
+    conf = {
+        "media": str(media / "segmentation" / "lamartine.wav"),
+        "overrides": {"paths.work_dir": str(tmp_path / "work"), "slice.min_duration": 0.5},
+    }
     run = dag.test(run_conf=conf)
     assert run.state == "success"
     (folder,) = [p for p in (tmp_path / "work").iterdir() if p.is_dir()]  # beside it: the speaker registry
@@ -81,8 +89,9 @@ def test_dag_test_processes_one_file(airflow_db, media, tmp_path):
 
     dataset_dir = tmp_path / "dataset"
     export = DagBag(dag_folder=str(ROOT / "dags")).get_dag("nr4dl_dataset")
-    run = export.test(run_conf={"overrides": {"paths.work_dir": str(tmp_path / "work"),
-                                              "export.dataset_dir": str(dataset_dir)}})
+    run = export.test(
+        run_conf={"overrides": {"paths.work_dir": str(tmp_path / "work"), "export.dataset_dir": str(dataset_dir)}}
+    )
     assert run.state == "success"
     report = json.loads((dataset_dir / "export.json").read_text())
     assert report["clips"] == len(kept)
@@ -97,17 +106,28 @@ def test_standalone_nightly_crawl_fans_out_one_run_per_new_file_and_isolates_a_b
     site.mkdir()
     shutil.copy(media / "segmentation" / "musanmix.mp3", site / "musanmix.mp3")
     (site / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 100)
-    (site / "index.html").write_text(js_page([["musanmix.mp3", "Music, noise, then a reader", "ep"],
-                                              ["corrupt.wav", "A broken upload", "ep"]]))
+    (site / "index.html").write_text(
+        js_page([["musanmix.mp3", "Music, noise, then a reader", "ep"], ["corrupt.wav", "A broken upload", "ep"]])
+    )
     home, work, dataset = tmp_path / "airflow", tmp_path / "work", tmp_path / "dataset"
     with serve(site) as base:
         # Crawl sources, and where the scheduled export reads and writes, come from the settings file.
         settings_file = tmp_path / "settings.yaml"
-        settings_file.write_text(json.dumps({
-            "paths": {"work_dir": str(work)}, "export": {"dataset_dir": str(dataset)},
-            "crawl": {"download_dir": str(tmp_path / "downloads"), "domain_interval_seconds": 0,
-                      "sources": [{"name": "site", "kind": "page", "url": f"{base}/index.html",
-                                   "link_selector": "a.ep"}]}}))
+        settings_file.write_text(
+            json.dumps(
+                {
+                    "paths": {"work_dir": str(work)},
+                    "export": {"dataset_dir": str(dataset)},
+                    "crawl": {
+                        "download_dir": str(tmp_path / "downloads"),
+                        "domain_interval_seconds": 0,
+                        "sources": [
+                            {"name": "site", "kind": "page", "url": f"{base}/index.html", "link_selector": "a.ep"}
+                        ],
+                    },
+                }
+            )
+        )
         env = {**airflow_env(home, free_port()), "NR4DL_SETTINGS": str(settings_file)}
         crawl = [sys.executable, str(ROOT / "scripts/run_dag.py"), "--crawl", "--timeout", "900"]
         subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "start"], env=env, check=True)

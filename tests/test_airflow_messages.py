@@ -15,6 +15,7 @@ def operators(airflow_home, monkeypatch):
     """The plugin's operators and Airflow's failure exception, imported once the session's Airflow home is set."""
     monkeypatch.syspath_prepend(str(ROOT / "plugins"))
     from airflow.sdk.exceptions import AirflowFailException
+
     from nr4dl_operators import IngestOperator, StageOperator
 
     return SimpleNamespace(fail=AirflowFailException, ingest=IngestOperator, stage=StageOperator)

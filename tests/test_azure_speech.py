@@ -29,8 +29,8 @@ from nr4dl_tasks.asr.azure_speech import (
     parse_results,
     with_retries,
 )
-from nr4dl_tasks.core.errors import SettingsError, StageError, Transient
 from nr4dl_tasks.asr.recognition import AudioClip
+from nr4dl_tasks.core.errors import SettingsError, StageError, Transient
 from nr4dl_tasks.core.settings import TranscribeSettings
 
 SECRET = "0123456789abcdef0123456789abcdef"  # a dummy key; must never show up in a message
@@ -99,10 +99,14 @@ PHRASE_2 = """{
 }"""
 
 # A result without speech carries only the status, Offset and Duration (no NBest, no DisplayText).
-NO_MATCH = '{"Id": "5b2d8c0e4f6a4e1b9c3d7a8f0e2b1c46", "RecognitionStatus": "NoMatch", "Offset": 73500000, ' \
-           '"Duration": 22000000, "Channel": 0}'
-SILENCE = '{"Id": "c7e1a9b3d5f24c6e8a0b2d4f6e8a0c21", "RecognitionStatus": "InitialSilenceTimeout", ' \
-          '"Offset": 0, "Duration": 50000000}'
+NO_MATCH = (
+    '{"Id": "5b2d8c0e4f6a4e1b9c3d7a8f0e2b1c46", "RecognitionStatus": "NoMatch", "Offset": 73500000, '
+    '"Duration": 22000000, "Channel": 0}'
+)
+SILENCE = (
+    '{"Id": "c7e1a9b3d5f24c6e8a0b2d4f6e8a0c21", "RecognitionStatus": "InitialSilenceTimeout", '
+    '"Offset": 0, "Duration": 50000000}'
+)
 # The REST API's own sample writes Offset and Duration as strings; they must parse the same.
 REST_SAMPLE = """{
   "RecognitionStatus": "Success", "Offset": "1236645672", "Duration": "13500000",
@@ -132,8 +136,10 @@ def clip_at(tmp_path: Path, seconds: float = 0.5) -> AudioClip:
 
 def test_parse_joins_phrases_with_confidence_and_word_times() -> None:
     transcript = parse_results(results(PHRASE_1, PHRASE_2), language="en-US")
-    assert transcript.text == ("Printing, in the only sense with which we are at present concerned, "
-                               "Differs from most if not from all the arts and crafts represented in the exhibition.")
+    assert transcript.text == (
+        "Printing, in the only sense with which we are at present concerned, "
+        "Differs from most if not from all the arts and crafts represented in the exhibition."
+    )
     assert transcript.language == "en-US"
     assert transcript.language_probability is None
     # duration-weighted: (0.9134 * 2.93 s + 0.8712 * 3.71 s) / 6.64 s
@@ -184,16 +190,24 @@ def test_parse_takes_the_first_alternative_and_string_ticks() -> None:
 def test_credentials_from_env() -> None:
     creds = credentials_from_env({"NR4DL_AZURE_SPEECH_KEY": f" {SECRET} ", "NR4DL_AZURE_SPEECH_REGION": "westeurope"})
     assert creds == AzureCredentials(key=SECRET, region="westeurope", endpoint=None)
-    with_endpoint = credentials_from_env({"NR4DL_AZURE_SPEECH_KEY": SECRET, "NR4DL_AZURE_SPEECH_REGION": "eastus",
-                                          "NR4DL_AZURE_SPEECH_ENDPOINT": "wss://speech.example.org/stt"})
+    with_endpoint = credentials_from_env(
+        {
+            "NR4DL_AZURE_SPEECH_KEY": SECRET,
+            "NR4DL_AZURE_SPEECH_REGION": "eastus",
+            "NR4DL_AZURE_SPEECH_ENDPOINT": "wss://speech.example.org/stt",
+        }
+    )
     assert with_endpoint.endpoint == "wss://speech.example.org/stt"
 
 
-@pytest.mark.parametrize("environ, named", [
-    ({}, ["NR4DL_AZURE_SPEECH_KEY", "NR4DL_AZURE_SPEECH_REGION"]),
-    ({"NR4DL_AZURE_SPEECH_REGION": "westeurope"}, ["NR4DL_AZURE_SPEECH_KEY"]),
-    ({"NR4DL_AZURE_SPEECH_KEY": SECRET, "NR4DL_AZURE_SPEECH_REGION": "  "}, ["NR4DL_AZURE_SPEECH_REGION"]),
-])
+@pytest.mark.parametrize(
+    "environ, named",
+    [
+        ({}, ["NR4DL_AZURE_SPEECH_KEY", "NR4DL_AZURE_SPEECH_REGION"]),
+        ({"NR4DL_AZURE_SPEECH_REGION": "westeurope"}, ["NR4DL_AZURE_SPEECH_KEY"]),
+        ({"NR4DL_AZURE_SPEECH_KEY": SECRET, "NR4DL_AZURE_SPEECH_REGION": "  "}, ["NR4DL_AZURE_SPEECH_REGION"]),
+    ],
+)
 def test_credentials_from_env_missing(environ: dict, named: list[str]) -> None:
     with pytest.raises(SettingsError) as caught:
         credentials_from_env(environ)
@@ -220,13 +234,16 @@ def test_credentials_from_connection() -> None:
     assert custom.endpoint == "wss://h/stt"
 
 
-@pytest.mark.parametrize("password, extra, missing", [
-    (None, {"region": "westeurope"}, ["no Speech key"]),
-    ("", {"region": "westeurope"}, ["no Speech key"]),
-    (SECRET, {}, ["no region"]),
-    (SECRET, None, ["no region"]),
-    (None, {}, ["no Speech key", "no region"]),
-])
+@pytest.mark.parametrize(
+    "password, extra, missing",
+    [
+        (None, {"region": "westeurope"}, ["no Speech key"]),
+        ("", {"region": "westeurope"}, ["no Speech key"]),
+        (SECRET, {}, ["no region"]),
+        (SECRET, None, ["no region"]),
+        (None, {}, ["no Speech key", "no region"]),
+    ],
+)
 def test_credentials_from_connection_missing(password: str | None, extra: dict | None, missing: list[str]) -> None:
     with pytest.raises(SettingsError) as caught:
         credentials_from_connection("my_speech", password, extra)
@@ -342,8 +359,9 @@ def test_sdk_config_carries_locale_and_detailed_format() -> None:
 
 def test_recognizer_needs_a_locale() -> None:
     with pytest.raises(SettingsError, match="locale"):
-        AzureRecognizer(AzureCredentials(key=SECRET, region="westeurope"),
-                        TranscribeSettings(backend="local", language="en"))
+        AzureRecognizer(
+            AzureCredentials(key=SECRET, region="westeurope"), TranscribeSettings(backend="local", language="en")
+        )
 
 
 def test_unreachable_service_is_transient_through_the_sdk(tmp_path: Path) -> None:
@@ -352,11 +370,13 @@ def test_unreachable_service_is_transient_through_the_sdk(tmp_path: Path) -> Non
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    creds = AzureCredentials(key=SECRET, region="westeurope",
-                             endpoint=f"wss://127.0.0.1:{port}/speech/recognition/conversation/cognitiveservices/v1")
+    creds = AzureCredentials(
+        key=SECRET,
+        region="westeurope",
+        endpoint=f"wss://127.0.0.1:{port}/speech/recognition/conversation/cognitiveservices/v1",
+    )
     slept: list[float] = []
-    recognizer = AzureRecognizer(creds, azure_settings(azure_retries=0, azure_timeout_seconds=20),
-                                 sleep=slept.append)
+    recognizer = AzureRecognizer(creds, azure_settings(azure_retries=0, azure_timeout_seconds=20), sleep=slept.append)
     clip = clip_at(tmp_path)
     with pytest.raises(AzureUnavailable) as caught:
         recognizer.transcribe([clip])

@@ -99,14 +99,25 @@ class Cluster:
 
     def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.root / "logs" / f"{name}.log", "a")
-        self.procs[name] = subprocess.Popen(command, env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            command,
+            env=env or self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            start_new_session=True,
+        )
 
     def start_worker(self, name: str) -> None:
         """A Celery worker under its own host name, as on its own machine (scripts/celery-worker.sh)."""
-        env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-               "AIRFLOW__CORE__HOSTNAME_CALLABLE": "services.worker_name", "NR4DL_TEST_WORKER": name,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), self.env.get("PYTHONPATH")]))}
+        env = {
+            **self.env,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "services.worker_name",
+            "NR4DL_TEST_WORKER": name,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), self.env.get("PYTHONPATH")])),
+        }
         self.start(name, ["bash", "scripts/celery-worker.sh", "--celery-hostname", f"{name}@%h"], env)
 
     def stop(self) -> None:
@@ -121,8 +132,10 @@ class Cluster:
         return self.api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
     def log_tail(self) -> str:
-        return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:]
-                         for p in sorted((self.root / "logs").glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:]
+            for p in sorted((self.root / "logs").glob("*.log"))
+        )
 
 
 def make_site(site: Path, media: Path) -> list[list[str]]:
@@ -134,14 +147,23 @@ def make_site(site: Path, media: Path) -> list[list[str]]:
     readers = [media / "speakers" / "1688" / f"1688-142285-000{i}.flac" for i in (3, 4, 5)]
     readers += sorted((media / "speakers" / "3080").glob("*.flac"))[:2]
     inputs = [arg for path in readers for arg in ("-i", str(path))]
-    ffmpeg(*inputs, "-filter_complex", "".join(f"[{i}:a]" for i in range(len(readers)))
-           + f"concat=n={len(readers)}:v=0:a=1", str(site / "readers.wav"))
+    ffmpeg(
+        *inputs,
+        "-filter_complex",
+        "".join(f"[{i}:a]" for i in range(len(readers))) + f"concat=n={len(readers)}:v=0:a=1",
+        str(site / "readers.wav"),
+    )
     (site / "broken.mp3").write_bytes(b"ID3\x03\x00\x00\x00" + b"\xff" * 5000)
-    return [[name, title, "ep"] for name, title in [("musanmix.mp3", "Music noise and a reader"),
-                                                    ("lamartine.wav", "Lamartine"),
-                                                    ("interview.wav", "An interview"),
-                                                    ("readers.wav", "Two readers"),
-                                                    ("broken.mp3", "A broken upload")]]
+    return [
+        [name, title, "ep"]
+        for name, title in [
+            ("musanmix.mp3", "Music noise and a reader"),
+            ("lamartine.wav", "Lamartine"),
+            ("interview.wav", "An interview"),
+            ("readers.wav", "Two readers"),
+            ("broken.mp3", "A broken upload"),
+        ]
+    ]
 
 
 def digest(path: Path) -> str:
@@ -172,33 +194,45 @@ def cluster(media, tmp_path_factory):
         shutil.copy(media / "speakers" / "1688" / f"1688-142285-000{i}.flac", enroll)
     links = make_site(root / "site", media)
     (root / "site" / "index.html").write_text(js_page(links))
-    with postgresql(("airflow", "nr4dl")) as pg, redis(root / "redis") as broker, \
-            serve(root / "site") as base:
+    with postgresql(("airflow", "nr4dl")) as pg, redis(root / "redis") as broker, serve(root / "site") as base:
         settings_file = root / "settings.yaml"
-        settings_file.write_text(json.dumps({
-            "paths": {"work_dir": str(root / "work")}, "export": {"dataset_dir": str(root / "dataset")},
-            "speakers": {"enroll_dir": str(root / "enroll"), "keep": "all"},
-            "crawl": {"download_dir": str(root / "downloads"), "domain_interval_seconds": 0,
-                      "sources": [{"name": "site", "kind": "page", "url": f"{base}/index.html",
-                                   "link_selector": "a.ep"}]}}))
-        env = {**airflow_env(root / "airflow", free_port()),
-               "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{pg}/airflow",
-               "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{pg.replace('+psycopg2', '')}/airflow",
-               "AIRFLOW__CELERY__BROKER_URL": broker,
-               # set once for every component, as docker-compose.yaml does
-               "AIRFLOW__CORE__FERNET_KEY": "x2-hLEx0F6kVrUqXeQaMsmlm0G2rJrsUGVDdtgKt0F8=",
-               "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-               "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
-               # a task whose worker died is failed (and retried) after 30 s without heartbeat instead of 5 min;
-               # after a scheduler restart, the new scheduler adopts the old one's tasks at its next orphan check
-               "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-               "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
-               "NR4DL_SETTINGS": str(settings_file),
-               "NR4DL__CRAWL__CATALOG_URL": f"{pg}/nr4dl",
-               # one task at a time per worker; the pool admits one model-holding task per worker
-               "NR4DL__RESOURCES__TASKS_PER_WORKER": "1", "NR4DL__RESOURCES__HEAVY_SLOTS": "2",
-               "NR4DL__RESOURCES__THREADS": "1"}
+        settings_file.write_text(
+            json.dumps(
+                {
+                    "paths": {"work_dir": str(root / "work")},
+                    "export": {"dataset_dir": str(root / "dataset")},
+                    "speakers": {"enroll_dir": str(root / "enroll"), "keep": "all"},
+                    "crawl": {
+                        "download_dir": str(root / "downloads"),
+                        "domain_interval_seconds": 0,
+                        "sources": [
+                            {"name": "site", "kind": "page", "url": f"{base}/index.html", "link_selector": "a.ep"}
+                        ],
+                    },
+                }
+            )
+        )
+        env = {
+            **airflow_env(root / "airflow", free_port()),
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{pg}/airflow",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{pg.replace('+psycopg2', '')}/airflow",
+            "AIRFLOW__CELERY__BROKER_URL": broker,
+            # set once for every component, as docker-compose.yaml does
+            "AIRFLOW__CORE__FERNET_KEY": "x2-hLEx0F6kVrUqXeQaMsmlm0G2rJrsUGVDdtgKt0F8=",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
+            # a task whose worker died is failed (and retried) after 30 s without heartbeat instead of 5 min;
+            # after a scheduler restart, the new scheduler adopts the old one's tasks at its next orphan check
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
+            "NR4DL_SETTINGS": str(settings_file),
+            "NR4DL__CRAWL__CATALOG_URL": f"{pg}/nr4dl",
+            # one task at a time per worker; the pool admits one model-holding task per worker
+            "NR4DL__RESOURCES__TASKS_PER_WORKER": "1",
+            "NR4DL__RESOURCES__HEAVY_SLOTS": "2",
+            "NR4DL__RESOURCES__THREADS": "1",
+        }
         home = Path(env["AIRFLOW_HOME"])
         home.mkdir()
         (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "admin"}))
@@ -218,6 +252,7 @@ def cluster(media, tmp_path_factory):
 
 def wait_for_separation_writing(cluster: Cluster, timeout: float = 900) -> tuple[str, Path]:
     """A worker whose Spleeter process has its half-written vocals open; (worker, that temp file)."""
+
     def writing() -> tuple[str, Path] | None:
         if dead := [name for name in WORKERS if cluster.procs[name].poll() is not None]:
             pytest.fail(f"worker {dead} exited before any separation:\n{cluster.log_tail()}")
@@ -235,25 +270,46 @@ def wait_for_separation_writing(cluster: Cluster, timeout: float = 900) -> tuple
 @pytest.fixture(scope="module")
 def crawl(cluster):
     """The crawl with its faults: a worker killed mid-separation, the scheduler killed mid-run."""
-    crawl = subprocess.Popen([sys.executable, str(ROOT / "scripts/run_dag.py"), "--crawl", "--timeout", "2400"],
-                             env=cluster.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    crawl = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts/run_dag.py"), "--crawl", "--timeout", "2400"],
+        env=cluster.env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     faults: dict[str, Any] = {}
     try:
         killed, temp = wait_for_separation_writing(cluster)
         kill_tree(cluster.procs[killed])
         work = temp.parent
-        faults["killed"] = {"worker": killed, "work": work, "temp": temp, "temp_left": temp.exists(),
-                            "files_after_kill": sorted(p.name for p in work.iterdir()),
-                            "stamped_after_kill": (work / "stamps" / "separate.json").exists()}
+        faults["killed"] = {
+            "worker": killed,
+            "work": work,
+            "temp": temp,
+            "temp_left": temp.exists(),
+            "files_after_kill": sorted(p.name for p in work.iterdir()),
+            "stamped_after_kill": (work / "stamps" / "separate.json").exists(),
+        }
         cluster.start_worker(killed)  # its supervisor brings it back
 
         # The scheduler dies while runs are under way; a new one takes over.
-        wait_until("a task running", lambda: any(
-            ti["state"] == "running" for run in cluster.runs("nr4dl_process_file")
-            for ti in cluster.task_instances("nr4dl_process_file", run["dag_run_id"])), 600, every=1)
+        wait_until(
+            "a task running",
+            lambda: any(
+                ti["state"] == "running"
+                for run in cluster.runs("nr4dl_process_file")
+                for ti in cluster.task_instances("nr4dl_process_file", run["dag_run_id"])
+            ),
+            600,
+            every=1,
+        )
         faults["running_at_scheduler_kill"] = [
-            (run["dag_run_id"], ti["task_id"]) for run in cluster.runs("nr4dl_process_file")
-            for ti in cluster.task_instances("nr4dl_process_file", run["dag_run_id"]) if ti["state"] == "running"]
+            (run["dag_run_id"], ti["task_id"])
+            for run in cluster.runs("nr4dl_process_file")
+            for ti in cluster.task_instances("nr4dl_process_file", run["dag_run_id"])
+            if ti["state"] == "running"
+        ]
         kill_tree(cluster.procs["scheduler"])
         time.sleep(5)
         cluster.start("scheduler", [str(AIRFLOW), "scheduler"])
@@ -273,8 +329,10 @@ def process_runs(cluster: Cluster) -> dict[str, dict[str, Any]]:
 
 def returned(cluster: Cluster, run_id: str, task_id: str) -> dict[str, Any]:
     """What a task of nr4dl_process_file returned (its XCom)."""
-    value = cluster.api.get(f"/api/v2/dags/nr4dl_process_file/dagRuns/{run_id}/taskInstances/{task_id}"
-                            "/xcomEntries/return_value?deserialize=true")["value"]
+    value = cluster.api.get(
+        f"/api/v2/dags/nr4dl_process_file/dagRuns/{run_id}/taskInstances/{task_id}"
+        "/xcomEntries/return_value?deserialize=true"
+    )["value"]
     return value if isinstance(value, dict) else json.loads(value)
 
 
@@ -287,8 +345,12 @@ def test_fan_out_spreads_over_both_workers_and_only_the_bad_file_fails(cluster, 
     (bad,) = [run_id for run_id, state in states.items() if state == "failed"]
     assert bad.startswith(BROKEN_RUN)
     assert any(line.startswith("success  dataset export") for line in lines), crawl["output"]
-    hosts = {ti["hostname"] for run_id in states for ti in cluster.task_instances("nr4dl_process_file", run_id)
-             if ti["state"] == "success"}
+    hosts = {
+        ti["hostname"]
+        for run_id in states
+        for ti in cluster.task_instances("nr4dl_process_file", run_id)
+        if ti["state"] == "success"
+    }
     assert hosts == set(WORKERS), hosts
 
 
@@ -325,16 +387,32 @@ def test_outputs_equal_a_single_machine_run(cluster, crawl):
     downloads = sorted(p for p in (cluster.root / "downloads" / "site").iterdir() if "broken" not in p.name.lower())
     reference = cluster.root / "reference"
     env = {k: v for k, v in cluster.env.items() if k != "NR4DL__RESOURCES__THREADS"}
-    done = subprocess.run([str(NR4DL), "process", *map(str, downloads), "--set", f"paths.work_dir={reference}/work"],
-                          env=env, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [str(NR4DL), "process", *map(str, downloads), "--set", f"paths.work_dir={reference}/work"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     ours = {name: value for name, value in snapshot(cluster.root / "work").items() if "A-broken-upload" not in name}
     theirs = snapshot(reference / "work")
     assert ours.keys() == theirs.keys()
     assert {k for k in ours if ours[k] != theirs[k]} == set()
-    exported = subprocess.run([str(NR4DL), "export", "--set", f"paths.work_dir={reference}/work",
-                               "--set", f"export.dataset_dir={reference}/dataset"],
-                              env=cluster.env, capture_output=True, text=True, timeout=600)
+    exported = subprocess.run(
+        [
+            str(NR4DL),
+            "export",
+            "--set",
+            f"paths.work_dir={reference}/work",
+            "--set",
+            f"export.dataset_dir={reference}/dataset",
+        ],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert exported.returncode == 0, exported.stdout + exported.stderr
     written = sorted((cluster.root / "dataset").rglob("ljspeech/*/metadata.csv"))
     assert written, "the cluster's export wrote no LJSpeech metadata.csv"
@@ -363,14 +441,18 @@ def test_rerun_of_a_finished_file_recomputes_nothing(cluster, crawl):
     before = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()}
     contents = snapshot(work)
     rerun_id = run["dag_run_id"] + "__again"
-    cluster.api.post("/api/v2/dags/nr4dl_process_file/dagRuns",
-                     {"dag_run_id": rerun_id, "logical_date": None, "conf": run["conf"]})
+    cluster.api.post(
+        "/api/v2/dags/nr4dl_process_file/dagRuns", {"dag_run_id": rerun_id, "logical_date": None, "conf": run["conf"]}
+    )
     path = f"/api/v2/dags/nr4dl_process_file/dagRuns/{rerun_id}"
-    state = wait_until("the rerun", lambda: (s := cluster.api.get(path)["state"]) in ("success", "failed") and s,
-                       600, every=3)
+    state = wait_until(
+        "the rerun", lambda: (s := cluster.api.get(path)["state"]) in ("success", "failed") and s, 600, every=3
+    )
     assert state == "success"
-    skipped = {ti["task_id"]: returned(cluster, rerun_id, ti["task_id"])["skipped"]
-               for ti in cluster.task_instances("nr4dl_process_file", rerun_id)}
+    skipped = {
+        ti["task_id"]: returned(cluster, rerun_id, ti["task_id"])["skipped"]
+        for ti in cluster.task_instances("nr4dl_process_file", rerun_id)
+    }
     assert skipped == {task: True for task in skipped} and len(skipped) == 8, skipped
     # Not one file written again, but clips.jsonl: each skipped stage republishes its manifest as that copy
     # (identical in the end), so it always follows the last stage that ran.

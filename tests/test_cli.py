@@ -2,10 +2,8 @@
 
 import subprocess
 
-from nr4dl_tasks.core.records import read_clips, read_segments
-
 from helpers import NR4DL, ROOT
-
+from nr4dl_tasks.core.records import read_clips, read_segments
 
 
 def nr4dl(*args: str) -> subprocess.CompletedProcess:
@@ -30,8 +28,10 @@ def test_process_reports_a_bad_file_and_finishes_the_others(media, tmp_path):
 
     again = nr4dl("process", str(good), "--out", str(out), "--set", "slice.min_duration=0.3")
     assert again.returncode == 0
-    assert ("[ingest (skipped), separate (skipped), segment (skipped), slice (skipped), denoise (skipped), "
-            "speakers (skipped), transcribe (skipped), gate (skipped)]") in again.stdout
+    assert (
+        "[ingest (skipped), separate (skipped), segment (skipped), slice (skipped), denoise (skipped), "
+        "speakers (skipped), transcribe (skipped), gate (skipped)]"
+    ) in again.stdout
 
     dataset = tmp_path / "dataset"
     export = nr4dl("export", "--set", f"paths.work_dir={out}", "--set", f"export.dataset_dir={dataset}")
@@ -40,21 +40,32 @@ def test_process_reports_a_bad_file_and_finishes_the_others(media, tmp_path):
     assert f"{len(kept)} clips" in export.stdout and kept
     rows = [line.split("|") for f in dataset.glob("all/ljspeech/*/metadata.csv") for line in f.read_text().splitlines()]
     assert sorted(r[0] for r in rows) == sorted(c.id for c in kept)
-    assert "unchanged" in nr4dl("export", "--set", f"paths.work_dir={out}", "--set",
-                                f"export.dataset_dir={dataset}").stdout
+    assert (
+        "unchanged"
+        in nr4dl("export", "--set", f"paths.work_dir={out}", "--set", f"export.dataset_dir={dataset}").stdout
+    )
 
 
 def test_until_stops_after_the_named_stage(media, tmp_path):
     out = tmp_path / "out"
-    result = nr4dl("process", str(media / "segmentation" / "0021.mp3"), "--out", str(out), "--until", "segment",
-                   "--set", "separate.enabled=false")
+    result = nr4dl(
+        "process",
+        str(media / "segmentation" / "0021.mp3"),
+        "--out",
+        str(out),
+        "--until",
+        "segment",
+        "--set",
+        "separate.enabled=false",
+    )
     assert result.returncode == 0, result.stderr
     (folder,) = list(out.iterdir())
     assert (folder / "segments.csv").exists() and not (folder / "clips.jsonl").exists()
 
 
 def test_bad_setting_is_reported_before_any_work(media, tmp_path):
-    result = nr4dl("process", str(media / "segmentation" / "0021.mp3"), "--out", str(tmp_path),
-                   "--set", "slice.min_duration=abc")
+    result = nr4dl(
+        "process", str(media / "segmentation" / "0021.mp3"), "--out", str(tmp_path), "--set", "slice.min_duration=abc"
+    )
     assert result.returncode == 2
     assert "slice.min_duration" in result.stderr and list(tmp_path.iterdir()) == []

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers import NR4DL, ffmpeg, js_page, serve
+from nr4dl_tasks.core.errors import SettingsError
 from nr4dl_tasks.crawl import catalog as cat
 from nr4dl_tasks.crawl.crawler import crawl
 from nr4dl_tasks.crawl.discover import Link, discover
 from nr4dl_tasks.crawl.download import safe_stem
-from nr4dl_tasks.core.errors import SettingsError
-
-from helpers import NR4DL, ffmpeg, js_page, serve
 
 LONG_TITLE = "episode " * 700  # 5,600 characters
 
@@ -32,21 +31,31 @@ def site(tmp_path_factory):
         ffmpeg("-i", str(wav), str(root / "media" / f"{name}.mp3"))
         wav.unlink()
     (root / "media" / "ep1-again.mp3").write_bytes((root / "media" / "ep1.mp3").read_bytes())  # re-published
-    (root / "index.html").write_text(js_page([
-        ["media/ep1.mp3", "Episode 1", "episode"],
-        ["media/ep2.mp3", "../../../../etc/passwd", "episode"],  # hostile title
-        ["http://evil.example.com/steal.mp3", "Off the allow-list", "episode"],
-        ["page2.html", "next", "next"],
-        ["about.html", "About us", "other"],
-    ]))
-    (root / "page2.html").write_text(js_page([
-        ["/media/ep3.mp3", LONG_TITLE, "episode"],
-        ["media/ep1-again.mp3", "/tmp/absolute/path", "episode"],  # same content as ep1
-        ["media/..%2f..%2fsecret.mp3", "Missing", "episode"],  # a 404 with a hostile path
-    ]))
-    (root / "shows.html").write_text('<!doctype html><html><head><title>Shows</title></head><body>'
-                                     '<audio controls src="media/ep2.mp3"></audio>'
-                                     '<audio controls src="media/ep3.mp3"></audio></body></html>')
+    (root / "index.html").write_text(
+        js_page(
+            [
+                ["media/ep1.mp3", "Episode 1", "episode"],
+                ["media/ep2.mp3", "../../../../etc/passwd", "episode"],  # hostile title
+                ["http://evil.example.com/steal.mp3", "Off the allow-list", "episode"],
+                ["page2.html", "next", "next"],
+                ["about.html", "About us", "other"],
+            ]
+        )
+    )
+    (root / "page2.html").write_text(
+        js_page(
+            [
+                ["/media/ep3.mp3", LONG_TITLE, "episode"],
+                ["media/ep1-again.mp3", "/tmp/absolute/path", "episode"],  # same content as ep1
+                ["media/..%2f..%2fsecret.mp3", "Missing", "episode"],  # a 404 with a hostile path
+            ]
+        )
+    )
+    (root / "shows.html").write_text(
+        "<!doctype html><html><head><title>Shows</title></head><body>"
+        '<audio controls src="media/ep2.mp3"></audio>'
+        '<audio controls src="media/ep3.mp3"></audio></body></html>'
+    )
     with serve(root) as base:
         # answers 302 to the same server under another name: a domain off the allow-list
         (root / "media" / "ep2.redirect").write_text(f"{base.replace('127.0.0.1', 'localhost')}/media/ep2.mp3")
@@ -54,13 +63,25 @@ def site(tmp_path_factory):
 
 
 def page_source(base: str, **extra) -> dict:
-    return {"name": "radio", "kind": "page", "url": f"{base}/index.html", "link_selector": "a.episode",
-            "next_selector": "a.next", "max_pages": 3, "wait_seconds": 5, **extra}
+    return {
+        "name": "radio",
+        "kind": "page",
+        "url": f"{base}/index.html",
+        "link_selector": "a.episode",
+        "next_selector": "a.next",
+        "max_pages": 3,
+        "wait_seconds": 5,
+        **extra,
+    }
 
 
 def settings_for(make_settings, tmp_path, *sources, **overrides):
-    return make_settings(crawl__sources=list(sources), crawl__download_dir=str(tmp_path / "downloads"),
-                         crawl__domain_interval_seconds=0, **overrides)
+    return make_settings(
+        crawl__sources=list(sources),
+        crawl__download_dir=str(tmp_path / "downloads"),
+        crawl__domain_interval_seconds=0,
+        **overrides,
+    )
 
 
 def test_links_exist_only_after_javascript_ran(site):
@@ -71,9 +92,15 @@ def test_links_exist_only_after_javascript_ran(site):
 def test_the_rendered_crawl_finds_exactly_the_links_across_pages(site, make_settings, tmp_path):
     source = settings_for(make_settings, tmp_path, page_source(site)).crawl.sources[0]
     links, refused = discover(source)
-    assert sorted(link.url for link in links) == sorted([
-        f"{site}/media/ep1.mp3", f"{site}/media/ep2.mp3", f"{site}/media/ep3.mp3",
-        f"{site}/media/ep1-again.mp3", f"{site}/media/..%2f..%2fsecret.mp3"])
+    assert sorted(link.url for link in links) == sorted(
+        [
+            f"{site}/media/ep1.mp3",
+            f"{site}/media/ep2.mp3",
+            f"{site}/media/ep3.mp3",
+            f"{site}/media/ep1-again.mp3",
+            f"{site}/media/..%2f..%2fsecret.mp3",
+        ]
+    )
     assert refused == ["http://evil.example.com/steal.mp3"]
 
 
@@ -116,8 +143,12 @@ def test_max_items_limits_new_downloads_and_unhanded_files_are_handed_over_again
 
 
 def test_an_unreachable_page_is_named_and_the_other_sources_still_run(site, make_settings, tmp_path):
-    settings = settings_for(make_settings, tmp_path, page_source("http://127.0.0.1:9", name="down"),
-                            {"name": "direct", "kind": "url", "url": f"{site}/media/ep2.mp3"})
+    settings = settings_for(
+        make_settings,
+        tmp_path,
+        page_source("http://127.0.0.1:9", name="down"),
+        {"name": "direct", "kind": "url", "url": f"{site}/media/ep2.mp3"},
+    )
     report = crawl(settings)
     assert "page http://127.0.0.1:9/index.html is unreachable" in report.failed["source down"]
     assert [n.source for n in report.new] == ["direct"]
@@ -131,8 +162,9 @@ def test_a_ytdlp_source_lists_and_downloads_every_entry(site, make_settings, tmp
 
 
 def test_a_link_redirecting_off_the_allow_list_is_refused_before_download(site, make_settings, tmp_path):
-    settings = settings_for(make_settings, tmp_path, {"name": "direct", "kind": "url",
-                                                       "url": f"{site}/media/ep2.redirect"})
+    settings = settings_for(
+        make_settings, tmp_path, {"name": "direct", "kind": "url", "url": f"{site}/media/ep2.redirect"}
+    )
     report = crawl(settings)
     assert not report.new and "not on the allow-list" in report.failed[f"{site}/media/ep2.redirect"]
     assert not list((tmp_path / "downloads").rglob("*.mp3"))
@@ -142,9 +174,12 @@ def test_a_link_redirecting_off_the_allow_list_is_refused_before_download(site, 
 
 
 def test_size_limit_and_unknown_source(site, make_settings, tmp_path):
-    settings = settings_for(make_settings, tmp_path, {"name": "direct", "kind": "url",
-                                                       "url": f"{site}/media/ep1.mp3"},
-                            crawl__max_megabytes=0.001)
+    settings = settings_for(
+        make_settings,
+        tmp_path,
+        {"name": "direct", "kind": "url", "url": f"{site}/media/ep1.mp3"},
+        crawl__max_megabytes=0.001,
+    )
     report = crawl(settings)
     assert not report.new and "max_megabytes" in report.failed[f"{site}/media/ep1.mp3"]
     assert not list((tmp_path / "downloads").rglob("*.mp3"))
@@ -165,10 +200,19 @@ def test_inbox_files_are_taken_where_they_are(make_settings, tmp_path, media):
 
 def test_the_cli_crawls_and_processes_new_files_once(site, tmp_path):
     settings = tmp_path / "settings.yaml"
-    settings.write_text(json.dumps({
-        "paths": {"work_dir": str(tmp_path / "work")}, "separate": {"enabled": False},
-        "crawl": {"download_dir": str(tmp_path / "downloads"), "domain_interval_seconds": 0,
-                  "sources": [{"name": "one", "kind": "url", "url": f"{site}/media/ep1.mp3"}]}}))
+    settings.write_text(
+        json.dumps(
+            {
+                "paths": {"work_dir": str(tmp_path / "work")},
+                "separate": {"enabled": False},
+                "crawl": {
+                    "download_dir": str(tmp_path / "downloads"),
+                    "domain_interval_seconds": 0,
+                    "sources": [{"name": "one", "kind": "url", "url": f"{site}/media/ep1.mp3"}],
+                },
+            }
+        )
+    )
     nr4dl = [str(NR4DL), "crawl", "--settings", str(settings)]
     first = subprocess.run(nr4dl, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout + first.stderr

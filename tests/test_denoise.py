@@ -10,18 +10,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks.dsp import audio
-
-from nr4dl_tasks.dsp import quality
-from nr4dl_tasks.dsp.deepfilter import DeepFilterStream
 from nr4dl_tasks.core.errors import StageError
 from nr4dl_tasks.core.layout import DENOISED_DIR
-from nr4dl_tasks.stages.denoise import PROFILE_MAX_SECONDS, ClipDenoiser, FileNoise, noise_spans
-from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.core.records import Segment, read_clips
 from nr4dl_tasks.core.settings import DenoiseSettings
+from nr4dl_tasks.dsp import audio, quality
+from nr4dl_tasks.dsp.deepfilter import DeepFilterStream
 from nr4dl_tasks.dsp.spectral_gate import gate
 from nr4dl_tasks.dsp.tones import apply_filter, filter_design, find_tones
+from nr4dl_tasks.pipeline import process_file, run_stage
+from nr4dl_tasks.stages.denoise import PROFILE_MAX_SECONDS, ClipDenoiser, FileNoise, noise_spans
 
 RATE = 22050
 HUM = {50.0: 0.02, 100.0: 0.012, 150.0: 0.008, 200.0: 0.006, 6000.0: 0.004}  # Hz -> amplitude
@@ -42,7 +40,7 @@ def mixture(media: Path, snr_db: float) -> tuple[np.ndarray, np.ndarray]:
     speech, noise = load(media / "noise" / "fish.wav"), load(media / "noise" / "cafe_short.wav")
     n = min(len(speech), len(noise))
     speech, noise = speech[:n], noise[:n]
-    gain = np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2) / 10 ** (snr_db / 10))
+    gain = np.sqrt(np.mean(speech**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
     return speech, (speech + gain * noise).astype(np.float32)
 
 
@@ -50,7 +48,7 @@ def bin_power_db(x: np.ndarray, hz: float, rate: int = RATE) -> float:
     """Power of the FFT bin nearest `hz` over the whole (Hann-windowed) signal."""
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
     k = int(round(hz * len(x) / rate))
-    return float(10 * np.log10(spectrum[k - 1: k + 2].max() + 1e-20))
+    return float(10 * np.log10(spectrum[k - 1 : k + 2].max() + 1e-20))
 
 
 def test_injected_hum_and_whine_are_found_within_2_percent_and_notched(media):
@@ -70,9 +68,18 @@ def test_injected_hum_and_whine_are_found_within_2_percent_and_notched(media):
     assert quality.si_sdr(apply_filter(speech, sos), speech) > 15
 
 
-@pytest.mark.parametrize("rel", ["noisy/clean/p287_001.wav", "noisy/clean/p287_002.wav", "noisy/clean/p287_003.wav",
-                                 "speech_en/LJ001-0001.wav", "speech_en/LJ001-0003.wav", "noise/fish.wav",
-                                 "segmentation/lamartine.wav"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "noisy/clean/p287_001.wav",
+        "noisy/clean/p287_002.wav",
+        "noisy/clean/p287_003.wav",
+        "speech_en/LJ001-0001.wav",
+        "speech_en/LJ001-0003.wav",
+        "noise/fish.wav",
+        "segmentation/lamartine.wav",
+    ],
+)
 def test_clean_recordings_get_no_notch(media, rel):
     assert find_tones(load(media / rel), RATE, min_prominence_db=12, min_level_dbfs=-60) == []
 
@@ -162,8 +169,13 @@ def hum_file(media, tmp_path) -> Path:
 
 
 def test_stage_profiles_the_files_own_noise_notches_its_hum_and_keeps_the_originals(hum_file, make_settings):
-    settings = make_settings(separate__enabled=False, denoise__method="gate", denoise__gate_mode="stationary",
-                             denoise__noise_labels=["noise", "noEnergy", "music"], denoise__min_noise_seconds=1.0)
+    settings = make_settings(
+        separate__enabled=False,
+        denoise__method="gate",
+        denoise__gate_mode="stationary",
+        denoise__noise_labels=["noise", "noEnergy", "music"],
+        denoise__min_noise_seconds=1.0,
+    )
     work, _ = process_file(hum_file, settings, until="slice")
     originals = {p.name: _sha(p) for p in work.path("clips").iterdir()}
     result = run_stage("denoise", work, settings)
@@ -181,8 +193,13 @@ def test_stage_profiles_the_files_own_noise_notches_its_hum_and_keeps_the_origin
     assert {p.name: _sha(p) for p in work.path("clips").iterdir()} == originals  # originals untouched
 
     assert run_stage("denoise", work, settings).skipped
-    other = make_settings(separate__enabled=False, denoise__method="none", denoise__gate_mode="stationary",
-                          denoise__noise_labels=["noise", "noEnergy", "music"], denoise__min_noise_seconds=1.0)
+    other = make_settings(
+        separate__enabled=False,
+        denoise__method="none",
+        denoise__gate_mode="stationary",
+        denoise__noise_labels=["noise", "noEnergy", "music"],
+        denoise__min_noise_seconds=1.0,
+    )
     assert run_stage("slice", work, other).skipped
     redone = run_stage("denoise", work, other)
     assert not redone.skipped and redone.info["method"] == "none"
@@ -221,8 +238,10 @@ def test_clips_jsonl_follows_the_last_stage_even_when_it_was_already_done(media,
 
 
 def test_the_noise_sample_is_capped_however_long_the_silence():
-    spans = noise_spans([Segment("noEnergy", 0.0, 1800.0), Segment("noise", 1900.0, 1930.0),
-                         Segment("male", 1930.0, 1990.0)], ["noise", "noEnergy"])
+    spans = noise_spans(
+        [Segment("noEnergy", 0.0, 1800.0), Segment("noise", 1900.0, 1930.0), Segment("male", 1930.0, 1990.0)],
+        ["noise", "noEnergy"],
+    )
     assert spans and sum(s.duration for s in spans) <= PROFILE_MAX_SECONDS + 1e-6
     assert all(s.label != "male" for s in spans)
 
@@ -230,8 +249,9 @@ def test_the_noise_sample_is_capped_however_long_the_silence():
 def _hum_series(length: int, hz: float, level_dbfs: float, rate: int = RATE) -> np.ndarray:
     """Mains hum: `hz` at `level_dbfs` (a sine's peak), its 2nd to 5th harmonics 4, 8, 12 and 16 dB weaker."""
     t = np.arange(length) / rate
-    return sum(10 ** ((level_dbfs - 4 * k) / 20) * np.sin(2 * np.pi * hz * (k + 1) * t + k)
-               for k in range(5)).astype(np.float32)
+    return sum(10 ** ((level_dbfs - 4 * k) / 20) * np.sin(2 * np.pi * hz * (k + 1) * t + k) for k in range(5)).astype(
+        np.float32
+    )
 
 
 def _aligned(ref: np.ndarray, clip: np.ndarray) -> np.ndarray:
@@ -247,8 +267,8 @@ def _clip_pairs(work, rate: int, clean: np.ndarray) -> list[tuple[np.ndarray, np
     """(input clip, denoised clip, clean reference at the clip's span) per clip that holds speech."""
     pairs = []
     for clip in read_clips(work.path("clips.jsonl")):
-        ref = clean[int(round(clip.start * rate)): int(round(clip.end * rate))]
-        if np.mean(ref ** 2) > 0.1 * np.mean(clean[np.abs(clean) > 1e-4] ** 2):
+        ref = clean[int(round(clip.start * rate)) : int(round(clip.end * rate))]
+        if np.mean(ref**2) > 0.1 * np.mean(clean[np.abs(clean) > 1e-4] ** 2):
             before = load(work.path(clip.path), rate)
             pairs.append((before, load(work.path(clip.extra["denoised_path"]), rate), _aligned(ref, before)))
     return pairs
@@ -258,7 +278,7 @@ def _concatenated(media: Path, rels: list[str], rms: float) -> np.ndarray:
     """Utterances back to back with 0.5 s between, scaled to an RMS level."""
     gap = np.zeros(RATE // 2, np.float32)
     speech = np.concatenate([part for rel in rels for part in (load(media / rel), gap)])
-    return (speech * rms / np.sqrt(np.mean(speech ** 2))).astype(np.float32)
+    return (speech * rms / np.sqrt(np.mean(speech**2))).astype(np.float32)
 
 
 @pytest.mark.parametrize("hz", [50.0, 60.0])
@@ -281,17 +301,22 @@ def test_hum_and_its_harmonics_come_out_of_clean_speech_without_costing_si_sdr(m
         for k in range(1, 6):
             left = bin_power_db(after, k * hz)
             assert left <= bin_power_db(ref, k * hz) + 3 or left <= bin_power_db(before, k * hz) - 30, (k * hz, left)
-        assert quality.si_sdr(after, ref) >= quality.si_sdr(before, ref), (quality.si_sdr(after, ref),
-                                                                          quality.si_sdr(before, ref))
+        assert quality.si_sdr(after, ref) >= quality.si_sdr(before, ref), (
+            quality.si_sdr(after, ref),
+            quality.si_sdr(before, ref),
+        )
 
 
 def test_auto_costs_no_clip_more_than_1_db_of_si_sdr_on_quiet_speech_in_faint_noise(media, make_settings, tmp_path):
     """Held-out VCTK p227 at -38 dBFS over white noise 30 dB down: where a gate cuts the quiet half of each syllable
     (and DNSMOS likes it), auto must keep the speech."""
-    clean = _concatenated(media, [f"speakers_vctk/p227/{p.name}" for p in
-                                  sorted((media / "speakers_vctk" / "p227").glob("*.flac"))[:3]], 0.0126)
+    clean = _concatenated(
+        media,
+        [f"speakers_vctk/p227/{p.name}" for p in sorted((media / "speakers_vctk" / "p227").glob("*.flac"))[:3]],
+        0.0126,
+    )
     noise = np.random.default_rng(7).standard_normal(len(clean)).astype(np.float32)
-    noisy = clean + noise * np.sqrt(np.mean(clean ** 2)) / 10 ** (30 / 20)
+    noisy = clean + noise * np.sqrt(np.mean(clean**2)) / 10 ** (30 / 20)
     path = tmp_path / "quiet.wav"
     sf.write(str(path), noisy, RATE, subtype="FLOAT")
     settings = make_settings(separate__enabled=False, slice__min_duration=0.5)

@@ -54,12 +54,13 @@ def pool(media: Path) -> list[np.ndarray]:
         samples, rate = sf.read(str(media / "speech_en" / f"LJ001-000{n}.wav"), dtype="int16")
         assert rate == RATE and samples.ndim == 1
         for start in (0.2, 2.0):
-            pieces.append(samples[int(start * RATE): int((start + 1.0 + 0.2 * n) * RATE)])
+            pieces.append(samples[int(start * RATE) : int((start + 1.0 + 0.2 * n) * RATE)])
     return pieces
 
 
-def make_folder(work: Path, name: str, pool: list[np.ndarray], clips=None, stamp: bool = True,
-                language: str = "en-US") -> Path:
+def make_folder(
+    work: Path, name: str, pool: list[np.ndarray], clips=None, stamp: bool = True, language: str = "en-US"
+) -> Path:
     """A work folder as the gate leaves it: clips/, denoised/, manifests/gate.jsonl and stamps/gate.json."""
     folder = work / name
     for sub in ("clips", "denoised", "manifests", "stamps"):
@@ -70,11 +71,23 @@ def make_folder(work: Path, name: str, pool: list[np.ndarray], clips=None, stamp
         samples = pool[(3 * len(name) + number) % len(pool)]
         sf.write(str(folder / "clips" / f"{clip_id}.wav"), samples, RATE, subtype="PCM_16")
         sf.write(str(folder / "denoised" / f"{clip_id}.wav"), samples // 2, RATE, subtype="PCM_16")
-        record = {"id": clip_id, "source": name, "label": "female", "start": 1.0, "end": 1.0 + len(samples) / RATE,
-                  "duration": round(len(samples) / RATE, 3), "path": f"clips/{clip_id}.wav",
-                  "denoised_path": f"denoised/{clip_id}.wav", "text": text, "language": language,
-                  "language_probability": 0.98, "confidence": 0.9, "speaker": speaker, "tier": tier,
-                  "quality": {"dnsmos_ovrl": ovrl, "dnsmos_sig": 3.5}}
+        record = {
+            "id": clip_id,
+            "source": name,
+            "label": "female",
+            "start": 1.0,
+            "end": 1.0 + len(samples) / RATE,
+            "duration": round(len(samples) / RATE, 3),
+            "path": f"clips/{clip_id}.wav",
+            "denoised_path": f"denoised/{clip_id}.wav",
+            "text": text,
+            "language": language,
+            "language_probability": 0.98,
+            "confidence": 0.9,
+            "speaker": speaker,
+            "tier": tier,
+            "quality": {"dnsmos_ovrl": ovrl, "dnsmos_sig": 3.5},
+        }
         if dropped:
             record["dropped"] = dropped
         lines.append(json.dumps(record, ensure_ascii=False))
@@ -96,16 +109,25 @@ def work(tmp_path: Path, pool: list[np.ndarray]) -> Path:
 
 def make_settings(work: Path, dataset: Path, **overrides):
     """Real settings validation, with fractions that put the fixture's sources and speakers in all three splits."""
-    return settings_mod.load(overrides={
-        "paths.work_dir": str(work), "export.dataset_dir": str(dataset),
-        "export.validation_fraction": 0.25, "export.test_fraction": 0.25,
-        **{key.replace("__", "."): value for key, value in overrides.items()}})
+    return settings_mod.load(
+        overrides={
+            "paths.work_dir": str(work),
+            "export.dataset_dir": str(dataset),
+            "export.validation_fraction": 0.25,
+            "export.test_fraction": 0.25,
+            **{key.replace("__", "."): value for key, value in overrides.items()},
+        }
+    )
 
 
 def kept(folders=FOLDERS) -> dict[str, dict]:
     """Exported id -> (folder, speaker, tier) of every clip not dropped."""
-    return {f"{name}_{c[0]:05d}": {"source": name, "speaker": c[1] or "unknown", "tier": c[2]}
-            for name, clips in folders.items() for c in clips if not c[5]}
+    return {
+        f"{name}_{c[0]:05d}": {"source": name, "speaker": c[1] or "unknown", "tier": c[2]}
+        for name, clips in folders.items()
+        for c in clips
+        if not c[5]
+    }
 
 
 def nemo_rows(subset_dir: Path) -> dict[str, list[dict]]:
@@ -127,8 +149,11 @@ def ljspeech_rows(subset_dir: Path) -> dict[str, list[list[str]]]:
 
 
 def metadata_files(dataset: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(dataset)): p.read_bytes() for p in sorted(dataset.rglob("*"))
-            if p.is_file() and p.suffix != ".wav" and p.name not in ("export.json", ".lock")}
+    return {
+        str(p.relative_to(dataset)): p.read_bytes()
+        for p in sorted(dataset.rglob("*"))
+        if p.is_file() and p.suffix != ".wav" and p.name not in ("export.json", ".lock")
+    }
 
 
 @pytest.mark.parametrize("metadata", ["csv", "parquet"])
@@ -139,8 +164,14 @@ def test_every_format_loads_back_and_points_at_audio(work: Path, tmp_path: Path,
     by_split = {"train": 3, "validation": 2, "test": 2}
     assert report.clips == len(expected) == 7 and not report.skipped and not report.unchanged
     assert report.counts["all"]["nemo"] == by_split and report.hours == pytest.approx(
-        sum(json.loads(line)["duration"] for f in (dataset / "all/nemo").glob("*.jsonl")
-            for line in f.read_text().splitlines()) / 3600, abs=1e-4)
+        sum(
+            json.loads(line)["duration"]
+            for f in (dataset / "all/nemo").glob("*.jsonl")
+            for line in f.read_text().splitlines()
+        )
+        / 3600,
+        abs=1e-4,
+    )
 
     lj = ljspeech_rows(dataset / "all")
     assert {split: len(rows) for split, rows in lj.items()} == by_split
@@ -166,8 +197,9 @@ def test_every_format_loads_back_and_points_at_audio(work: Path, tmp_path: Path,
     for split in loaded:
         part = loaded[split]
         assert set(AUDIOFOLDER_COLUMNS) - {"file_name"} <= set(part.column_names)
-        names = [Path(audio["path"]).name for audio in part["audio"]] if "audio" in part.column_names \
-            else part["file_name"]
+        names = (
+            [Path(audio["path"]).name for audio in part["audio"]] if "audio" in part.column_names else part["file_name"]
+        )
         assert sorted(names) == sorted(Path(row["audio_filepath"]).name for row in nemo[split])
         for name, text in zip(names, part["text"], strict=True):
             samples, rate = sf.read(str(folder / split / name))
@@ -188,13 +220,18 @@ def load_audiofolder(folder: Path, cache: Path):
 
     try:
         loaded = datasets.load_dataset("audiofolder", data_dir=str(folder), cache_dir=str(cache))
-        return datasets.DatasetDict({split: part.cast_column("audio", datasets.Audio(decode=False))
-                                     for split, part in loaded.items()})
+        return datasets.DatasetDict(
+            {split: part.cast_column("audio", datasets.Audio(decode=False)) for split, part in loaded.items()}
+        )
     except datasets.exceptions.DatasetGenerationError as exc:
         if "torchcodec" not in str(exc.__cause__):
             raise
-    features = datasets.Features({name: datasets.Value("float64" if name in ("duration", "dnsmos_ovrl") else "string")
-                                  for name in AUDIOFOLDER_COLUMNS})
+    features = datasets.Features(
+        {
+            name: datasets.Value("float64" if name in ("duration", "dnsmos_ovrl") else "string")
+            for name in AUDIOFOLDER_COLUMNS
+        }
+    )
     return datasets.load_dataset("audiofolder", data_dir=str(folder), cache_dir=str(cache), features=features)
 
 
@@ -249,8 +286,12 @@ def test_incremental_export_links_only_new_clips(work: Path, tmp_path: Path, poo
     old = {p: (p.stat().st_ino, p.stat().st_ctime_ns) for p in dataset.rglob("alpha-*.wav")}
     assert len(old) == 9  # 3 kept clips x 3 formats
 
-    make_folder(work, "ep7", pool, [(1, "erin", "gold", 3.7, "a new episode arrives", None),
-                                    (2, "erin", "rest", 2.0, "with 2 clips", None)])
+    make_folder(
+        work,
+        "ep7",
+        pool,
+        [(1, "erin", "gold", 3.7, "a new episode arrives", None), (2, "erin", "rest", 2.0, "with 2 clips", None)],
+    )
     shutil.rmtree(work / "delta-0000000004")
     report = export_dataset(make_settings(work, dataset))
 
@@ -270,8 +311,9 @@ def test_incremental_export_links_only_new_clips(work: Path, tmp_path: Path, poo
 def test_broken_folders_are_skipped_and_reported(work: Path, tmp_path: Path, pool: list[np.ndarray]) -> None:
     broken = make_folder(work, "broken", pool, [(1, "bob", "gold", 3.5, "fine", None)])
     (broken / "manifests/gate.jsonl").write_text('{"id": "broken_00001", "source": "bro')
-    missing = make_folder(work, "missing", pool, [(1, "bob", "gold", 3.5, "gone", None),
-                                                  (2, "bob", "gold", 3.5, "here", None)])
+    missing = make_folder(
+        work, "missing", pool, [(1, "bob", "gold", 3.5, "gone", None), (2, "bob", "gold", 3.5, "here", None)]
+    )
     (missing / "denoised/missing_00001.wav").unlink()
     make_folder(work, "pending", pool, [(1, "bob", "gold", 3.5, "not through the gate yet", None)], stamp=False)
 
@@ -291,13 +333,16 @@ def test_broken_folders_are_skipped_and_reported(work: Path, tmp_path: Path, poo
 def test_tier_subsets_are_cumulative(work: Path, tmp_path: Path) -> None:
     dataset = tmp_path / "dataset"
     report = export_dataset(make_settings(work, dataset, export__tier_subsets=True))
-    tiers = {subset: sorted(row["tier"] for rows in nemo_rows(dataset / subset).values() for row in rows)
-             for subset in ("all", "gold", "silver")}
+    tiers = {
+        subset: sorted(row["tier"] for rows in nemo_rows(dataset / subset).values() for row in rows)
+        for subset in ("all", "gold", "silver")
+    }
     assert tiers["gold"] == ["gold"] * 3
     assert tiers["silver"] == ["gold"] * 3 + ["silver"] * 2
     assert len(tiers["all"]) == 7 and sum(report.counts["silver"]["ljspeech"].values()) == 5
-    assert sorted(report.outputs) == sorted(f"{s}/{f}" for s in ("all", "gold", "silver")
-                                            for f in ("audiofolder", "ljspeech", "nemo"))
+    assert sorted(report.outputs) == sorted(
+        f"{s}/{f}" for s in ("all", "gold", "silver") for f in ("audiofolder", "ljspeech", "nemo")
+    )
 
 
 def test_a_tier_named_like_a_subset_is_refused(work: Path, tmp_path: Path) -> None:
@@ -323,20 +368,36 @@ def test_korean_clips_get_spoken_form_and_pronunciation(tmp_path: Path, pool: li
     """A Korean clip's normalized_text is its spoken form and it gets a pronunciation in every format; an English
     clip beside it keeps num2words and no pronunciation, and LJSpeech's metadata.csv keeps three columns."""
     work, dataset = tmp_path / "work", tmp_path / "dataset"
-    make_folder(work, "ko-0000000009", pool, language="ko", clips=[
-        (1, "minji", "gold", 3.5, "11시 30분에 KBS 뉴스를 봤다.", None),
-        (2, "minji", "gold", 3.4, "사과 3개와 배 2개, 모두 5개!", None)])
+    make_folder(
+        work,
+        "ko-0000000009",
+        pool,
+        language="ko",
+        clips=[
+            (1, "minji", "gold", 3.5, "11시 30분에 KBS 뉴스를 봤다.", None),
+            (2, "minji", "gold", 3.4, "사과 3개와 배 2개, 모두 5개!", None),
+        ],
+    )
     make_folder(work, "alpha-0000000001", pool, clips=[(1, "alice", "gold", 3.6, NUMBER_TEXT, None)])
-    export_dataset(make_settings(work, dataset, export__validation_fraction=0.0, export__test_fraction=0.0,
-                                 export__audiofolder_metadata="parquet"))
+    export_dataset(
+        make_settings(
+            work,
+            dataset,
+            export__validation_fraction=0.0,
+            export__test_fraction=0.0,
+            export__audiofolder_metadata="parquet",
+        )
+    )
     rows = {row[0]: row for row in ljspeech_rows(dataset / "all")["train"]}
     assert all(len(row) == 3 for row in rows.values())
     assert rows["ko-0000000009_00001"][2] == "열한 시 삼십 분에 케이비에스 뉴스를 봤다."
     assert rows["ko-0000000009_00002"][2] == "사과 세 개와 배 두 개, 모두 다섯 개!"
     assert rows["alpha-0000000001_00001"][2] == "Chapter twelve begins here, in nineteen eighty-four."
     pronounced = (dataset / "all/ljspeech/train/pronunciation.csv").read_text(encoding="utf-8").splitlines()
-    assert pronounced == ["ko-0000000009_00001|열한 시 삼십 뿌네 케이비에스 뉴스를 봗따.",
-                          "ko-0000000009_00002|사과 세 개와 배 두 개, 모두 다섣 깨!"]
+    assert pronounced == [
+        "ko-0000000009_00001|열한 시 삼십 뿌네 케이비에스 뉴스를 봗따.",
+        "ko-0000000009_00002|사과 세 개와 배 두 개, 모두 다섣 깨!",
+    ]
     nemo = {row["audio_filepath"]: row for row in nemo_rows(dataset / "all")["train"]}
     assert nemo["wavs/ko-0000000009_00001.wav"]["normalized_text"] == rows["ko-0000000009_00001"][2]
     assert nemo["wavs/ko-0000000009_00001.wav"]["pronunciation"] == pronounced[0].split("|")[1]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from nr4dl_tasks.state.failures import FailureLog
-
 from helpers import NR4DL
+from nr4dl_tasks.state.failures import FailureLog
 
 
 def test_the_list_holds_the_files_whose_latest_run_failed(make_settings):
@@ -26,7 +25,6 @@ def test_the_cli_lists_them(make_settings, tmp_path):
     FailureLog(settings).record("/data/a.mp3", "ingest", "/data/a.mp3: not readable as media", "run1")
     file = tmp_path / "settings.yaml"
     file.write_text(f"paths: {{work_dir: '{tmp_path / 'work'}'}}\n")
-    out = subprocess.run([str(NR4DL), "failures", "--settings", str(file)],
-                         capture_output=True, text=True)
+    out = subprocess.run([str(NR4DL), "failures", "--settings", str(file)], capture_output=True, text=True)
     assert out.returncode == 1 and "ingest" in out.stdout and "/data/a.mp3: not readable as media" in out.stdout
     assert "1 file(s) whose latest run failed" in out.stdout

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import soundfile as sf
 
+from helpers import references
 from nr4dl_tasks.core.records import Clip, read_manifest, write_manifest
 from nr4dl_tasks.core.workdir import WorkDir
 from nr4dl_tasks.stages.gate import GateStage
 from nr4dl_tasks.text.metrics import compression_ratio
-
-from helpers import references
 
 
 def gate_folder(tmp_path: Path, media: Path, cases: dict[str, tuple[Path, str, dict]]) -> WorkDir:
@@ -23,8 +22,18 @@ def gate_folder(tmp_path: Path, media: Path, cases: dict[str, tuple[Path, str, d
         samples, rate = sf.read(str(source), dtype="float32")
         sf.write(str(work.root / "clips" / f"{name}.wav"), samples, rate, subtype="PCM_16")
         duration = round(len(samples) / rate, 3)
-        clips.append(Clip(name, "gated", "female", 0.0, duration, duration, f"clips/{name}.wav",
-                          {"text": text, "language": "en", "language_probability": 0.99, **extra}))
+        clips.append(
+            Clip(
+                name,
+                "gated",
+                "female",
+                0.0,
+                duration,
+                duration,
+                f"clips/{name}.wav",
+                {"text": text, "language": "en", "language_probability": 0.99, **extra},
+            )
+        )
     write_manifest(work, "transcribe", clips)
     return work
 
@@ -47,9 +56,15 @@ def test_each_gate_drops_what_it_should_and_records_why(media, make_settings, tm
     GateStage().process(work, settings)
     gated = {c.id: c for c in read_manifest(work, "gate")}
     assert not gated["good"].extra.get("dropped")
-    expected = {"empty": "gate empty_text", "other_language": "gate language_probability",
-                "loop": "gate cps", "too_slow": "gate cps", "made_up": "gate no_speech", "noisy": "gate dnsmos",
-                "long": "gate duration"}
+    expected = {
+        "empty": "gate empty_text",
+        "other_language": "gate language_probability",
+        "loop": "gate cps",
+        "too_slow": "gate cps",
+        "made_up": "gate no_speech",
+        "noisy": "gate dnsmos",
+        "long": "gate duration",
+    }
     for name, reason in expected.items():
         assert gated[name].extra["dropped"].startswith(reason), (name, gated[name].extra)
     assert any(r.startswith("compression_ratio") for r in gated["loop"].extra["gates_failed"])
@@ -72,10 +87,14 @@ def test_cps_outliers_are_judged_against_their_file(media, make_settings, tmp_pa
 def test_split_pieces_are_scored_again_not_given_their_parents_score(media, make_settings, tmp_path):
     noisy = media / "noisy" / "noisy" / "p287_001.wav"
     parent_scores = {"dnsmos": {"before": {"ovrl": 4.5}, "after": {"ovrl": 4.5}}}
-    work = gate_folder(tmp_path, media, {
-        "whole": (noisy, "Ask her to bring these things", {"denoise": parent_scores}),
-        "piece": (noisy, "Ask her to bring these things", {"denoise": parent_scores, "split_from": "x"}),
-    })
+    work = gate_folder(
+        tmp_path,
+        media,
+        {
+            "whole": (noisy, "Ask her to bring these things", {"denoise": parent_scores}),
+            "piece": (noisy, "Ask her to bring these things", {"denoise": parent_scores, "split_from": "x"}),
+        },
+    )
     GateStage().process(work, make_settings(gates__min_dnsmos_ovrl=None))
     gated = {c.id: c for c in read_manifest(work, "gate")}
     assert gated["whole"].extra["quality"]["dnsmos_ovrl"] == 4.5

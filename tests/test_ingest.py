@@ -6,11 +6,10 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from helpers import ffmpeg
 from nr4dl_tasks.core.errors import MediaError
 from nr4dl_tasks.core.layout import ANALYSIS_WAV, FULL_WAV
 from nr4dl_tasks.pipeline import open_work, run_stage
-
-from helpers import ffmpeg
 
 
 def ingest(media: Path, settings):
@@ -29,8 +28,20 @@ def test_ingest_makes_analysis_and_full_copies(media, make_settings):
 
 def test_video_input_is_accepted(tmp_path, media, make_settings):
     video = tmp_path / "clip.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=10", "-i", str(media / "segmentation" / "0021.mp3"),
-           "-shortest", "-c:v", "libx264", "-c:a", "aac", str(video))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x64:rate=10",
+        "-i",
+        str(media / "segmentation" / "0021.mp3"),
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        str(video),
+    )
     work, result = ingest(video, make_settings())
     assert result.info["duration"] == pytest.approx(0.7, abs=0.1)
 
@@ -87,14 +98,17 @@ def _bad_media(tmp_path: Path, kind: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind, cause", [
-    ("missing", "file does not exist"),
-    ("empty", "file is empty"),
-    ("corrupt", "not readable as media"),
-    ("no_audio", "no audio stream"),
-    ("zero_length", "zero samples|not readable|no audio stream"),
-    ("silence", "digital silence"),
-])
+@pytest.mark.parametrize(
+    "kind, cause",
+    [
+        ("missing", "file does not exist"),
+        ("empty", "file is empty"),
+        ("corrupt", "not readable as media"),
+        ("no_audio", "no audio stream"),
+        ("zero_length", "zero samples|not readable|no audio stream"),
+        ("silence", "digital silence"),
+    ],
+)
 def test_bad_input_is_named_with_its_cause(tmp_path, make_settings, kind, cause):
     bad = _bad_media(tmp_path, kind)
     settings = make_settings()

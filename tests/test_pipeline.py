@@ -13,25 +13,35 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from nr4dl_tasks import pipeline
-from nr4dl_tasks.core import layout, settings as settings_mod
+from nr4dl_tasks.core import layout
+from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.records import Clip
 from nr4dl_tasks.core.workdir import WorkDir
-
-from helpers import ROOT
 
 STAGES_DIR = ROOT / "nr4dl_tasks" / "stages"
 # What each stage depended on when the dependencies were written by hand: deriving them from `reads` must give
 # the same lists under the default settings, or every existing work folder would be recomputed.
 HAND_WRITTEN = {
-    "ingest": [], "separate": ["ingest"], "segment": ["ingest", "separate"],
-    "slice": ["ingest", "separate", "segment"], "denoise": ["ingest", "separate", "segment", "slice"],
+    "ingest": [],
+    "separate": ["ingest"],
+    "segment": ["ingest", "separate"],
+    "slice": ["ingest", "separate", "segment"],
+    "denoise": ["ingest", "separate", "segment", "slice"],
     "speakers": ["ingest", "separate", "segment", "slice", "denoise"],
     "transcribe": ["ingest", "separate", "segment", "slice", "denoise", "speakers"],
     "gate": ["ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe"],
 }
-VARIANTS = [{}, {"separate.enabled": False}, {"segment.input": "original"}, {"slice.source": "original"},
-            {"transcribe.input": "denoised"}, {"export.audio": "original"}, {"speakers.input": "original"}]
+VARIANTS = [
+    {},
+    {"separate.enabled": False},
+    {"segment.input": "original"},
+    {"slice.source": "original"},
+    {"transcribe.input": "denoised"},
+    {"export.audio": "original"},
+    {"speakers.input": "original"},
+]
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -88,18 +98,33 @@ def test_a_stage_may_open_only_what_it_lists(tmp_path):
 
 
 def test_importing_the_order_loads_no_stage_and_no_heavy_library():
-    code = ("import sys, nr4dl_tasks.pipeline, nr4dl_tasks.cli; "
-            "print(sorted(m for m in sys.modules if m.startswith('nr4dl_tasks.stages.') or m.split('.')[0] in "
-            "('numpy', 'tensorflow', 'torch', 'ctranslate2', 'onnxruntime', 'soundfile')))")
+    code = (
+        "import sys, nr4dl_tasks.pipeline, nr4dl_tasks.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('nr4dl_tasks.stages.') or m.split('.')[0] in "
+        "('numpy', 'tensorflow', 'torch', 'ctranslate2', 'onnxruntime', 'soundfile')))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
 
 
 def test_a_clip_keeps_its_fields_in_the_order_stages_added_them():
-    line = json.dumps({"id": "a_00001", "source": "a", "label": "female", "start": 1.0, "end": 2.5,
-                       "duration": 1.5, "path": "clips/a_00001.wav", "speech_start": 1.05, "denoised_path":
-                       "clips_denoised/a_00001.wav", "purity": 0.9, "speaker": None, "text": "안녕하세요"},
-                      ensure_ascii=False)
+    line = json.dumps(
+        {
+            "id": "a_00001",
+            "source": "a",
+            "label": "female",
+            "start": 1.0,
+            "end": 2.5,
+            "duration": 1.5,
+            "path": "clips/a_00001.wav",
+            "speech_start": 1.05,
+            "denoised_path": "clips_denoised/a_00001.wav",
+            "purity": 0.9,
+            "speaker": None,
+            "text": "안녕하세요",
+        },
+        ensure_ascii=False,
+    )
     clip = Clip.from_json(line)
     assert clip.to_json() == line
     assert clip.kept and clip.speaker is None and clip.text == "안녕하세요"

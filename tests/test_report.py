@@ -15,13 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from report_truth import check_page, figures, lines
 
+from helpers import NR4DL, ROOT
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.progress import Progress, clock_text
 from nr4dl_tasks.report.data import build, reason_key
-
-from helpers import NR4DL, ROOT
-from report_truth import check_page, figures, lines
 
 # A DNSMOS gate between the clips' scores (2.9 to 3.3 on these recordings), so the report has drops to show.
 REPORT_SETTINGS = {"slice": {"min_duration": 0.3}, "gates": {"min_dnsmos_ovrl": 3.1}}
@@ -31,13 +30,18 @@ def processed(root: Path, media: Path) -> dict:
     """Process the recordings and export them with the nr4dl command; returns the paths and settings file."""
     work, dataset = root / "work", root / "dataset"
     settings_file = root / "settings.yaml"
-    settings_file.write_text(json.dumps({**REPORT_SETTINGS, "paths": {"work_dir": str(work)},
-                                         "export": {"dataset_dir": str(dataset)}}))
+    settings_file.write_text(
+        json.dumps({**REPORT_SETTINGS, "paths": {"work_dir": str(work)}, "export": {"dataset_dir": str(dataset)}})
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     files = [str(media / "segmentation/lamartine.wav"), str(media / "diarization/sample.wav")]
     for command in (["process", *files], ["export"]):
-        subprocess.run([str(NR4DL), command[0], *command[1:], "--settings", str(settings_file)], env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(NR4DL), command[0], *command[1:], "--settings", str(settings_file)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     return {"work": work, "dataset": dataset, "settings": settings_file, "env": env}
 
 
@@ -51,17 +55,28 @@ def folders(work: Path) -> dict[str, Path]:
 
 
 def test_nr4dl_report_writes_a_static_page_whose_numbers_are_the_manifests(run):
-    result = subprocess.run([str(NR4DL), "report", "--settings", str(run["settings"])], env=run["env"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [str(NR4DL), "report", "--settings", str(run["settings"])],
+        env=run["env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     path = run["dataset"] / "report.html"
     assert result.stdout.strip() == f"report {path}"
     page = figures(path.read_text(encoding="utf-8"))
     check_page(page, folders(run["work"]), run["dataset"])
     gate = [r for f in folders(run["work"]).values() for r in lines(f / "manifests/gate.jsonl")]
     assert any(r.get("dropped", "").startswith("gate dnsmos") for r in gate)  # the setting did drop clips
-    assert {"funnel", "yield against slice.min_duration", "histogram: DNSMOS OVRL", "histogram: speaker score",
-            "histogram: characters per second", "histogram: language probability",
-            "histogram: clip duration (s)"} <= set(page.plots)
+    assert {
+        "funnel",
+        "yield against slice.min_duration",
+        "histogram: DNSMOS OVRL",
+        "histogram: speaker score",
+        "histogram: characters per second",
+        "histogram: language probability",
+        "histogram: clip duration (s)",
+    } <= set(page.plots)
     assert sum(p.startswith("timeline ") for p in page.plots) == 2
     # Offline: nothing is fetched from anywhere, the audio is inside the file.
     assert page.external == []

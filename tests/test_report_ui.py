@@ -22,13 +22,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
-from nr4dl_tasks.crawl.discover import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
+from report_truth import check_page, figures, folder_truth, nemo_ids
+from test_report import REPORT_SETTINGS
 
 from helpers import ROOT, airflow_env
-from report_truth import check_page, figures, folder_truth, nemo_ids
+from nr4dl_tasks.crawl.discover import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 from services import free_port
-from test_report import REPORT_SETTINGS
 
 pytestmark = pytest.mark.airflow
 
@@ -42,8 +41,9 @@ def airflow(tmp_path_factory, media):
     root = tmp_path_factory.mktemp("report-ui")
     work, dataset = root / "work", root / "dataset"
     settings_file = root / "settings.yaml"
-    settings_file.write_text(json.dumps({**REPORT_SETTINGS, "paths": {"work_dir": str(work)},
-                                         "export": {"dataset_dir": str(dataset)}}))
+    settings_file.write_text(
+        json.dumps({**REPORT_SETTINGS, "paths": {"work_dir": str(work)}, "export": {"dataset_dir": str(dataset)}})
+    )
     port = free_port()
     env = {**airflow_env(root / "airflow", port), "NR4DL_SETTINGS": str(settings_file), "PYTHONPATH": str(ROOT)}
     broken = root / "broken-upload.wav"
@@ -51,19 +51,31 @@ def airflow(tmp_path_factory, media):
     files = [str(media / "segmentation/lamartine.wav"), str(media / "diarization/sample.wav"), str(broken)]
     subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "start"], env=env, check=True)
     try:
-        result = subprocess.run([sys.executable, str(ROOT / "scripts/run_dag.py"), *files, "--timeout", "1200"],
-                                env=env, capture_output=True, text=True, timeout=1500)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "scripts/run_dag.py"), *files, "--timeout", "1200"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
         out = result.stdout.splitlines()
         assert result.returncode == 1, result.stdout + result.stderr
-        processed = [line for line in out if line.startswith("success ") and " run=" in line
-                     and "dataset export" not in line]
+        processed = [
+            line for line in out if line.startswith("success ") and " run=" in line and "dataset export" not in line
+        ]
         assert len(processed) == 2, result.stdout
-        assert any(line.startswith("failed ") and "run=broken-upload" in line and "ingest=failed" in line
-                   for line in out), result.stdout
+        assert any(
+            line.startswith("failed ") and "run=broken-upload" in line and "ingest=failed" in line for line in out
+        ), result.stdout
         assert any(line.startswith("success  dataset export") for line in out), result.stdout
         password = json.loads((root / "airflow/simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        yield {"base": f"http://127.0.0.1:{port}", "password": password, "work": work, "dataset": dataset,
-               "broken": broken}
+        yield {
+            "base": f"http://127.0.0.1:{port}",
+            "password": password,
+            "work": work,
+            "dataset": dataset,
+            "broken": broken,
+        }
     finally:
         subprocess.run(["bash", str(ROOT / "scripts/standalone.sh"), "stop"], env=env)
 
@@ -112,8 +124,11 @@ def plugin_frame(driver, url: str, marker: str) -> str:
     frame = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "iframe"))[0]
     driver.switch_to.frame(frame)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, marker))
-    wait.until(lambda d: d.execute_script(
-        "return [...document.querySelectorAll('audio')].every(a => a.readyState >= 1 || a.error)"))
+    wait.until(
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('audio')].every(a => a.readyState >= 1 || a.error)"
+        )
+    )
     return driver.page_source
 
 
@@ -121,13 +136,15 @@ def fetched(driver, url: str) -> dict:
     """Status and content type of a URL fetched by the page itself (with its session cookie)."""
     return driver.execute_async_script(
         "const done = arguments[1]; fetch(arguments[0]).then(r => done({status: r.status, type: "
-        "r.headers.get('content-type')})).catch(e => done({status: 0, type: String(e)}));", url)
+        "r.headers.get('content-type')})).catch(e => done({status: 0, type: String(e)}));",
+        url,
+    )
 
 
 def check_audio(driver) -> int:
     audio = driver.execute_script(
-        "return [...document.querySelectorAll('audio')]"
-        ".map(a => [a.currentSrc, a.readyState, a.error && a.error.code])")
+        "return [...document.querySelectorAll('audio')].map(a => [a.currentSrc, a.readyState, a.error && a.error.code])"
+    )
     assert audio, "no players on the page"
     for src, ready, error in audio:
         assert error is None and ready >= 1, (src, ready, error)
@@ -168,8 +185,14 @@ def test_dataset_page_and_file_report_in_the_airflow_ui(airflow, browser):
     assert len(folders) == 2
     # The totals are the sums of both files' manifests, drop by drop.
     truths = [folder_truth(f, nemo_ids(airflow["dataset"])) for f in folders.values()]
-    for name in ("input", "speech (segmenter)", "clips (duration rules)", "target speaker", "quality gates",
-                 "exported"):
+    for name in (
+        "input",
+        "speech (segmenter)",
+        "clips (duration rules)",
+        "target speaker",
+        "quality gates",
+        "exported",
+    ):
         row = page.step("total", name)
         assert abs(float(row["data-seconds"]) - sum(t["steps"][name][0] for t in truths)) < 5e-3, (name, row)
     gate = {reason: int(row["data-clips"]) for reason, row in page.drops("total", "quality gates").items()}
@@ -178,8 +201,14 @@ def test_dataset_page_and_file_report_in_the_airflow_ui(airflow, browser):
     # The export DAG refreshed the static report, and it says the same.
     check_page(figures((airflow["dataset"] / "report.html").read_text(encoding="utf-8")), folders, airflow["dataset"])
     assert int(page.step("total", "exported")["data-clips"]) == exported
-    assert {"funnel", "yield against slice.min_duration", "histogram: DNSMOS OVRL", "histogram: speaker score",
-            "histogram: characters per second", "histogram: language probability"} <= set(page.plots)
+    assert {
+        "funnel",
+        "yield against slice.min_duration",
+        "histogram: DNSMOS OVRL",
+        "histogram: speaker score",
+        "histogram: characters per second",
+        "histogram: language probability",
+    } <= set(page.plots)
     assert browser.find_elements(By.CSS_SELECTOR, "svg.plot rect")  # drawn, not just declared
     players = check_audio(browser)
     assert browser.find_elements(By.CSS_SELECTOR, ".clip.dropped .why")  # a dropped clip says why
@@ -204,8 +233,9 @@ def test_dataset_page_and_file_report_in_the_airflow_ui(airflow, browser):
     check_page(page, {source: folders[source]}, airflow["dataset"], scope_total=False)
     marks = browser.find_elements(By.CSS_SELECTOR, "rect.clip-mark")  # one per clip of the gate manifest
     assert len(marks) == len((folders[source] / "manifests/gate.jsonl").read_text().splitlines())
-    assert browser.find_elements(By.CSS_SELECTOR, "rect.segment") and browser.find_elements(By.CSS_SELECTOR,
-                                                                                             "path.waveform")
+    assert browser.find_elements(By.CSS_SELECTOR, "rect.segment") and browser.find_elements(
+        By.CSS_SELECTOR, "path.waveform"
+    )
     assert check_audio(browser) >= 2 and players >= 2
     screenshot(browser, "file-report")
     browser.switch_to.frame(browser.find_elements(By.CSS_SELECTOR, "iframe")[0])
@@ -247,18 +277,28 @@ def test_without_a_login_everything_is_refused_and_paths_stay_inside(airflow, br
     (folder,) = [p for p in work_folders(work).values() if p.name.startswith("lamartine")]
     clip = json.loads((folder / "manifests/gate.jsonl").read_text().splitlines()[0])
     audio = f"/nr4dl/audio/work/{folder.name}/{clip['path']}"
-    endpoints = ["/nr4dl/dataset", f"/nr4dl/file/{folder.name}", "/nr4dl/run/nr4dl_process_file/x", audio,
-                 "/nr4dl/data/funnel.json", "/nr4dl/report.html"]
+    endpoints = [
+        "/nr4dl/dataset",
+        f"/nr4dl/file/{folder.name}",
+        "/nr4dl/run/nr4dl_process_file/x",
+        audio,
+        "/nr4dl/data/funnel.json",
+        "/nr4dl/report.html",
+    ]
     for path in endpoints:
         assert status_of(base, path) == 401, path
         assert status_of(base, path, "not-a-token") in (401, 403), path
     token = token_for(base, airflow["password"])
     for path in endpoints:
         assert status_of(base, path, token, cookie=True) == 200, path  # the same requests, logged in
-    outside = [f"/nr4dl/audio/work/{folder.name}/../../../../etc/passwd",
-               "/nr4dl/audio/work/..%2f..%2f..%2fetc%2fpasswd",
-               f"/nr4dl/audio/work/{folder.name}/%2e%2e/%2e%2e/settings.yaml", "/nr4dl/audio/work/%2fetc%2fpasswd",
-               f"/nr4dl/audio/work/{folder.name}/source.json", "/nr4dl/audio/dataset/../work/" + folder.name]
+    outside = [
+        f"/nr4dl/audio/work/{folder.name}/../../../../etc/passwd",
+        "/nr4dl/audio/work/..%2f..%2f..%2fetc%2fpasswd",
+        f"/nr4dl/audio/work/{folder.name}/%2e%2e/%2e%2e/settings.yaml",
+        "/nr4dl/audio/work/%2fetc%2fpasswd",
+        f"/nr4dl/audio/work/{folder.name}/source.json",
+        "/nr4dl/audio/dataset/../work/" + folder.name,
+    ]
     (work / "escape.wav").symlink_to("/etc/passwd")  # a link inside the folder pointing out of it
     outside.append("/nr4dl/audio/work/escape.wav")
     for path in outside:

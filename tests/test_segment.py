@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ffmpeg
 from nr4dl_tasks.core import settings as settings_mod
-from nr4dl_tasks.core.records import read_segments
 from nr4dl_tasks.core.errors import StageError
 from nr4dl_tasks.core.layout import SEGMENTS_CSV
-from nr4dl_tasks.stages.segment import resolve_precision, segmenter
+from nr4dl_tasks.core.records import read_segments
 from nr4dl_tasks.pipeline import open_work, run_stage
-
-from helpers import ffmpeg
+from nr4dl_tasks.stages.segment import resolve_precision, segmenter
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +35,13 @@ def run(ina, wav: Path, window_s: float = 300.0):
     return [(s.label, s.start, s.end) for s in ina(wav, 0.03, window_s, 256)]
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("musanmix.mp3", "musanmix-smn-gender.csv"),
-    ("0021.mp3", "0021-smn-gender.csv"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("musanmix.mp3", "musanmix-smn-gender.csv"),
+        ("0021.mp3", "0021-smn-gender.csv"),
+    ],
+)
 def test_parity_with_ina_expected_output(ina, media, tmp_path, name, expected):
     ours = run(ina, analysis_copy(media / "segmentation" / name, tmp_path))
     theirs = ina_expected(media / "segmentation" / expected)
@@ -57,8 +59,19 @@ def test_windowed_run_equals_whole_file_run(ina, media, tmp_path):
 def test_a_last_window_of_one_frame_changes_nothing(ina, media, tmp_path):
     """10 s windows over 10 s + 500 samples: the last window holds a single 10 ms frame."""
     wav = tmp_path / "one_frame_tail.wav"
-    ffmpeg("-i", str(media / "segmentation" / "lamartine.wav"), "-ac", "1", "-ar", "16000",
-           "-af", "atrim=end_sample=160500", "-c:a", "pcm_s16le", str(wav))
+    ffmpeg(
+        "-i",
+        str(media / "segmentation" / "lamartine.wav"),
+        "-ac",
+        "1",
+        "-ar",
+        "16000",
+        "-af",
+        "atrim=end_sample=160500",
+        "-c:a",
+        "pcm_s16le",
+        str(wav),
+    )
     assert run(ina, wav, window_s=10) == run(ina, wav, window_s=300)
 
 
@@ -102,8 +115,18 @@ def test_bfloat16_gives_the_same_segments_as_float32(media, tmp_path):
     for precision in ("float32", "bfloat16"):
         out = tmp_path / precision
         files = [str(media / "segmentation" / name) for name in ("musanmix.mp3", "lamartine.wav")]
-        result = nr4dl("process", *files, "--out", str(out), "--until", "segment",
-                       "--set", "separate.enabled=false", "--set", f"segment.precision={precision}")
+        result = nr4dl(
+            "process",
+            *files,
+            "--out",
+            str(out),
+            "--until",
+            "segment",
+            "--set",
+            "separate.enabled=false",
+            "--set",
+            f"segment.precision={precision}",
+        )
         assert result.returncode == 0, result.stderr
         outputs[precision] = {folder.name: (folder / SEGMENTS_CSV.name).read_text() for folder in out.iterdir()}
         stamps = [json.loads((folder / "stamps" / "segment.json").read_text()) for folder in out.iterdir()]

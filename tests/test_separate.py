@@ -1,24 +1,21 @@
 """Spleeter 2stems through the chunked worker, on a real song."""
 
-
 import numpy as np
 import pytest
 import soundfile as sf
 from scipy.signal import butter, sosfiltfilt
 
+from helpers import ffmpeg
 from nr4dl_tasks.core import models
 from nr4dl_tasks.core.errors import ModelError
-from nr4dl_tasks.core.layout import FULL_WAV
-from nr4dl_tasks.pipeline import open_work, run_stage
-from nr4dl_tasks.core.layout import ACCOMPANIMENT_WAV, VOCALS_ANALYSIS_WAV, VOCALS_WAV
-from nr4dl_tasks.stages.separate import worker
+from nr4dl_tasks.core.layout import ACCOMPANIMENT_WAV, FULL_WAV, VOCALS_ANALYSIS_WAV, VOCALS_WAV
 from nr4dl_tasks.dsp.spleeter_worker import BLOCK
-
-from helpers import ffmpeg
+from nr4dl_tasks.pipeline import open_work, run_stage
+from nr4dl_tasks.stages.separate import worker
 
 
 def db(error: np.ndarray, reference: np.ndarray) -> float:
-    return 10 * np.log10(np.sum(error ** 2) / np.sum(reference ** 2) + 1e-30)
+    return 10 * np.log10(np.sum(error**2) / np.sum(reference**2) + 1e-30)
 
 
 def test_vocals_plus_accompaniment_reconstruct_the_input(media, make_settings):
@@ -49,8 +46,16 @@ def test_chunked_equals_whole_file_away_from_seams(media, tmp_path, make_setting
     outputs = {}
     for name, blocks in (("whole", 40), ("chunked", 2)):
         vocals, accompaniment = tmp_path / f"{name}_v.wav", tmp_path / f"{name}_a.wav"
-        reply = sep.separate({"input": str(song), "vocals": str(vocals), "accompaniment": str(accompaniment),
-                              "chunk_blocks": blocks, "margin_blocks": 1, "crossfade_seconds": 0.5})
+        reply = sep.separate(
+            {
+                "input": str(song),
+                "vocals": str(vocals),
+                "accompaniment": str(accompaniment),
+                "chunk_blocks": blocks,
+                "margin_blocks": 1,
+                "crossfade_seconds": 0.5,
+            }
+        )
         assert reply["ok"], reply
         outputs[name] = (reply, sf.read(str(vocals))[0])
     assert outputs["whole"][0]["chunks"] == 1 and outputs["chunked"][0]["chunks"] == 3
@@ -58,7 +63,7 @@ def test_chunked_equals_whole_file_away_from_seams(media, tmp_path, make_setting
     assert whole.shape == chunked.shape
     away = np.ones(len(whole), bool)
     for seam in range(2 * BLOCK, len(whole), 2 * BLOCK):
-        away[seam - 44100: seam + 44100] = False
+        away[seam - 44100 : seam + 44100] = False
     assert db((whole - chunked)[away], whole[away]) < -60
     assert db(whole - chunked, whole) < -40  # the seams themselves are inaudible too
 
@@ -94,12 +99,32 @@ def test_a_tail_shorter_than_the_cross_fade_joins_the_last_chunk(media, tmp_path
     song = tmp_path / "block_plus_100.wav"
     listing = tmp_path / "list.txt"
     listing.write_text(f"file '{media / 'music' / 'audio_example.mp3'}'\n" * 2)
-    ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-ac", "2", "-ar", "44100",
-           "-af", f"atrim=end_sample={BLOCK + 100}", str(song))
+    ffmpeg(
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(listing),
+        "-ac",
+        "2",
+        "-ar",
+        "44100",
+        "-af",
+        f"atrim=end_sample={BLOCK + 100}",
+        str(song),
+    )
     assert sf.info(str(song)).frames == BLOCK + 100
     vocals, accompaniment = tmp_path / "v.wav", tmp_path / "a.wav"
-    reply = worker(make_settings()).separate({
-        "input": str(song), "vocals": str(vocals), "accompaniment": str(accompaniment),
-        "chunk_blocks": 1, "margin_blocks": 1, "crossfade_seconds": 0.5})
+    reply = worker(make_settings()).separate(
+        {
+            "input": str(song),
+            "vocals": str(vocals),
+            "accompaniment": str(accompaniment),
+            "chunk_blocks": 1,
+            "margin_blocks": 1,
+            "crossfade_seconds": 0.5,
+        }
+    )
     assert reply["ok"] and reply["chunks"] == 1, reply
     assert sf.info(str(vocals)).frames == BLOCK + 100

@@ -30,28 +30,31 @@ def test_dotted_and_nested_overrides():
 
 
 def test_cli_assignments_are_parsed_as_yaml_scalars():
-    assert settings_mod.parse_assignments(["slice.min_duration=0.3", "separate.enabled=false",
-                                           "slice.labels=[speech]"]) == {
-        "slice.min_duration": 0.3, "separate.enabled": False, "slice.labels": ["speech"]}
+    assert settings_mod.parse_assignments(
+        ["slice.min_duration=0.3", "separate.enabled=false", "slice.labels=[speech]"]
+    ) == {"slice.min_duration": 0.3, "separate.enabled": False, "slice.labels": ["speech"]}
     with pytest.raises(SettingsError, match="key.sub=value"):
         settings_mod.parse_assignments(["slice.min_duration"])
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"slice.min_duration": -1}, r"slice.min_duration: Input should be greater than or equal to 0.05"),
-    ({"slice.typo": 1}, r"slice.typo: unknown setting"),
-    ({"segment.input": "drums"}, r"segment.input: Input should be 'vocals' or 'original'"),
-    ({"slice.labels": ["male", "laughter"]}, r"unknown label\(s\) \['laughter'\]"),
-    ({"slice.min_duration": 5, "slice.max_duration": 2}, r"max_duration \(2.0\) is below min_duration"),
-    ({"separate.enabled": "maybe"}, r"separate.enabled"),
-    ({"segment.vad_engine": "sm", "slice.labels": ["noise"]}, r"'noise' never occurs with segment.vad_engine 'sm'"),
-    ({"segment.detect_gender": False}, r"slice.labels \['female', 'male'\] never occur when segment.detect_gender"),
-    ({"denoise.method": "wiener"}, r"denoise.method: Input should be 'auto', 'deepfilter', 'gate' or 'none'"),
-    ({"denoise.score": False}, r"method 'auto' chooses by DNSMOS score; it needs score: true"),
-    ({"denoise.noise_labels": ["male"]}, r"noise_labels \['male'\] are not non-speech labels"),
-    ({"denoise.highpass_hz": 300, "denoise.lowpass_hz": 200}, r"highpass_hz \(300.0\) must be below lowpass_hz"),
-    ({"denoise.lowpass_hz": 12000}, r"denoise.lowpass_hz \(12000.0\) must be below half of slice.sample_rate"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"slice.min_duration": -1}, r"slice.min_duration: Input should be greater than or equal to 0.05"),
+        ({"slice.typo": 1}, r"slice.typo: unknown setting"),
+        ({"segment.input": "drums"}, r"segment.input: Input should be 'vocals' or 'original'"),
+        ({"slice.labels": ["male", "laughter"]}, r"unknown label\(s\) \['laughter'\]"),
+        ({"slice.min_duration": 5, "slice.max_duration": 2}, r"max_duration \(2.0\) is below min_duration"),
+        ({"separate.enabled": "maybe"}, r"separate.enabled"),
+        ({"segment.vad_engine": "sm", "slice.labels": ["noise"]}, r"'noise' never occurs with segment.vad_engine 'sm'"),
+        ({"segment.detect_gender": False}, r"slice.labels \['female', 'male'\] never occur when segment.detect_gender"),
+        ({"denoise.method": "wiener"}, r"denoise.method: Input should be 'auto', 'deepfilter', 'gate' or 'none'"),
+        ({"denoise.score": False}, r"method 'auto' chooses by DNSMOS score; it needs score: true"),
+        ({"denoise.noise_labels": ["male"]}, r"noise_labels \['male'\] are not non-speech labels"),
+        ({"denoise.highpass_hz": 300, "denoise.lowpass_hz": 200}, r"highpass_hz \(300.0\) must be below lowpass_hz"),
+        ({"denoise.lowpass_hz": 12000}, r"denoise.lowpass_hz \(12000.0\) must be below half of slice.sample_rate"),
+    ],
+)
 def test_bad_settings_name_the_setting(overrides, message):
     with pytest.raises(SettingsError, match=message):
         settings_mod.load(overrides=overrides)
@@ -113,14 +116,18 @@ def test_machine_figures_count_container_limits(tmp_path, monkeypatch):
     assert resources.cores() == len(os.sched_getaffinity(0)) and resources.memory_gb() > 5
 
 
-@pytest.mark.parametrize("cores, memory_gb, per_worker, shared_threads", [
-    (2, 24.0, 2, 1),  # this machine: both cores, 3 GB tasks fit eight times
-    (8, 20.0, 6, 1),  # memory bounds it: six 3 GB tasks in 20 GB
-    (16, 7.0, 2, 8),  # two tasks fit; each gets half of the cores
-    (4, 2.0, 1, 4),  # less memory than one task: still one
-])
-def test_resources_size_the_pool_and_each_task_from_the_machine(monkeypatch, cores, memory_gb, per_worker,
-                                                                 shared_threads):
+@pytest.mark.parametrize(
+    "cores, memory_gb, per_worker, shared_threads",
+    [
+        (2, 24.0, 2, 1),  # this machine: both cores, 3 GB tasks fit eight times
+        (8, 20.0, 6, 1),  # memory bounds it: six 3 GB tasks in 20 GB
+        (16, 7.0, 2, 8),  # two tasks fit; each gets half of the cores
+        (4, 2.0, 1, 4),  # less memory than one task: still one
+    ],
+)
+def test_resources_size_the_pool_and_each_task_from_the_machine(
+    monkeypatch, cores, memory_gb, per_worker, shared_threads
+):
     from nr4dl_tasks.core import resources
 
     monkeypatch.setattr(resources, "cores", lambda: cores)

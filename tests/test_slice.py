@@ -6,19 +6,28 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import ffmpeg
 from nr4dl_tasks.core import settings as settings_mod
-from nr4dl_tasks.pipeline import open_work, run_stage
 from nr4dl_tasks.core.layout import CLIPS_JSONL
 from nr4dl_tasks.core.records import Segment, read_clips
-from nr4dl_tasks.stages.slice import loudness_of, keep_labels, merge_gaps, plan_clips, split_long
-
-from helpers import ffmpeg
+from nr4dl_tasks.pipeline import open_work, run_stage
+from nr4dl_tasks.stages.slice import keep_labels, loudness_of, merge_gaps, plan_clips, split_long
 
 # inaSpeechSegmenter's output for musanmix.mp3 (its own regression file, checked in test_segment.py)
-MUSANMIX = [Segment("music", 0.0, 22.48), Segment("noEnergy", 22.48, 29.08), Segment("noise", 29.08, 52.8),
-            Segment("noEnergy", 52.8, 54.78), Segment("noise", 54.78, 55.74), Segment("noEnergy", 55.74, 63.34),
-            Segment("male", 63.34, 68.26), Segment("noEnergy", 68.26, 68.92), Segment("male", 68.92, 71.6),
-            Segment("noEnergy", 71.6, 72.0), Segment("male", 72.0, 73.82), Segment("noEnergy", 73.82, 74.5)]
+MUSANMIX = [
+    Segment("music", 0.0, 22.48),
+    Segment("noEnergy", 22.48, 29.08),
+    Segment("noise", 29.08, 52.8),
+    Segment("noEnergy", 52.8, 54.78),
+    Segment("noise", 54.78, 55.74),
+    Segment("noEnergy", 55.74, 63.34),
+    Segment("male", 63.34, 68.26),
+    Segment("noEnergy", 68.26, 68.92),
+    Segment("male", 68.92, 71.6),
+    Segment("noEnergy", 71.6, 72.0),
+    Segment("male", 72.0, 73.82),
+    Segment("noEnergy", 73.82, 74.5),
+]
 
 
 def flat(start: float, end: float) -> np.ndarray:
@@ -46,7 +55,10 @@ def test_merge_gaps_joins_only_short_gaps_of_the_same_label():
 
 def test_min_duration_catch_phrases_versus_long_utterances():
     short = [Segment("male", 0, 0.35), Segment("male", 1, 1.2), Segment("male", 2, 3.6)]
-    keep = lambda minimum: [p[0] for p in plan_clips(short, cfg(min_duration=minimum, merge_gap=0), flat, 10)]
+
+    def keep(minimum: float) -> list[Segment]:
+        return [p[0] for p in plan_clips(short, cfg(min_duration=minimum, merge_gap=0), flat, 10)]
+
     assert keep(0.3) == [short[0], short[2]]
     assert keep(1.5) == [short[2]]
 
@@ -73,8 +85,13 @@ def test_long_segment_is_split_at_its_quietest_point(media, tmp_path):
 
 
 def test_slice_stage_writes_clips_and_manifest(media, make_settings):
-    settings = make_settings(separate__enabled=False, slice__labels=["speech"], slice__sample_rate=16000,
-                             slice__max_duration=4.0, slice__padding=0.1)
+    settings = make_settings(
+        separate__enabled=False,
+        slice__labels=["speech"],
+        slice__sample_rate=16000,
+        slice__max_duration=4.0,
+        slice__padding=0.1,
+    )
     work = open_work(media / "segmentation" / "lamartine.wav", settings)
     for stage in ("ingest", "separate", "segment"):
         run_stage(stage, work, settings)

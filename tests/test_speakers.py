@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks.dsp import audio
-
-from nr4dl_tasks.voice import embedding as voices
 from nr4dl_tasks.core.errors import SettingsError, StageError
-from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.core.records import read_clips
 from nr4dl_tasks.core.settings import SpeakerSettings
-from nr4dl_tasks.voice.registry import SpeakerRegistry, Voice
+from nr4dl_tasks.dsp import audio
+from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.stages.speakers import cluster, enrolled_voices, single_voice_pieces
+from nr4dl_tasks.voice import embedding as voices
+from nr4dl_tasks.voice.registry import SpeakerRegistry, Voice
 
 SPEAKERS = ("1688", "1998", "2033", "3080")  # LibriSpeech test-other: M, F, M, F
 THREADS = 2
@@ -54,8 +53,12 @@ def test_two_enrollment_utterances_select_that_speakers_other_utterances(media, 
     files = utterance_files(media, target)
     voice = enrolled_voices(enroll(tmp_path, {target: files[:2]}), THREADS)[target]
     threshold = SpeakerSettings().threshold
-    selected = {f for s in SPEAKERS for f in utterance_files(media, s)[2 if s == target else 0:]
-                if embedding(f) @ voice >= threshold}
+    selected = {
+        f
+        for s in SPEAKERS
+        for f in utterance_files(media, s)[2 if s == target else 0 :]
+        if embedding(f) @ voice >= threshold
+    }
     own = set(files[2:])
     precision, recall = len(selected & own) / max(1, len(selected)), len(selected & own) / len(own)
     assert precision >= 0.9 and recall >= 0.75, (precision, recall)
@@ -100,17 +103,20 @@ def test_clustering_finds_the_four_speakers(media):
 def _episodes(media: Path) -> dict[str, list[Path]]:
     """Three 'episodes', each a few utterances of two or three of the four speakers."""
     files = {s: utterance_files(media, s) for s in SPEAKERS}
-    return {"ep1": files["1688"][:3] + files["1998"][:3],
-            "ep2": files["1998"][3:6] + files["2033"][:3],
-            "ep3": files["2033"][3:6] + files["3080"][:3] + files["1688"][3:5]}
+    return {
+        "ep1": files["1688"][:3] + files["1998"][:3],
+        "ep2": files["1998"][3:6] + files["2033"][:3],
+        "ep3": files["2033"][3:6] + files["3080"][:3] + files["1688"][3:5],
+    }
 
 
 def _link(registry: SpeakerRegistry, episode: str, files: list[Path]) -> dict[Path, str]:
     prints = np.array([embedding(f) for f in files])
     labels = cluster(prints, [len(load16k(f)) / voices.RATE for f in files], SpeakerSettings().cluster_threshold)
     groups = sorted(set(labels))
-    found = [Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]), labels.count(g))
-             for g in groups]
+    found = [
+        Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]), labels.count(g)) for g in groups
+    ]
     ids = registry.link(episode, found, SpeakerSettings().link_threshold)
     return {f: ids[lab][0] for f, lab in zip(files, labels, strict=True)}
 
@@ -126,8 +132,9 @@ def test_registry_ids_follow_the_voice_in_any_file_order_and_survive_reruns(medi
         ids_backward |= _link(backward, name, episodes[name])
     # one id per real speaker, the same grouping whatever the order
     for ids in (ids_forward, ids_backward):
-        assert {s: {ids[f] for f in ids if f.parent.name == s} for s in SPEAKERS} == \
-            {s: {ids[next(f for f in ids if f.parent.name == s)]} for s in SPEAKERS}
+        assert {s: {ids[f] for f in ids if f.parent.name == s} for s in SPEAKERS} == {
+            s: {ids[next(f for f in ids if f.parent.name == s)]} for s in SPEAKERS
+        }
         assert len(set(ids.values())) == 4
     # reprocessing a file finds the ids it had, and does not count its clips twice
     before = forward.speakers()
@@ -139,8 +146,9 @@ def test_registry_ids_follow_the_voice_in_any_file_order_and_survive_reruns(medi
 def two_speaker_file(media, tmp_path) -> Path:
     """Four utterances of 1998 (F, 0-34.4 s) and three of 2033 (M, 34.4-51.2 s), each followed by a 1 s pause."""
     gap = np.zeros(voices.RATE, np.float32)
-    parts = [load16k(f) for f in utterance_files(media, "1998")[3:7]] + \
-        [load16k(f) for f in utterance_files(media, "2033")[3:6]]
+    parts = [load16k(f) for f in utterance_files(media, "1998")[3:7]] + [
+        load16k(f) for f in utterance_files(media, "2033")[3:6]
+    ]
     path = tmp_path / "two_speakers.wav"
     sf.write(str(path), np.concatenate([x for p in parts for x in (p, gap)]), voices.RATE)
     return path
@@ -148,8 +156,12 @@ def two_speaker_file(media, tmp_path) -> Path:
 
 def test_stage_keeps_only_the_enrolled_target(media, tmp_path, make_settings, two_speaker_file):
     target = enroll(tmp_path, {"host": utterance_files(media, "1998")[:3]})
-    settings = make_settings(separate__enabled=False, denoise__method="none", speakers__enroll_dir=str(target),
-                             speakers__genders={"host": "female"})
+    settings = make_settings(
+        separate__enabled=False,
+        denoise__method="none",
+        speakers__enroll_dir=str(target),
+        speakers__genders={"host": "female"},
+    )
     work, results = process_file(two_speaker_file, settings, until="speakers")
     clips = read_clips(work.path("clips.jsonl"))
     kept = [c for c in clips if not c.extra.get("dropped")]
@@ -160,8 +172,9 @@ def test_stage_keeps_only_the_enrolled_target(media, tmp_path, make_settings, tw
     assert all(c.extra["gender_mismatch"] == (c.label != "female") for c in kept)
     assert results[-1].info["mode"] == "enrolled"
 
-    everyone = make_settings(separate__enabled=False, denoise__method="none", speakers__enroll_dir=str(target),
-                             speakers__keep="all")
+    everyone = make_settings(
+        separate__enabled=False, denoise__method="none", speakers__enroll_dir=str(target), speakers__keep="all"
+    )
     assert run_stage("denoise", work, everyone).skipped
     relabelled = run_stage("speakers", work, everyone)
     assert not relabelled.skipped and relabelled.info["clips_kept"] == len(clips)
@@ -182,11 +195,14 @@ def test_stage_without_enrollment_registers_each_voice(make_settings, two_speake
 def test_clustering_separates_the_two_voices_of_a_real_conversation(media):
     """diarization/sample.wav: the stretches where sample.rttm has exactly one speaker talking."""
     wav = load16k(media / "diarization" / "sample.wav")
-    turns = {"speaker90": [(8.35, 9.92), (11.03, 14.49), (18.59, 21.49), (28.5, 30.0)],
-             "speaker91": [(14.70, 17.92), (21.78, 27.85)]}
+    turns = {
+        "speaker90": [(8.35, 9.92), (11.03, 14.49), (18.59, 21.49), (28.5, 30.0)],
+        "speaker91": [(14.70, 17.92), (21.78, 27.85)],
+    }
     spans = [(who, a, b) for who, parts in turns.items() for a, b in parts]
-    prints = np.array([voices.voiceprint(wav[int(a * voices.RATE): int(b * voices.RATE)], THREADS).embedding
-                       for _, a, b in spans])
+    prints = np.array(
+        [voices.voiceprint(wav[int(a * voices.RATE) : int(b * voices.RATE)], THREADS).embedding for _, a, b in spans]
+    )
     labels = cluster(prints, [b - a for _, a, b in spans], SpeakerSettings().cluster_threshold)
     assert labels == [0, 0, 0, 0, 1, 1], labels
 

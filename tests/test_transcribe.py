@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import soundfile as sf
 
-from nr4dl_tasks.stages import transcribe
-from nr4dl_tasks.core.errors import SettingsError, WorkerDied
-from nr4dl_tasks.pipeline import process_file, run_stage
-from nr4dl_tasks.asr.recognition import AudioClip
-from nr4dl_tasks.core.records import read_manifest
-from nr4dl_tasks.text.metrics import wer
-from nr4dl_tasks.asr.whisper_local import LocalWhisper
-
 from helpers import ffmpeg, references
+from nr4dl_tasks.asr.recognition import AudioClip
+from nr4dl_tasks.asr.whisper_local import LocalWhisper
+from nr4dl_tasks.core.errors import SettingsError, WorkerDied
+from nr4dl_tasks.core.records import read_manifest
+from nr4dl_tasks.pipeline import process_file, run_stage
+from nr4dl_tasks.stages import transcribe
+from nr4dl_tasks.text.metrics import wer
 
 
 def test_word_error_rate_on_english_read_speech_is_at_most_5_percent(media, make_settings):
@@ -30,22 +28,27 @@ def test_word_error_rate_on_english_read_speech_is_at_most_5_percent(media, make
 
 def test_language_is_detected_with_its_probability(media, make_settings):
     (french,) = LocalWhisper(make_settings()).transcribe(
-        [AudioClip("lamartine", media / "segmentation" / "lamartine.wav")])
+        [AudioClip("lamartine", media / "segmentation" / "lamartine.wav")]
+    )
     assert french.language == "fr" and french.language_probability > 0.9
     assert "vie" in french.text.lower()
 
 
 def test_a_forced_language_keeps_its_probability_so_the_gate_can_catch_other_languages(media, make_settings):
     (forced,) = LocalWhisper(make_settings(transcribe__language="ko")).transcribe(
-        [AudioClip("lj", media / "speech_en" / "LJ001-0002.wav")])
+        [AudioClip("lj", media / "speech_en" / "LJ001-0002.wav")]
+    )
     assert forced.language == "ko" and forced.language_probability < 0.05
 
 
 def test_a_clip_over_30_seconds_is_transcribed_as_long_form_audio(media, make_settings, tmp_path):
     rows = references(media)[:5]
     long = tmp_path / "long.wav"
-    sf.write(str(long), np.concatenate([sf.read(str(media / "speech_en" / r["file"]), dtype="float32")[0]
-                                        for r in rows]), 22050)
+    sf.write(
+        str(long),
+        np.concatenate([sf.read(str(media / "speech_en" / r["file"]), dtype="float32")[0] for r in rows]),
+        22050,
+    )
     assert sf.info(str(long)).duration > 30
     (forced,) = LocalWhisper(make_settings(transcribe__language="en")).transcribe([AudioClip("long", long)])
     assert forced.details["long_form"] and forced.language == "en" and forced.language_probability > 0.9
@@ -89,14 +92,17 @@ def test_a_file_through_transcribe_and_gate(media, make_settings, tmp_path, monk
     parts = " ".join(f"-i {media / 'speech_en' / r['file']}" for r in rows).split()
     joined = tmp_path / "four.wav"
     pads = "".join(f"[{i}]apad=pad_dur=1.5[a{i}];" for i in range(4))
-    ffmpeg(*parts, "-filter_complex", pads + "".join(f"[a{i}]" for i in range(4)) + "concat=n=4:v=0:a=1",
-           str(joined))
+    ffmpeg(*parts, "-filter_complex", pads + "".join(f"[a{i}]" for i in range(4)) + "concat=n=4:v=0:a=1", str(joined))
     settings = make_settings(separate__enabled=False, slice__labels=["speech"])
     work, _ = process_file(joined, settings, until="speakers")
     monkeypatch.setattr(transcribe, "PROGRESS_EVERY", 1)  # one clip per batch and journal write
     with pytest.raises(WorkerDied):  # killed after its first clip
-        run_stage("transcribe", work, make_settings(separate__enabled=False, slice__labels=["speech"],
-                                                    transcribe__batch_size=1), InterruptedTranscribe())
+        run_stage(
+            "transcribe",
+            work,
+            make_settings(separate__enabled=False, slice__labels=["speech"], transcribe__batch_size=1),
+            InterruptedTranscribe(),
+        )
     work, results = process_file(joined, settings)
     assert results[-2].info["resumed"] == 1 and not work.path(transcribe.JOURNAL).exists()
     assert [r.stage for r in results][-2:] == ["transcribe", "gate"]

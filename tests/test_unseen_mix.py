@@ -7,12 +7,11 @@ scored here: ina calls LibriSpeech reader 1688 female, a known limit of its gend
 
 import pytest
 
+from helpers import ffmpeg
+from nr4dl_tasks.core.layout import SEGMENTS_CSV
+from nr4dl_tasks.core.records import read_segments
 from nr4dl_tasks.dsp.audio import probe
 from nr4dl_tasks.pipeline import process_file
-from nr4dl_tasks.core.records import read_segments
-from nr4dl_tasks.core.layout import SEGMENTS_CSV
-
-from helpers import ffmpeg
 
 PARTS = [  # (file under ../shared/media, what it is)
     ("speech_en/LJ001-0001.wav", "speech"),
@@ -22,8 +21,14 @@ PARTS = [  # (file under ../shared/media, what it is)
     ("noise/cafe_short.wav", "noise"),
     ("speakers/3080/3080-5032-0001.flac", "speech"),
 ]
-KIND = {"male": "speech", "female": "speech", "speech": "speech", "music": "music", "noise": "noise",
-        "noEnergy": "silence"}
+KIND = {
+    "male": "speech",
+    "female": "speech",
+    "speech": "speech",
+    "music": "music",
+    "noise": "noise",
+    "noEnergy": "silence",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +39,9 @@ def mix(media, tmp_path_factory):
     for i, (rel, _) in enumerate(PARTS):
         inputs += ["-i", str(media / rel)]
         chains.append(f"[{i}:a]aresample=44100,aformat=channel_layouts=stereo[a{i}]")
-    graph = ";".join(chains) + ";" + "".join(f"[a{i}]" for i in range(len(PARTS))) + \
-        f"concat=n={len(PARTS)}:v=0:a=1[out]"
+    graph = (
+        ";".join(chains) + ";" + "".join(f"[a{i}]" for i in range(len(PARTS))) + f"concat=n={len(PARTS)}:v=0:a=1[out]"
+    )
     ffmpeg(*inputs, "-filter_complex", graph, "-map", "[out]", "-c:a", "libmp3lame", "-b:a", "128k", str(out))
     spans, at = [], 0.0
     for rel, kind in PARTS:

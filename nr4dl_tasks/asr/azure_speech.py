@@ -36,13 +36,14 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
-from nr4dl_tasks.core.errors import SettingsError, StageError, Transient
 from nr4dl_tasks.asr.recognition import RATE, AudioClip, Transcript, Word
+from nr4dl_tasks.core.errors import SettingsError, StageError, Transient
 from nr4dl_tasks.core.settings import TranscribeSettings
 
 log = logging.getLogger("nr4dl")
@@ -58,8 +59,9 @@ BACKOFF_CAP_SECONDS = 30.0
 
 # CancellationErrorCode names (the SDK enum's member names), by what the caller should do about them.
 # ServiceError is the service's own internal error (HTTP 5xx): usually gone on the next try.
-TRANSIENT_CODES = frozenset({"TooManyRequests", "ServiceTimeout", "ConnectionFailure", "ServiceUnavailable",
-                             "ServiceError"})
+TRANSIENT_CODES = frozenset(
+    {"TooManyRequests", "ServiceTimeout", "ConnectionFailure", "ServiceUnavailable", "ServiceError"}
+)
 REJECTED_CODES = frozenset({"AuthenticationFailure", "Forbidden"})
 
 T = TypeVar("T")
@@ -123,15 +125,17 @@ def credentials_from_env(environ: Mapping[str, str] = os.environ) -> AzureCreden
         raise SettingsError(
             f"transcribe.backend is azure but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
             f"set: export the Speech resource's key and region (e.g. westeurope) for the CLI; under Airflow they "
-            f"come from the connection {CONNECTION_ID!r} instead")
+            f"come from the connection {CONNECTION_ID!r} instead"
+        )
     problem = _region_problem(region)
     if problem:
         raise SettingsError(f"{ENV_REGION}: {problem}")
     return AzureCredentials(key=key, region=region, endpoint=endpoint)
 
 
-def credentials_from_connection(conn_id: str, password: str | None,
-                                extra: Mapping[str, Any] | None) -> AzureCredentials:
+def credentials_from_connection(
+    conn_id: str, password: str | None, extra: Mapping[str, Any] | None
+) -> AzureCredentials:
     """Credentials from an Airflow connection's password (the key) and extra ({"region": ..., "endpoint"?: ...})."""
     extra = extra or {}
     key = (password or "").strip()
@@ -176,8 +180,14 @@ def _words(best: Mapping[str, Any]) -> list[Word]:
         offset = float(item.get("Offset", 0))
         duration = float(item.get("Duration", 0))
         confidence = item.get("Confidence")
-        words.append(Word(word=str(item.get("Word", "")), start=_seconds(offset), end=_seconds(offset + duration),
-                          confidence=None if confidence is None else float(confidence)))
+        words.append(
+            Word(
+                word=str(item.get("Word", "")),
+                start=_seconds(offset),
+                end=_seconds(offset + duration),
+                confidence=None if confidence is None else float(confidence),
+            )
+        )
     return words
 
 
@@ -213,8 +223,12 @@ def parse_results(results: Sequence[Mapping[str, Any]], language: str | None = N
         confidence = sum(conf for conf, _ in weighted) / len(weighted)
     status = "Success" if texts else (other[0] if other else "NoResult")
     return Transcript(
-        text=" ".join(texts), language=language, language_probability=None, confidence=confidence,
-        words=words if texts else None, details={"backend": "azure", "status": status, "phrases": len(texts)},
+        text=" ".join(texts),
+        language=language,
+        language_probability=None,
+        confidence=confidence,
+        words=words if texts else None,
+        details={"backend": "azure", "status": status, "phrases": len(texts)},
     )
 
 
@@ -229,9 +243,14 @@ def backoff_delay(retry: int, jitter: float) -> float:
     return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (retry - 1)) * (0.75 + 0.25 * jitter)
 
 
-def with_retries(attempt: Callable[[AudioClip], T], clip: AudioClip, *, retries: int,
-                 sleep: Callable[[float], None] = time.sleep,
-                 jitter: Callable[[], float] = random.random) -> T:
+def with_retries(
+    attempt: Callable[[AudioClip], T],
+    clip: AudioClip,
+    *,
+    retries: int,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> T:
     """`attempt(clip)`, again after a backoff while it raises `TransientAttempt`, at most `retries` times more.
 
     Any other exception (a rejected key, a bad request) passes through at once. When the retries are used up,
@@ -244,10 +263,17 @@ def with_retries(attempt: Callable[[AudioClip], T], clip: AudioClip, *, retries:
             if retry == retries:
                 raise AzureUnavailable(
                     f"{clip.path}: clip {clip.id} could not be transcribed by Azure AI Speech after "
-                    f"{retries + 1} attempt(s): {exc.cause}; the task may be retried later") from None
+                    f"{retries + 1} attempt(s): {exc.cause}; the task may be retried later"
+                ) from None
             delay = backoff_delay(retry + 1, jitter())
-            log.warning("clip %s: Azure throttled or unavailable (%s), retry %d/%d in %.1f s",
-                        clip.path.name, exc.cause, retry + 1, retries, delay)
+            log.warning(
+                "clip %s: Azure throttled or unavailable (%s), retry %d/%d in %.1f s",
+                clip.path.name,
+                exc.cause,
+                retry + 1,
+                retries,
+                delay,
+            )
             sleep(delay)
     raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -265,7 +291,8 @@ def cancellation_error(clip: AudioClip, code: str, details: str, credentials: Az
         return AzureRejected(
             f"Azure AI Speech rejected the key or region of the credentials ({credentials.where()}; {code}): check "
             f"the Speech resource's key and region in the Airflow connection {CONNECTION_ID!r} or in {ENV_KEY} / "
-            f"{ENV_REGION} ({details})")
+            f"{ENV_REGION} ({details})"
+        )
     return StageError(f"{clip.path}: Azure AI Speech refused clip {clip.id} ({code}: {details})")
 
 
@@ -277,8 +304,10 @@ def _sdk() -> Any:
     try:
         import azure.cognitiveservices.speech as speechsdk
     except (ImportError, OSError) as exc:
-        raise StageError(f"transcribe.backend is azure but the Azure Speech SDK cannot be loaded ({exc}); install "
-                         "azure-cognitiveservices-speech (scripts/setup.sh does)") from None
+        raise StageError(
+            f"transcribe.backend is azure but the Azure Speech SDK cannot be loaded ({exc}); install "
+            "azure-cognitiveservices-speech (scripts/setup.sh does)"
+        ) from None
     return speechsdk
 
 
@@ -327,11 +356,18 @@ class AzureRecognizer:
 
     name = "azure"
 
-    def __init__(self, credentials: AzureCredentials, settings: TranscribeSettings, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        credentials: AzureCredentials,
+        settings: TranscribeSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not settings.language or "-" not in settings.language:
-            raise SettingsError("the azure backend needs transcribe.language set to a locale such as 'en-US' "
-                                f"(got {settings.language!r})")
+            raise SettingsError(
+                "the azure backend needs transcribe.language set to a locale such as 'en-US' "
+                f"(got {settings.language!r})"
+            )
         self.credentials = credentials
         self.settings = settings
         self.speech_config = speech_config(credentials, settings)
@@ -343,8 +379,12 @@ class AzureRecognizer:
         for clip in clips:
             results = with_retries(self.recognise_one, clip, retries=self.settings.azure_retries, sleep=self._sleep)
             transcript = parse_results(results, language=self.settings.language)
-            log.debug("clip %s: Azure %s, %d phrase(s)", clip.path.name, transcript.details["status"],
-                      transcript.details["phrases"])
+            log.debug(
+                "clip %s: Azure %s, %d phrase(s)",
+                clip.path.name,
+                transcript.details["status"],
+                transcript.details["phrases"],
+            )
             transcripts.append(transcript)
         return transcripts
 
@@ -355,8 +395,10 @@ class AzureRecognizer:
         try:
             session, finished = self._session(pcm, timeout)
         except RuntimeError as exc:  # the SDK refused to start, e.g. a malformed endpoint
-            raise StageError(f"{clip.path}: the Azure Speech SDK could not start recognising clip {clip.id} "
-                             f"({_redact(str(exc), self.credentials.key)})") from None
+            raise StageError(
+                f"{clip.path}: the Azure Speech SDK could not start recognising clip {clip.id} "
+                f"({_redact(str(exc), self.credentials.key)})"
+            ) from None
         if session.error:
             raise cancellation_error(clip, *session.error, self.credentials)
         if not finished:
@@ -375,8 +417,9 @@ class AzureRecognizer:
         stream = speechsdk.audio.PushAudioInputStream(stream_format=stream_format)
         stream.write(pcm)
         stream.close()  # end of stream: the session ends once the service has answered for all of it
-        recognizer = speechsdk.SpeechRecognizer(speech_config=self.speech_config,
-                                                audio_config=speechsdk.audio.AudioConfig(stream=stream))
+        recognizer = speechsdk.SpeechRecognizer(
+            speech_config=self.speech_config, audio_config=speechsdk.audio.AudioConfig(stream=stream)
+        )
         session = _Session()
         try:
             recognizer.recognized.connect(session.recognized)

@@ -8,15 +8,16 @@ them; it gets one `Transcript` back per clip, in order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile as sf
 
-from nr4dl_tasks.dsp.audio import mono, resample
 from nr4dl_tasks.core.errors import MediaError
+from nr4dl_tasks.dsp.audio import mono, resample
 
 RATE = 16000  # both backends recognise 16 kHz mono
 
@@ -59,8 +60,7 @@ class Transcript:
         record: dict[str, Any] = {
             "text": self.text,
             "language": self.language,
-            "language_probability": None if self.language_probability is None
-            else round(self.language_probability, 4),
+            "language_probability": None if self.language_probability is None else round(self.language_probability, 4),
             "confidence": None if self.confidence is None else round(self.confidence, 4),
         }
         if self.words is not None:

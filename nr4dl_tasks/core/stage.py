@@ -14,8 +14,9 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.errors import DiskFull, Nr4dlError, StageError, is_disk_full
@@ -56,19 +57,21 @@ class Stage(ABC):
 
     def fingerprint(self, work: WorkDir, settings: Settings, upstream: Sequence[str]) -> str:
         stamps = {name: work.require(name)["fingerprint"] for name in upstream}
-        return fingerprint(stage=self.name, version=self.version, upstream=stamps,
-                           inputs=self.inputs(work, settings))
+        return fingerprint(stage=self.name, version=self.version, upstream=stamps, inputs=self.inputs(work, settings))
 
-    def run(self, work: WorkDir, settings: Settings, upstream: Sequence[str],
-            expected: Mapping[str, str] | None = None) -> StageResult:
+    def run(
+        self, work: WorkDir, settings: Settings, upstream: Sequence[str], expected: Mapping[str, str] | None = None
+    ) -> StageResult:
         """Run (or skip as done) in `work`; `upstream`: every stage whose outputs this one depends on, in pipeline
         order (the pipeline derives it from `reads`); `expected`: their fingerprints under these settings."""
         work = work.reading(self.reads(settings))
         with work.lock():
             for name, fp in (expected or {}).items():
                 if work.require(name)["fingerprint"] != fp:
-                    raise StageError(f"{work.root}: {name} was last made with settings other than this run's (another "
-                                     f"run of this file redid it); run the file again")
+                    raise StageError(
+                        f"{work.root}: {name} was last made with settings other than this run's (another "
+                        f"run of this file redid it); run the file again"
+                    )
             try:
                 result = self._run_locked(work, settings, upstream)
             except Exception as exc:
@@ -94,8 +97,7 @@ class Stage(ABC):
         if work.is_done(self.name, fp) and has_manifest:
             stamp = work.read_stamp(self.name) or {}
             log.info("%s: %s already done for these inputs and settings, skipped", work.source_id, self.name)
-            return StageResult(self.name, work.source_id, True, stamp.get("outputs", []),
-                               stamp.get("info", {}))
+            return StageResult(self.name, work.source_id, True, stamp.get("outputs", []), stamp.get("info", {}))
         log.info("%s: %s started", work.source_id, self.name)
         work.clear_stamp(self.name)
         work.clear_dependants(self.name)

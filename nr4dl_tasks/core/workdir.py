@@ -16,10 +16,11 @@ import logging
 import os
 import shutil
 import uuid
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ContextManager, Iterable, Iterator
+from typing import Any
 
 from nr4dl_tasks.core.errors import StageError
 from nr4dl_tasks.core.layout import FAILURE_JSON, SOURCE_JSON, STAMPS_DIR, Artifact, stamp_name
@@ -71,11 +72,11 @@ class WorkDir:
     def path(self, name: str) -> Path:
         return self.root / name
 
-    def reading(self, artifacts: Iterable[Artifact]) -> "WorkDir":
+    def reading(self, artifacts: Iterable[Artifact]) -> WorkDir:
         """This folder as seen by a stage that reads exactly `artifacts` of other stages."""
         return replace(self, reads=frozenset(artifacts))
 
-    def running(self, fp: str) -> "WorkDir":
+    def running(self, fp: str) -> WorkDir:
         """This folder as seen by a stage running with fingerprint `fp`."""
         return replace(self, fingerprint=fp)
 
@@ -83,11 +84,13 @@ class WorkDir:
         """The path of another stage's output. A stage may open only what it lists in `reads`: that list is what
         the pipeline orders the stages and fingerprints by, so an unlisted read would go stale unnoticed."""
         if self.reads is not None and artifact not in self.reads:
-            raise RuntimeError(f"{self.root}: {artifact.name} (written by {artifact.stage}) is read by a stage that "
-                               "does not list it in its reads")
+            raise RuntimeError(
+                f"{self.root}: {artifact.name} (written by {artifact.stage}) is read by a stage that "
+                "does not list it in its reads"
+            )
         return self.root / artifact.name
 
-    def lock(self) -> ContextManager[None]:
+    def lock(self) -> AbstractContextManager[None]:
         """Hold the folder's lock: two runs of the same file take turns at each stage instead of interleaving."""
         return flock(self.path(".lock"))
 

@@ -18,26 +18,35 @@ It lives in nr4dl's own database (`statedb.py`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from nr4dl_tasks.core.settings import Settings
-from nr4dl_tasks.state.db import engine_for, metadata
 from nr4dl_tasks.core.workdir import text_sha256
+from nr4dl_tasks.state.db import engine_for, metadata
 
 log = logging.getLogger("nr4dl")
 
 NEW, DOWNLOADED, TRIGGERED, DUPLICATE, FAILED, REJECTED, REFUSED = (
-    "new", "downloaded", "triggered", "duplicate", "failed", "rejected", "refused")
+    "new",
+    "downloaded",
+    "triggered",
+    "duplicate",
+    "failed",
+    "rejected",
+    "refused",
+)
 # Taken by a crawl: never seen, failed before (up to crawl.max_attempts), or off the allow-list before (the
 # allow-list may have grown). `refused` (too large, live, a playlist) and the rest are never taken again.
 TAKEN = (NEW, FAILED, REJECTED)
 
 ITEMS = sa.Table(
-    "nr4dl_catalog", metadata,
+    "nr4dl_catalog",
+    metadata,
     sa.Column("url_sha256", sa.String(64), primary_key=True),  # URLs can be longer than an index allows
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("source", sa.String(200), nullable=False, index=True),
@@ -64,7 +73,7 @@ class Entry:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Catalog:
@@ -78,8 +87,18 @@ class Catalog:
         with self.engine.begin() as db:
             row = db.execute(sa.select(ITEMS).where(ITEMS.c.url_sha256 == _key(url))).mappings().first()
             if row is None:
-                db.execute(ITEMS.insert().values(url_sha256=_key(url), url=url, source=source, title=title,
-                                                 status=NEW, attempts=0, first_seen=now, last_seen=now))
+                db.execute(
+                    ITEMS.insert().values(
+                        url_sha256=_key(url),
+                        url=url,
+                        source=source,
+                        title=title,
+                        status=NEW,
+                        attempts=0,
+                        first_seen=now,
+                        last_seen=now,
+                    )
+                )
                 return Entry(url, source, title, NEW, 0, None, None)
             db.execute(ITEMS.update().where(ITEMS.c.url_sha256 == _key(url)).values(last_seen=now))
             return _entry(row)
@@ -87,9 +106,17 @@ class Catalog:
     def holder_of(self, sha256: str, url: str) -> str | None:
         """Another URL whose content is this one's, already downloaded or processed."""
         with self.engine.connect() as db:
-            return db.execute(sa.select(ITEMS.c.url).where(
-                ITEMS.c.sha256 == sha256, ITEMS.c.url_sha256 != _key(url),
-                ITEMS.c.status.in_((DOWNLOADED, TRIGGERED)))).scalars().first()
+            return (
+                db.execute(
+                    sa.select(ITEMS.c.url).where(
+                        ITEMS.c.sha256 == sha256,
+                        ITEMS.c.url_sha256 != _key(url),
+                        ITEMS.c.status.in_((DOWNLOADED, TRIGGERED)),
+                    )
+                )
+                .scalars()
+                .first()
+            )
 
     def mark(self, url: str, status: str, **fields: Any) -> None:
         """Set an item's status (and path, sha256, error); a failure also counts an attempt."""
@@ -118,5 +145,4 @@ def _key(url: str) -> str:
 
 
 def _entry(row: Any) -> Entry:
-    return Entry(row["url"], row["source"], row["title"], row["status"], row["attempts"], row["path"],
-                 row["sha256"])
+    return Entry(row["url"], row["source"], row["title"], row["status"], row["attempts"], row["path"], row["sha256"])

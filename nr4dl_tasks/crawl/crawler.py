@@ -21,16 +21,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-
-from nr4dl_tasks.crawl import catalog as cat
-from nr4dl_tasks.crawl.discover import Link, allow_list, discover
-from nr4dl_tasks.crawl.download import DomainPacer, Refused, fetch
 from nr4dl_tasks.core.errors import SettingsError, SourceError
 from nr4dl_tasks.core.settings import Settings, SourceSettings
 from nr4dl_tasks.core.workdir import file_sha256, text_sha256
+from nr4dl_tasks.crawl import catalog as cat
+from nr4dl_tasks.crawl.discover import Link, allow_list, discover
+from nr4dl_tasks.crawl.download import DomainPacer, Refused, fetch
 
 log = logging.getLogger("nr4dl")
-
 
 
 @dataclass
@@ -66,8 +64,9 @@ def chosen_sources(settings: Settings, name: str | None) -> list[SourceSettings]
     if name:
         sources = [s for s in sources if s.name == name]
         if not sources:
-            raise SettingsError(f"no crawl source named {name!r}; the settings define "
-                                f"{[s.name for s in settings.crawl.sources]}")
+            raise SettingsError(
+                f"no crawl source named {name!r}; the settings define {[s.name for s in settings.crawl.sources]}"
+            )
     return sources
 
 
@@ -109,17 +108,32 @@ def crawl(settings: Settings, source_name: str | None = None, max_items: int | N
             budget, taken = budget - 1, taken + 1
             # the title first seen names the file, so a retitled episode resumes its partial download
             _take(Link(link.url, entry.title), source, settings, catalog, download_dir, pacer, report)
-    log.info("crawl: %d new file(s), %d duplicate(s), %d failure(s), links per source %s", len(report.new),
-             len(report.duplicates), len(report.failed), report.seen)
+    log.info(
+        "crawl: %d new file(s), %d duplicate(s), %d failure(s), links per source %s",
+        len(report.new),
+        len(report.duplicates),
+        len(report.failed),
+        report.seen,
+    )
     return report
 
 
-def _take(link: Link, source: SourceSettings, settings: Settings, catalog: cat.Catalog, download_dir: Path,
-          pacer: DomainPacer, report: CrawlReport) -> None:
+def _take(
+    link: Link,
+    source: SourceSettings,
+    settings: Settings,
+    catalog: cat.Catalog,
+    download_dir: Path,
+    pacer: DomainPacer,
+    report: CrawlReport,
+) -> None:
     """Download one link (an inbox file is used where it is) and record the outcome."""
     try:
-        path = Path(url2pathname(urlparse(link.url).path)) if source.kind == "inbox" else \
-            fetch(link, source.name, settings.crawl, download_dir, pacer, allow_list(source))
+        path = (
+            Path(url2pathname(urlparse(link.url).path))
+            if source.kind == "inbox"
+            else fetch(link, source.name, settings.crawl, download_dir, pacer, allow_list(source))
+        )
         sha256 = file_sha256(path)
     except Exception as exc:  # one bad link never stops the crawl
         cause = str(exc) if isinstance(exc, SourceError) else f"{link.url}: {type(exc).__name__}: {exc}"

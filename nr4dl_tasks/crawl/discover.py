@@ -32,10 +32,20 @@ log = logging.getLogger("nr4dl")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-extensions", "--disable-default-apps", "--no-first-run", "--mute-audio",
-                  "--disable-features=MediaRouter,OptimizationHints,Translate")
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--no-first-run",
+    "--mute-audio",
+    "--disable-features=MediaRouter,OptimizationHints,Translate",
+)
 INBOX_SETTLE_SECONDS = 60.0
 PAGE_LOAD_SECONDS = 60
 # Chromium shows its own error page instead of raising when a host refuses or does not resolve.
@@ -89,8 +99,9 @@ def inbox_files(source: SourceSettings) -> list[Link]:
     if not folder.is_dir():
         raise SourceError(f"source {source.name}: inbox {folder} is not a folder")
     settled = time.time() - INBOX_SETTLE_SECONDS
-    files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
-                   and f.stat().st_mtime <= settled)
+    files = sorted(
+        f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".") and f.stat().st_mtime <= settled
+    )
     return [Link(f.resolve().as_uri(), f.stem) for f in files if _inside(f, folder, source.name)]
 
 
@@ -106,8 +117,13 @@ def ytdlp_entries(source: SourceSettings) -> list[Link]:
     """The videos of a playlist or channel (or the one video), listed without downloading."""
     import yt_dlp
 
-    options = {"extract_flat": "in_playlist", "quiet": True, "no_warnings": True, "skip_download": True,
-               "socket_timeout": 30}
+    options = {
+        "extract_flat": "in_playlist",
+        "quiet": True,
+        "no_warnings": True,
+        "skip_download": True,
+        "socket_timeout": 30,
+    }
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
             info = ydl.extract_info(str(source.url), download=False)
@@ -116,8 +132,11 @@ def ytdlp_entries(source: SourceSettings) -> list[Link]:
     entries = info.get("entries") if info else None
     if entries is None:
         return [Link(info.get("webpage_url") or str(source.url), info.get("title"))]
-    return [Link(e.get("url") or e.get("webpage_url"), e.get("title")) for e in entries
-            if e and (e.get("url") or e.get("webpage_url"))]
+    return [
+        Link(e.get("url") or e.get("webpage_url"), e.get("title"))
+        for e in entries
+        if e and (e.get("url") or e.get("webpage_url"))
+    ]
 
 
 def _browser():
@@ -152,24 +171,34 @@ def rendered_links(source: SourceSettings) -> list[Link]:
         driver = _browser()
         driver.set_page_load_timeout(PAGE_LOAD_SECONDS)
     except WebDriverException as exc:
-        raise SourceError(f"source {source.name}: Chromium did not start ({exc.msg}); scripts/setup.sh installs "
-                          f"chromium and chromium-driver") from None
+        raise SourceError(
+            f"source {source.name}: Chromium did not start ({exc.msg}); scripts/setup.sh installs "
+            f"chromium and chromium-driver"
+        ) from None
     try:
         while url and url not in visited and len(visited) < source.max_pages:
             visited.add(url)
             try:
                 driver.get(url)
             except WebDriverException as exc:
-                raise SourceError(f"source {source.name}: page {url} is unreachable ({(exc.msg or type(exc).__name__).splitlines()[0]})") \
-                    from None
+                raise SourceError(
+                    f"source {source.name}: page {url} is unreachable "
+                    f"({(exc.msg or type(exc).__name__).splitlines()[0]})"
+                ) from None
             if failure := driver.execute_script(NETWORK_ERROR_JS):
                 raise SourceError(f"source {source.name}: page {url} is unreachable ({failure})")
             try:
                 WebDriverWait(driver, source.wait_seconds).until(
-                    ec.presence_of_element_located(_locator(source.link_selector)))
+                    ec.presence_of_element_located(_locator(source.link_selector))
+                )
             except TimeoutException:
-                log.warning("source %s: no link matching %r appeared on %s within %.0f s", source.name,
-                            source.link_selector, url, source.wait_seconds)
+                log.warning(
+                    "source %s: no link matching %r appeared on %s within %.0f s",
+                    source.name,
+                    source.link_selector,
+                    url,
+                    source.wait_seconds,
+                )
             found = _read_links(driver, source, url)
             log.info("source %s: %d link(s) on %s", source.name, len(found), url)
             links += found
@@ -185,9 +214,11 @@ def _read_links(driver, source: SourceSettings, url: str) -> list[Link]:
 
     for attempt in (1, 2):
         try:
-            return [Link(urljoin(url, href), (el.text or el.get_attribute("title") or "").strip() or None)
-                    for el in driver.find_elements(*_locator(source.link_selector))
-                    if (href := el.get_attribute("href"))]
+            return [
+                Link(urljoin(url, href), (el.text or el.get_attribute("title") or "").strip() or None)
+                for el in driver.find_elements(*_locator(source.link_selector))
+                if (href := el.get_attribute("href"))
+            ]
         except StaleElementReferenceException:
             if attempt == 2:
                 raise SourceError(f"source {source.name}: the links on {url} kept changing while read") from None

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from nr4dl_tasks.crawl.discover import Link, allowed
 from nr4dl_tasks.core.errors import SourceError
 from nr4dl_tasks.core.settings import CrawlSettings
 from nr4dl_tasks.core.workdir import text_sha256
+from nr4dl_tasks.crawl.discover import Link, allowed
 
 log = logging.getLogger("nr4dl")
 
@@ -81,8 +81,10 @@ def _checked(info: dict, link: Link, domains: list[str]) -> None:
     """Refuse what is not one media item on an allowed domain, before a byte of media is fetched."""
     if info.get("_type", "video") != "video":
         count = len(list(info.get("entries") or []))
-        raise Refused(f"{link.url}: holds {count} items (a playlist or a page of embeds), not one media file; "
-                      "list it as a ytdlp source instead")
+        raise Refused(
+            f"{link.url}: holds {count} items (a playlist or a page of embeds), not one media file; "
+            "list it as a ytdlp source instead"
+        )
     page = info.get("webpage_url") or link.url
     urls = [page]
     if info.get("extractor") == "generic":  # a plain link or an embed: the media URL itself must be allowed too
@@ -92,8 +94,9 @@ def _checked(info: dict, link: Link, domains: list[str]) -> None:
             raise Refused(f"{link.url}: leads to {url}, which is not on the allow-list {domains}")
 
 
-def fetch(link: Link, source: str, cfg: CrawlSettings, download_dir: Path, pacer: DomainPacer,
-          domains: list[str]) -> Path:
+def fetch(
+    link: Link, source: str, cfg: CrawlSettings, download_dir: Path, pacer: DomainPacer, domains: list[str]
+) -> Path:
     """Download `link` into `download_dir/<source>/`.
 
     Refused (recorded, not retried) for what must never be fetched; SourceError naming the URL and cause for
@@ -114,11 +117,22 @@ def fetch(link: Link, source: str, cfg: CrawlSettings, download_dir: Path, pacer
             raise Refused(f"{link.url}: larger than crawl.max_megabytes ({cfg.max_megabytes:g} MiB)")
 
     options = {
-        "outtmpl": {"default": f"{stem}.%(ext)s"}, "paths": {"home": str(folder), "temp": str(folder)},
-        "format": "bestaudio/best", "max_filesize": limit, "continuedl": True, "noplaylist": True,
-        "quiet": True, "no_warnings": True, "noprogress": True, "socket_timeout": 30, "retries": 3,
-        "overwrites": False, "restrictfilenames": True, "windowsfilenames": True,
-        "progress_hooks": [size_guard], "match_filter": _not_live,
+        "outtmpl": {"default": f"{stem}.%(ext)s"},
+        "paths": {"home": str(folder), "temp": str(folder)},
+        "format": "bestaudio/best",
+        "max_filesize": limit,
+        "continuedl": True,
+        "noplaylist": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "socket_timeout": 30,
+        "retries": 3,
+        "overwrites": False,
+        "restrictfilenames": True,
+        "windowsfilenames": True,
+        "progress_hooks": [size_guard],
+        "match_filter": _not_live,
     }
     pacer.wait(link.url)
     try:
@@ -140,8 +154,10 @@ def fetch(link: Link, source: str, cfg: CrawlSettings, download_dir: Path, pacer
     downloads = (info or {}).get("requested_downloads") or []
     path = Path(downloads[0]["filepath"]) if downloads and downloads[0].get("filepath") else None
     if path is None or not path.is_file():  # yt-dlp skips a file whose Content-Length is over the limit
-        raise Refused(f"{link.url}: nothing was downloaded: larger than crawl.max_megabytes "
-                      f"({cfg.max_megabytes:g} MiB) by its Content-Length")
+        raise Refused(
+            f"{link.url}: nothing was downloaded: larger than crawl.max_megabytes "
+            f"({cfg.max_megabytes:g} MiB) by its Content-Length"
+        )
     if not inside(path, folder):
         path.unlink(missing_ok=True)
         raise Refused(f"{link.url}: refused to write outside {folder}")

@@ -10,9 +10,9 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from math import gcd
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -52,9 +52,30 @@ def convert(src: Path, dst: Path, rate: int, channels: int) -> None:
     `-rf64 auto`: a plain WAV's size fields are 32-bit, so past 4 GiB (6.8 h at 44.1 kHz stereo) they wrap and a
     reader sees a fraction of the audio; ffmpeg then writes RF64 (64-bit sizes, read block-wise by soundfile) and
     keeps plain WAV below that size."""
-    cmd = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
-           "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate), "-c:a", "pcm_s16le",
-           "-rf64", "auto", "-f", "wav", str(dst)]
+    cmd = [
+        _tool("ffmpeg"),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(src),
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-ac",
+        str(channels),
+        "-ar",
+        str(rate),
+        "-c:a",
+        "pcm_s16le",
+        "-rf64",
+        "auto",
+        "-f",
+        "wav",
+        str(dst),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=die_with_parent)
     if proc.returncode != 0:
         if "No space left on device" in proc.stderr:

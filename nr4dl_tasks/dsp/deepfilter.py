@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from nr4dl_tasks.dsp.audio import resample
 from nr4dl_tasks.core.errors import ModelError
+from nr4dl_tasks.dsp.audio import resample
 
 RATE = 48000
 DELAY = 1440  # samples of algorithmic latency at 48 kHz (measured: n_fft - hop + 2 look-ahead hops)
@@ -63,7 +63,7 @@ class DeepFilterStream:
             self._lib.df_free(self._state)
             self._state = None
 
-    def __enter__(self) -> "DeepFilterStream":
+    def __enter__(self) -> DeepFilterStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -78,6 +78,7 @@ class DeepFilterStream:
         padded[: len(x)] = x
         out = np.empty_like(padded)
         for i in range(0, total, self._frame):
-            self._lib.df_process_frame(self._state, padded[i:].ctypes.data_as(_FLOAT_P),
-                                       out[i:].ctypes.data_as(_FLOAT_P))
-        return resample(out[DELAY: DELAY + len(x)], RATE, rate)[: len(samples)]
+            self._lib.df_process_frame(
+                self._state, padded[i:].ctypes.data_as(_FLOAT_P), out[i:].ctypes.data_as(_FLOAT_P)
+            )
+        return resample(out[DELAY : DELAY + len(x)], RATE, rate)[: len(samples)]

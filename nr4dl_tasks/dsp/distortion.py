@@ -44,8 +44,9 @@ def speech_dominated(spec: np.ndarray, rate: int) -> np.ndarray:
     return level > noise_floor_db(level, rate) + SPEECH_DOMINATED_DB
 
 
-def sdr_change_estimate_db(before: np.ndarray, after: np.ndarray, rate: int,
-                           noise_db: np.ndarray | None = None) -> float:
+def sdr_change_estimate_db(
+    before: np.ndarray, after: np.ndarray, rate: int, noise_db: np.ndarray | None = None
+) -> float:
     """The SI-SDR change a method made, estimated without the clean speech (dB; negative: it did harm).
 
     With x = s + n and the residual r = x - y split into removed noise and

@@ -80,7 +80,7 @@ def _windows(samples: np.ndarray) -> np.ndarray:
         return np.tile(period, ceil(DNSMOS_WINDOW / len(period)))[None, :DNSMOS_WINDOW]
     count = ceil(len(samples) / DNSMOS_WINDOW)
     starts = np.linspace(0, len(samples) - DNSMOS_WINDOW, count).round().astype(int)
-    return np.stack([samples[s: s + DNSMOS_WINDOW] for s in starts])
+    return np.stack([samples[s : s + DNSMOS_WINDOW] for s in starts])
 
 
 def dnsmos(samples: np.ndarray, rate: int) -> Mos:
@@ -103,7 +103,7 @@ class DnsmosPool:
     def submit(self, samples: np.ndarray, rate: int) -> Future[Mos]:
         return self._pool.submit(dnsmos, samples, rate)
 
-    def __enter__(self) -> "DnsmosPool":
+    def __enter__(self) -> DnsmosPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,7 +123,7 @@ def snr_estimate(samples: np.ndarray, rate: int, frame_seconds: float = 0.02) ->
         return None  # under 0.2 s: too few frames to tell pauses from speech (and NaN is not valid JSON)
     power = np.sort((x[: frames * hop].reshape(frames, hop) ** 2).mean(axis=1))
     noise = power[: max(1, frames // 10)].mean()
-    loud = power[frames // 2:].mean()
+    loud = power[frames // 2 :].mean()
     return round(float(10 * np.log10(max(loud - noise, 1e-12) / max(noise, 1e-12))), 2)
 
 

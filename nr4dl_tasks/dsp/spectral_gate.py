@@ -93,16 +93,22 @@ def profile_from_noise(signals: list[np.ndarray], rate: int) -> NoiseProfile:
     frames = frames[:, frames.mean(axis=0) > SILENT_FRAME_DB]
     if frames.shape[1] == 0:
         return profile_from_min_statistics(signals, rate)
-    return NoiseProfile(rate, frames.mean(axis=1), frames.std(axis=1), "non-speech",
-                        round(sum(len(s) for s in signals) / rate, 2))
+    return NoiseProfile(
+        rate, frames.mean(axis=1), frames.std(axis=1), "non-speech", round(sum(len(s) for s in signals) / rate, 2)
+    )
 
 
 def profile_from_min_statistics(signals: list[np.ndarray], rate: int) -> NoiseProfile:
     """A file-wide profile from the noise floor under speech (median over time of the running minimum)."""
     floors = np.concatenate([noise_floor_db(_power_db(_stft(s, rate)), rate) for s in signals], axis=1)
     mean_db = np.median(floors, axis=1) - EXP_MEAN_OFFSET_DB
-    return NoiseProfile(rate, mean_db, np.full_like(mean_db, EXP_STD_DB), "minimum statistics",
-                        round(sum(len(s) for s in signals) / rate, 2))
+    return NoiseProfile(
+        rate,
+        mean_db,
+        np.full_like(mean_db, EXP_STD_DB),
+        "minimum statistics",
+        round(sum(len(s) for s in signals) / rate, 2),
+    )
 
 
 def _smooth_mask(mask: np.ndarray, rate: int) -> np.ndarray:
@@ -116,8 +122,9 @@ def _smooth_mask(mask: np.ndarray, rate: int) -> np.ndarray:
     return fftconvolve(mask, kernel / kernel.sum(), mode="same")
 
 
-def gate(samples: np.ndarray, rate: int, profile: NoiseProfile | None, n_std: float,
-         max_attenuation_db: float) -> np.ndarray:
+def gate(
+    samples: np.ndarray, rate: int, profile: NoiseProfile | None, n_std: float, max_attenuation_db: float
+) -> np.ndarray:
     """Gate one mono signal against `profile`, or against its own running noise floor when `profile` is None."""
     spec = _stft(samples, rate)
     level = _power_db(spec)

@@ -27,7 +27,7 @@ import queue
 import sys
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import soundfile as sf
@@ -108,13 +108,13 @@ def separate_file(separator: ChunkSeparator, request: dict, report: Callable[[di
                 lo = start - fade if start > 0 else start
                 hi = end + fade if end < total else end
                 for stem, out in stems.items():
-                    part = out[lo - first: hi - first]
+                    part = out[lo - first : hi - first]
                     if start > 0 and fade:
                         ramp = np.linspace(0.0, 1.0, 2 * fade, dtype=np.float32)[:, None]
                         part[: 2 * fade] = pending[stem] * (1 - ramp) + part[: 2 * fade] * ramp
                     keep = part if end == total else part[: len(part) - 2 * fade]
                     writers[stem].write(np.clip(keep, -1.0, 1.0))
-                    pending[stem] = part[len(part) - 2 * fade:] if end < total else part[:0]
+                    pending[stem] = part[len(part) - 2 * fade :] if end < total else part[:0]
         finally:
             for writer in writers.values():
                 writer.close()

@@ -57,8 +57,12 @@ class Tone:
     harmonic: int | None = None  # 1 for the fundamental, 2 for the first overtone, ...
 
     def as_dict(self) -> dict[str, float | int]:
-        facts: dict[str, float | int] = {"hz": round(self.hz, 2), "q": round(self.q, 1), "prominence_db": round(self.prominence_db, 1),
-                 "level_dbfs": round(self.level_dbfs, 1)}
+        facts: dict[str, float | int] = {
+            "hz": round(self.hz, 2),
+            "q": round(self.q, 1),
+            "prominence_db": round(self.prominence_db, 1),
+            "level_dbfs": round(self.level_dbfs, 1),
+        }
         if self.fundamental_hz is not None and self.harmonic is not None:
             facts.update(fundamental_hz=round(self.fundamental_hz, 2), harmonic=self.harmonic)
         return facts
@@ -90,7 +94,7 @@ class _Spectrum:
     level_offset_db: float
 
     @classmethod
-    def of(cls, level_db: np.ndarray, hz_per_bin: float, level_offset_db: float) -> "_Spectrum":
+    def of(cls, level_db: np.ndarray, hz_per_bin: float, level_offset_db: float) -> _Spectrum:
         from scipy.ndimage import median_filter
 
         background = median_filter(level_db, size=int(BACKGROUND_HZ / hz_per_bin) | 1, mode="nearest")
@@ -99,17 +103,26 @@ class _Spectrum:
     def level_dbfs(self, k: int) -> float:
         return float(self.level_db[k] + self.level_offset_db)
 
-    def tone(self, k: int, min_bandwidth_hz: float = MIN_BANDWIDTH_HZ, fundamental_hz: float | None = None,
-             harmonic: int | None = None) -> Tone:
+    def tone(
+        self,
+        k: int,
+        min_bandwidth_hz: float = MIN_BANDWIDTH_HZ,
+        fundamental_hz: float | None = None,
+        harmonic: int | None = None,
+    ) -> Tone:
         from scipy.signal import peak_widths
 
         is_peak = self.level_db[k] >= max(self.level_db[k - 1], self.level_db[k + 1])
-        width_hz = float(peak_widths(10 ** (self.prominence / 10), [k], rel_height=0.5)[0][0]) * self.hz_per_bin \
-            if is_peak else 0.0
+        width_hz = (
+            float(peak_widths(10 ** (self.prominence / 10), [k], rel_height=0.5)[0][0]) * self.hz_per_bin
+            if is_peak
+            else 0.0
+        )
         hz = _refine(self.level_db, k) * self.hz_per_bin
         bandwidth = max(min_bandwidth_hz, 2 * width_hz)
-        return Tone(float(hz), float(hz / bandwidth), float(self.prominence[k]), self.level_dbfs(k),
-                    fundamental_hz, harmonic)
+        return Tone(
+            float(hz), float(hz / bandwidth), float(self.prominence[k]), self.level_dbfs(k), fundamental_hz, harmonic
+        )
 
 
 def _long_spectrum(samples: np.ndarray, rate: int) -> _Spectrum:
@@ -132,8 +145,9 @@ def _fundamentals(tones: list[Tone]) -> list[Tone]:
     for tone in sorted(tones, key=lambda t: t.hz):
         if any(_near(tone.hz, k * r.hz) for r in roots for k in range(1, MAX_HARMONIC + 1)):
             continue  # found twice (in 1 s frames and the long spectrum), or a member of a lower series
-        if any(_near(tone.hz, hz) for hz in MAINS_HZ) or \
-                any(_near(other.hz, k * tone.hz) for other in tones for k in (2, 3)):
+        if any(_near(tone.hz, hz) for hz in MAINS_HZ) or any(
+            _near(other.hz, k * tone.hz) for other in tones for k in (2, 3)
+        ):
             roots.append(tone)
     return roots
 
@@ -156,8 +170,9 @@ def _mains(spectrum: _Spectrum, min_prominence_db: float, min_level_dbfs: float)
     return found
 
 
-def _series(spectrum: _Spectrum, root: Tone, min_prominence_db: float, min_level_dbfs: float,
-            top_hz: float) -> list[Tone]:
+def _series(
+    spectrum: _Spectrum, root: Tone, min_prominence_db: float, min_level_dbfs: float, top_hz: float
+) -> list[Tone]:
     """The fundamental and each of its harmonics that stands `min_prominence_db` out and is audible."""
     members = [Tone(root.hz, root.q, root.prominence_db, root.level_dbfs, root.hz, 1)]
     f0 = _refine(spectrum.level_db, _strongest(spectrum, root.hz, FUNDAMENTAL_ERROR_HZ)) * spectrum.hz_per_bin
@@ -174,8 +189,13 @@ def _series(spectrum: _Spectrum, root: Tone, min_prominence_db: float, min_level
     return members
 
 
-def find_tones(samples: np.ndarray, rate: int, min_prominence_db: float, min_level_dbfs: float,
-               harmonic_min_prominence_db: float | None = None) -> list[Tone]:
+def find_tones(
+    samples: np.ndarray,
+    rate: int,
+    min_prominence_db: float,
+    min_level_dbfs: float,
+    harmonic_min_prominence_db: float | None = None,
+) -> list[Tone]:
     """Persistent, audible narrow-band tones in a mono signal (at least 2 s of it): harmonic series, then the rest.
 
     A harmonic of a found fundamental needs `harmonic_min_prominence_db`
@@ -190,22 +210,30 @@ def find_tones(samples: np.ndarray, rate: int, min_prominence_db: float, min_lev
     # scipy's stft scales a sine of amplitude A to a bin of magnitude A/2: +6 dB gives the sine's level.
     spectrum = _Spectrum.of(np.median(frames, axis=0), 1.0 / ANALYSIS_SECONDS, 6.02)
     top_hz = 0.95 * rate / 2
-    peaks, _ = find_peaks(spectrum.prominence[: int(top_hz / spectrum.hz_per_bin)], height=min_prominence_db,
-                          distance=3)
-    peaks = [int(k) for k in peaks if k * spectrum.hz_per_bin >= MIN_HZ and spectrum.level_dbfs(k) >= min_level_dbfs
-             and np.mean(frames[:, k] - (spectrum.level_db[k] - spectrum.prominence[k]) > PERSISTENT_DB)
-             >= PERSISTENT_SHARE]
+    peaks, _ = find_peaks(
+        spectrum.prominence[: int(top_hz / spectrum.hz_per_bin)], height=min_prominence_db, distance=3
+    )
+    peaks = [
+        int(k)
+        for k in peaks
+        if k * spectrum.hz_per_bin >= MIN_HZ
+        and spectrum.level_dbfs(k) >= min_level_dbfs
+        and np.mean(frames[:, k] - (spectrum.level_db[k] - spectrum.prominence[k]) > PERSISTENT_DB) >= PERSISTENT_SHARE
+    ]
     tones = sorted((spectrum.tone(k) for k in peaks), key=lambda t: -t.prominence_db)[:MAX_TONES]
     long = _long_spectrum(samples, rate)
     roots = _fundamentals(tones + _mains(long, min_prominence_db, min_level_dbfs))
-    series = [member for root in roots
-              for member in _series(long, root, harmonic_min_prominence_db or min_prominence_db, min_level_dbfs,
-                                    top_hz)]
+    series = [
+        member
+        for root in roots
+        for member in _series(long, root, harmonic_min_prominence_db or min_prominence_db, min_level_dbfs, top_hz)
+    ]
     return series + [t for t in tones if not any(_near(t.hz, s.hz) for s in series)]
 
 
-def filter_design(rate: int, tones: list[Tone], highpass_hz: float | None,
-                  lowpass_hz: float | None) -> np.ndarray | None:
+def filter_design(
+    rate: int, tones: list[Tone], highpass_hz: float | None, lowpass_hz: float | None
+) -> np.ndarray | None:
     """One second-order-sections cascade for every notch and band edge, or None when there is nothing to do."""
     from scipy.signal import butter, iirnotch, tf2sos
 

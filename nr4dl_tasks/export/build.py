@@ -58,8 +58,15 @@ from typing import Any
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.workdir import file_sha256, fingerprint, flock
 from nr4dl_tasks.export.formats import FORMAT_LAYOUTS
-from nr4dl_tasks.export.items import (READY_MANIFEST, Item, by_split, read_items, scan_work_dir, subset_items,
-                                      subset_names)
+from nr4dl_tasks.export.items import (
+    READY_MANIFEST,
+    Item,
+    by_split,
+    read_items,
+    scan_work_dir,
+    subset_items,
+    subset_names,
+)
 from nr4dl_tasks.export.writing import remove_empty_dirs, sync_tree, write_metadata
 
 log = logging.getLogger("nr4dl")
@@ -110,9 +117,15 @@ def input_fingerprint(settings: Settings, work_root: Path, ready: dict[str, Path
         except OSError as exc:
             manifests[name] = f"unreadable: {exc}"
     export_cfg = settings.export.model_dump(mode="json", exclude={"dataset_dir"})
-    fp = fingerprint(version=EXPORT_VERSION, num2words=importlib.metadata.version("num2words"),
-                     mecab_ko_dic=importlib.metadata.version("python-mecab-ko-dic"),
-                     export=export_cfg, tiers=settings.gates.tiers, work_dir=str(work_root), manifests=manifests)
+    fp = fingerprint(
+        version=EXPORT_VERSION,
+        num2words=importlib.metadata.version("num2words"),
+        mecab_ko_dic=importlib.metadata.version("python-mecab-ko-dic"),
+        export=export_cfg,
+        tiers=settings.gates.tiers,
+        work_dir=str(work_root),
+        manifests=manifests,
+    )
     return fp
 
 
@@ -131,17 +144,31 @@ def _read_previous(dataset_dir: Path) -> dict[str, Any]:
 def _is_unchanged(previous: dict[str, Any], fp: str, dataset_dir: Path) -> bool:
     """The last export completed with this fingerprint, skipped no folder and dropped no clip (both retried), and its
     folders still exist."""
-    return (previous.get("complete") is True and previous.get("fingerprint") == fp and not previous.get("skipped")
-            and not previous.get("dropped")
-            and all((dataset_dir / out).is_dir() for out in previous.get("outputs", [])))
+    return (
+        previous.get("complete") is True
+        and previous.get("fingerprint") == fp
+        and not previous.get("skipped")
+        and not previous.get("dropped")
+        and all((dataset_dir / out).is_dir() for out in previous.get("outputs", []))
+    )
 
 
-def _unchanged_report(previous: dict[str, Any], dataset_dir: Path, pending: list[str],
-                      failed: dict[str, str]) -> ExportReport:
-    return ExportReport(dataset_dir=dataset_dir, unchanged=True, clips=previous["clips"], hours=previous["hours"],
-                        counts=previous["counts"], skipped={}, pending=pending, failed=failed,
-                        empty_splits=previous.get("empty_splits", []), outputs=previous.get("outputs", []),
-                        fingerprint=previous["fingerprint"])
+def _unchanged_report(
+    previous: dict[str, Any], dataset_dir: Path, pending: list[str], failed: dict[str, str]
+) -> ExportReport:
+    return ExportReport(
+        dataset_dir=dataset_dir,
+        unchanged=True,
+        clips=previous["clips"],
+        hours=previous["hours"],
+        counts=previous["counts"],
+        skipped={},
+        pending=pending,
+        failed=failed,
+        empty_splits=previous.get("empty_splits", []),
+        outputs=previous.get("outputs", []),
+        fingerprint=previous["fingerprint"],
+    )
 
 
 def _mark_in_progress(dataset_dir: Path, previous: dict[str, Any], planned: list[str]) -> None:
@@ -166,8 +193,7 @@ def _remove_stale_outputs(dataset_dir: Path, previous: dict[str, Any], planned: 
     return removed
 
 
-def write_subset(dataset_dir: Path, subset: str, items: list[Item], settings: Settings,
-                 report: ExportReport) -> None:
+def write_subset(dataset_dir: Path, subset: str, items: list[Item], settings: Settings, report: ExportReport) -> None:
     """Write every configured format of one subset and add its counts to the report."""
     splits = by_split(items)
     for split, rows in splits.items():
@@ -201,20 +227,42 @@ def export_dataset(settings: Settings) -> ExportReport:
         fp = input_fingerprint(settings, work_root, ready)
         previous = _read_previous(dataset_dir)
         if _is_unchanged(previous, fp, dataset_dir):
-            log.info("%s: unchanged since the last export (fingerprint %s, %d folders); nothing to do",
-                     dataset_dir, fp, len(ready))
+            log.info(
+                "%s: unchanged since the last export (fingerprint %s, %d folders); nothing to do",
+                dataset_dir,
+                fp,
+                len(ready),
+            )
             return _unchanged_report(previous, dataset_dir, pending, failed)
         planned = [f"{subset}/{name}" for subset in subsets for name in settings.export.formats]
         _mark_in_progress(dataset_dir, previous, planned)
         items, skipped, dropped = read_items(ready, settings)
-        report = ExportReport(dataset_dir=dataset_dir, unchanged=False, clips=len(items),
-                              hours=round(sum(item.duration for item in items) / 3600, 4), counts={},
-                              skipped=skipped, dropped=dropped, pending=pending, failed=failed, fingerprint=fp)
+        report = ExportReport(
+            dataset_dir=dataset_dir,
+            unchanged=False,
+            clips=len(items),
+            hours=round(sum(item.duration for item in items) / 3600, 4),
+            counts={},
+            skipped=skipped,
+            dropped=dropped,
+            pending=pending,
+            failed=failed,
+            fingerprint=fp,
+        )
         report.removed += _remove_stale_outputs(dataset_dir, previous, planned)
         for subset, chosen in subset_items(items, settings).items():
             write_subset(dataset_dir, subset, chosen, settings, report)
         write_metadata(dataset_dir / REPORT_NAME, report.to_json(settings).encode("utf-8"))
-    log.info("%s: exported %d clips (%.2f h) from %d folders; %d audio files linked, %d files removed; "
-             "%d folders skipped, %d still processing", dataset_dir, report.clips, report.hours,
-             len(ready) - len(skipped), report.linked, report.removed, len(skipped), len(pending))
+    log.info(
+        "%s: exported %d clips (%.2f h) from %d folders; %d audio files linked, %d files removed; "
+        "%d folders skipped, %d still processing",
+        dataset_dir,
+        report.clips,
+        report.hours,
+        len(ready) - len(skipped),
+        report.linked,
+        report.removed,
+        len(skipped),
+        len(pending),
+    )
     return report

@@ -7,15 +7,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nr4dl_tasks.core.settings import ExportSettings
 from nr4dl_tasks.export.items import Item, by_split
 
-AUDIOFOLDER_COLUMNS = ("file_name", "text", "normalized_text", "pronunciation", "speaker", "source", "duration",
-                       "language", "dnsmos_ovrl", "tier")
+AUDIOFOLDER_COLUMNS = (
+    "file_name",
+    "text",
+    "normalized_text",
+    "pronunciation",
+    "speaker",
+    "source",
+    "duration",
+    "language",
+    "dnsmos_ovrl",
+    "tier",
+)
 
 
 @dataclass
@@ -45,9 +56,18 @@ def ljspeech_layout(items: list[Item], cfg: ExportSettings) -> Layout:
 
 
 def _audiofolder_row(item: Item) -> dict[str, Any]:
-    return {"file_name": f"{item.id}.wav", "text": item.text, "normalized_text": item.normalized_text,
-            "pronunciation": item.pronunciation, "speaker": item.speaker, "source": item.source,
-            "duration": item.duration, "language": item.language, "dnsmos_ovrl": item.dnsmos_ovrl, "tier": item.tier}
+    return {
+        "file_name": f"{item.id}.wav",
+        "text": item.text,
+        "normalized_text": item.normalized_text,
+        "pronunciation": item.pronunciation,
+        "speaker": item.speaker,
+        "source": item.source,
+        "duration": item.duration,
+        "language": item.language,
+        "dnsmos_ovrl": item.dnsmos_ovrl,
+        "tier": item.tier,
+    }
 
 
 def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
@@ -82,8 +102,10 @@ def _csv_type_clashes(rows_by_split: dict[str, list[dict[str, Any]]]) -> list[st
     for column in AUDIOFOLDER_COLUMNS[1:]:
         kinds = {split: _pandas_kind([row[column] for row in rows]) for split, rows in rows_by_split.items()}
         if len(set(kinds.values())) > 1:
-            clashes.append(f"column {column} reads as {kinds} in metadata.csv, and datasets' audiofolder refuses "
-                           "splits of different types; set export.audiofolder_metadata: parquet (typed columns)")
+            clashes.append(
+                f"column {column} reads as {kinds} in metadata.csv, and datasets' audiofolder refuses "
+                "splits of different types; set export.audiofolder_metadata: parquet (typed columns)"
+            )
     return clashes
 
 
@@ -114,9 +136,17 @@ def audiofolder_layout(items: list[Item], cfg: ExportSettings) -> Layout:
 
 
 def _nemo_row(item: Item) -> dict[str, Any]:
-    row = {"audio_filepath": f"wavs/{item.id}.wav", "duration": item.duration, "text": item.text,
-           "normalized_text": item.normalized_text, "speaker": item.speaker, "source": item.source,
-           "language": item.language, "dnsmos_ovrl": item.dnsmos_ovrl, "tier": item.tier}
+    row = {
+        "audio_filepath": f"wavs/{item.id}.wav",
+        "duration": item.duration,
+        "text": item.text,
+        "normalized_text": item.normalized_text,
+        "speaker": item.speaker,
+        "source": item.source,
+        "language": item.language,
+        "dnsmos_ovrl": item.dnsmos_ovrl,
+        "tier": item.tier,
+    }
     return row | {"pronunciation": item.pronunciation} if item.pronunciation else row
 
 

@@ -1,5 +1,6 @@
 """What the export reads: the kept clips of every work folder through the last stage, as `Item`s with their split
-and subsets. A folder whose manifest is corrupt is skipped and named; a clip whose audio file is missing is left out alone.
+and subsets. A folder whose manifest is corrupt is skipped and named; a clip whose audio file is missing is left
+out alone.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def export_id(source: str, clip_id: str) -> str:
 
 def split_of(key: str, cfg: ExportSettings) -> str:
     """train/validation/test from the sha256 of the key mapped to [0, 1): stable forever for the same key."""
-    point = int(text_sha256(key)[:16], 16) / 2 ** 64
+    point = int(text_sha256(key)[:16], 16) / 2**64
     if point < cfg.test_fraction:
         return "test"
     if point < cfg.test_fraction + cfg.validation_fraction:
@@ -103,8 +104,14 @@ def _audio_path(folder: Path, clip: Clip, cfg: ExportSettings) -> Path:
 def _tier(clip: Clip, tiers: dict[str, float], folder: Path) -> str:
     tier = clip.tier or REST_TIER
     if tier != REST_TIER and tier not in tiers:
-        log.warning("%s: clip %s has tier %r, not one of gates.tiers %s; exported as %r",
-                    folder, clip.id, tier, sorted(tiers), REST_TIER)
+        log.warning(
+            "%s: clip %s has tier %r, not one of gates.tiers %s; exported as %r",
+            folder,
+            clip.id,
+            tier,
+            sorted(tiers),
+            REST_TIER,
+        )
         return REST_TIER
     return str(tier)
 
@@ -159,9 +166,14 @@ def read_folder(folder: Path, settings: Settings) -> tuple[list[Item], dict[str,
         items, dropped = _items(folder, kept, settings)
         measured = {str(audio) for clip in kept if (audio := (clip.quality or {}).get("audio"))}
         if measured - {settings.export.audio}:
-            log.warning("%s: the gate scored the %s audio but the export takes the %s audio: its DNSMOS gate and "
-                        "tiers describe other files; rerun the gate with export.audio: %s", folder,
-                        "/".join(sorted(measured)), settings.export.audio, settings.export.audio)
+            log.warning(
+                "%s: the gate scored the %s audio but the export takes the %s audio: its DNSMOS gate and "
+                "tiers describe other files; rerun the gate with export.audio: %s",
+                folder,
+                "/".join(sorted(measured)),
+                settings.export.audio,
+                settings.export.audio,
+            )
     except StageError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # missing, not JSON, not clip records
@@ -172,8 +184,7 @@ def read_folder(folder: Path, settings: Settings) -> tuple[list[Item], dict[str,
     return items, dropped
 
 
-def read_items(ready: dict[str, Path], settings: Settings
-               ) -> tuple[list[Item], dict[str, str], dict[str, str]]:
+def read_items(ready: dict[str, Path], settings: Settings) -> tuple[list[Item], dict[str, str], dict[str, str]]:
     """The kept clips of every ready folder sorted by id, the folders skipped with why, and the clips left out."""
     items: list[Item] = []
     skipped: dict[str, str] = {}
@@ -205,8 +216,10 @@ def subset_names(settings: Settings) -> list[str]:
     tiers = sorted(settings.gates.tiers, key=lambda name: -settings.gates.tiers[name])
     bad = [name for name in tiers if name == ALL_SUBSET or _SAFE_NAME.search(name) or name.startswith(".")]
     if bad:
-        raise SettingsError(f"gates.tiers names {bad} cannot be export subset folders with export.tier_subsets: "
-                            f"use letters, digits, '.', '_' or '-', not starting with '.', and not '{ALL_SUBSET}'")
+        raise SettingsError(
+            f"gates.tiers names {bad} cannot be export subset folders with export.tier_subsets: "
+            f"use letters, digits, '.', '_' or '-', not starting with '.', and not '{ALL_SUBSET}'"
+        )
     return [ALL_SUBSET, *tiers]
 
 
@@ -214,8 +227,10 @@ def subset_items(items: list[Item], settings: Settings) -> dict[str, list[Item]]
     """Each subset's clips; a tier subset holds the clips of that tier and of every better one (higher minimum)."""
     names = subset_names(settings)
     rank = {name: i for i, name in enumerate(names[1:])}
-    return {name: items if name == ALL_SUBSET else
-            [item for item in items if rank.get(item.tier, len(rank)) <= rank[name]] for name in names}
+    return {
+        name: items if name == ALL_SUBSET else [item for item in items if rank.get(item.tier, len(rank)) <= rank[name]]
+        for name in names
+    }
 
 
 def by_split(items: list[Item]) -> dict[str, list[Item]]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from nr4dl_tasks.core.workdir import WorkDir
 from nr4dl_tasks.export.formats import Layout

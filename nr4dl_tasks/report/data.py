@@ -26,9 +26,10 @@ import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -40,7 +41,7 @@ from nr4dl_tasks.pipeline import STAGE_NAMES
 
 log = logging.getLogger("nr4dl")
 
-CLIP_STAGES = STAGE_NAMES[STAGE_NAMES.index(layout.CLIPS_DIR.stage):]  # from the one cutting clips on: a manifest each
+CLIP_STAGES = STAGE_NAMES[STAGE_NAMES.index(layout.CLIPS_DIR.stage) :]  # from the one cutting clips on: a manifest each
 LAST_STAGE = STAGE_NAMES[-1]
 YIELD_THRESHOLDS = (0.3, 0.5, 1.0, 1.5, 2.0)  # slice.min_duration values of the yield table
 REVIEW_SPEAKER_MARGIN = 0.05  # a speaker score this close to its threshold is listed for review
@@ -244,7 +245,7 @@ def waveform(wav: Path, bins: int = WAVEFORM_BINS) -> list[tuple[float, float]]:
                 break
             mono = block.mean(axis=1)
             for at in range(0, len(mono), per_bin):
-                part = mono[at: at + per_bin]
+                part = mono[at : at + per_bin]
                 out.append((round(float(part.min()), 3), round(float(part.max()), 3)))
     return out[:bins]
 
@@ -253,10 +254,10 @@ def waveform(wav: Path, bins: int = WAVEFORM_BINS) -> list[tuple[float, float]]:
 
 
 def _label_seconds(segments: list[Segment]) -> dict[str, float]:
-    totals: Counter[str] = Counter()
+    totals: dict[str, float] = {}
     for seg in segments:
-        totals[seg.label] += seg.duration
-    return dict(totals)
+        totals[seg.label] = totals.get(seg.label, 0.0) + seg.duration
+    return totals
 
 
 def _overlap(spans: list[tuple[float, float]], segments: list[Segment]) -> float:
@@ -296,16 +297,23 @@ def _slice_step(speech: float, records: list[dict[str, Any]], segments: list[Seg
     return step
 
 
-_STEP_NAMES = {"denoise": "denoised", "speakers": "target speaker", "transcribe": "transcribed",
-               "gate": "quality gates"}
+_STEP_NAMES = {
+    "denoise": "denoised",
+    "speakers": "target speaker",
+    "transcribe": "transcribed",
+    "gate": "quality gates",
+}
 
 
 def _clip_step(stage: str, before: dict[str, dict[str, Any]], records: list[dict[str, Any]]) -> Step:
     """The step from the kept clips `before` this stage to the kept clips of its manifest."""
     step = Step(_STEP_NAMES.get(stage, stage), 0.0, 0)
     seen = {r["id"] for r in records}
-    split_parents = {r["id"] for r in records if r["id"] in before and r.get("dropped") and
-                     reason_key(r["dropped"]) == "speakers: split at a voice change"}
+    split_parents = {
+        r["id"]
+        for r in records
+        if r["id"] in before and r.get("dropped") and reason_key(r["dropped"]) == "speakers: split at a voice change"
+    }
     for record in records:  # drops first: a split piece's seconds are netted against its parent's drop
         if record["id"] in before and record.get("dropped"):
             step.drop(reason_key(record["dropped"]), 1, float(record["duration"]))
@@ -347,8 +355,13 @@ def _review(record: dict[str, Any], settings: Settings, speaker_mode: str | None
     return flags
 
 
-def _clip_views(folder: Path, manifests: dict[str, list[dict[str, Any]]], settings: Settings,
-                exported: set[str] | None, speaker_mode: str | None) -> list[ClipView]:
+def _clip_views(
+    folder: Path,
+    manifests: dict[str, list[dict[str, Any]]],
+    settings: Settings,
+    exported: set[str] | None,
+    speaker_mode: str | None,
+) -> list[ClipView]:
     """Every clip of the last manifest, with the stage and reason of its drop (from the first manifest saying so)."""
     from nr4dl_tasks.export.items import export_id
 
@@ -366,22 +379,46 @@ def _clip_views(folder: Path, manifests: dict[str, list[dict[str, Any]]], settin
         gates = r.get("gates") or {}
         dropped = r.get("dropped")
         kept = not dropped
-        views.append(ClipView(
-            id=r["id"], source=folder.name, label=r.get("label", ""), start=float(r["start"]), end=float(r["end"]),
-            duration=float(r["duration"]), speech=_speech_seconds(r), path=r["path"],
-            denoised_path=r.get("denoised_path"), kept=kept, stage=dropped_at.get(r["id"]) if dropped else None,
-            reason=reason_key(dropped) if dropped else None, detail=dropped, text=r.get("text") or "",
-            language=r.get("language"), language_probability=r.get("language_probability"),
-            speaker=r.get("speaker"), speaker_score=r.get("speaker_score"), dnsmos_ovrl=_ovrl(r),
-            cps=gates.get("cps"), tier=r.get("tier"),
-            exported=bool(exported) and kept and export_id(folder.name, r["id"]) in exported,
-            replaced=bool(dropped) and reason_key(dropped) == "speakers: split at a voice change",
-            review=_review(r, settings, speaker_mode, language)))
+        views.append(
+            ClipView(
+                id=r["id"],
+                source=folder.name,
+                label=r.get("label", ""),
+                start=float(r["start"]),
+                end=float(r["end"]),
+                duration=float(r["duration"]),
+                speech=_speech_seconds(r),
+                path=r["path"],
+                denoised_path=r.get("denoised_path"),
+                kept=kept,
+                stage=dropped_at.get(r["id"]) if dropped else None,
+                reason=reason_key(dropped) if dropped else None,
+                detail=dropped,
+                text=r.get("text") or "",
+                language=r.get("language"),
+                language_probability=r.get("language_probability"),
+                speaker=r.get("speaker"),
+                speaker_score=r.get("speaker_score"),
+                dnsmos_ovrl=_ovrl(r),
+                cps=gates.get("cps"),
+                tier=r.get("tier"),
+                exported=exported is not None and kept and export_id(folder.name, r["id"]) in exported,
+                replaced=dropped is not None and reason_key(dropped) == "speakers: split at a voice change",
+                review=_review(r, settings, speaker_mode, language),
+            )
+        )
     return views
 
 
-def _yield_rows(folder: Path, settings: Settings, segments: list[Segment], duration: float,
-                clips: list[ClipView], cut: list[tuple[float, float]] | None, gated: bool) -> list[dict[str, Any]]:
+def _yield_rows(
+    folder: Path,
+    settings: Settings,
+    segments: list[Segment],
+    duration: float,
+    clips: list[ClipView],
+    cut: list[tuple[float, float]] | None,
+    gated: bool,
+) -> list[dict[str, Any]]:
     """Per slice.min_duration: the clips the slicing rules cut from the segments, and the hours kept in total and
     per tier by this run's decisions.
 
@@ -395,12 +432,16 @@ def _yield_rows(folder: Path, settings: Settings, segments: list[Segment], durat
     tiers = tier_order(settings)
     rows, known = [], False
     for minimum in YIELD_THRESHOLDS:
-        cfg = settings.slice.model_copy(update={"min_duration": minimum,
-                                                "max_duration": max(settings.slice.max_duration, minimum)})
+        cfg = settings.slice.model_copy(
+            update={"min_duration": minimum, "max_duration": max(settings.slice.max_duration, minimum)}
+        )
         plan = [span for _, span in plan_clips(segments, cfg, loudness, duration)] if segments else []
         known = known or (gated and cut is not None and _same_spans(plan, cut))
-        row: dict[str, Any] = {"min_duration": minimum, "clips": len(plan),
-                               "clip_seconds": sum(span.duration for span in plan)}
+        row: dict[str, Any] = {
+            "min_duration": minimum,
+            "clips": len(plan),
+            "clip_seconds": sum(span.duration for span in plan),
+        }
         kept = [c for c in clips if c.kept and c.speech >= minimum - 1e-9] if known else None
         row["kept_seconds"] = sum(c.duration for c in kept) if kept is not None else None
         for index, tier in enumerate(tiers):
@@ -411,16 +452,22 @@ def _yield_rows(folder: Path, settings: Settings, segments: list[Segment], durat
 
 
 def _same_spans(plan: list[Segment], cut: list[tuple[float, float]]) -> bool:
-    return len(plan) == len(cut) and all(abs(s.start - a) < 2e-3 and abs(s.end - b) < 2e-3
-                                         for s, (a, b) in zip(plan, sorted(cut)))
+    return len(plan) == len(cut) and all(
+        abs(s.start - a) < 2e-3 and abs(s.end - b) < 2e-3 for s, (a, b) in zip(plan, sorted(cut))
+    )
 
 
 def tier_order(settings: Settings) -> list[str]:
     return sorted(settings.gates.tiers, key=lambda name: -settings.gates.tiers[name])
 
 
-def file_report(folder: Path, settings: Settings, exported: set[str] | None,
-                skipped: dict[str, str] | None = None, with_waveform: bool = True) -> FileReport:
+def file_report(
+    folder: Path,
+    settings: Settings,
+    exported: set[str] | None,
+    skipped: dict[str, str] | None = None,
+    with_waveform: bool = True,
+) -> FileReport:
     """The report of one work folder, from whatever stages have run there."""
     analysis_wav, segments_csv = layout.ANALYSIS_WAV.name, layout.SEGMENTS_CSV.name
 
@@ -431,8 +478,11 @@ def file_report(folder: Path, settings: Settings, exported: set[str] | None,
         duration = sf.info(str(folder / analysis_wav)).duration
     segments = read_segments(folder / segments_csv) if (folder / segments_csv).is_file() else []
     wanted = settings.slice.wanted_labels()
-    manifests = {stage: read_json_lines(folder / layout.manifest(stage).name) for stage in CLIP_STAGES
-                 if stamps.get(stage) and (folder / layout.manifest(stage).name).is_file()}
+    manifests = {
+        stage: read_json_lines(folder / layout.manifest(stage).name)
+        for stage in CLIP_STAGES
+        if stamps.get(stage) and (folder / layout.manifest(stage).name).is_file()
+    }
     funnel = _segment_steps(duration, segments, wanted) if segments else [Step("input", duration, None)]
     cut = [(float(r["start"]), float(r["end"])) for r in manifests["slice"]] if "slice" in manifests else None
     if "slice" in manifests:
@@ -449,10 +499,17 @@ def file_report(folder: Path, settings: Settings, exported: set[str] | None,
         funnel.append(_export_step(folder.name, clips, exported, (skipped or {}).get(folder.name)))
     last = next((s for s in reversed(CLIP_STAGES) if s in manifests), None)
     return FileReport(
-        source=folder.name, media=str(source.get("path") or folder.name), folder=folder, duration=duration,
-        segments=segments, funnel=funnel, clips=clips,
+        source=folder.name,
+        media=str(source.get("path") or folder.name),
+        folder=folder,
+        duration=duration,
+        segments=segments,
+        funnel=funnel,
+        clips=clips,
         yield_rows=_yield_rows(folder, settings, segments, duration, clips, cut, LAST_STAGE in manifests),
-        last_stage=last, waveform=waveform(folder / analysis_wav) if with_waveform else [])
+        last_stage=last,
+        waveform=waveform(folder / analysis_wav) if with_waveform else [],
+    )
 
 
 def _export_step(source: str, clips: list[ClipView], exported: set[str] | None, skipped: str | None) -> Step:
@@ -461,8 +518,13 @@ def _export_step(source: str, clips: list[ClipView], exported: set[str] | None, 
     step = Step("exported", sum(c.duration for c in done), len(done))
     missing = [c for c in kept if not c.exported]
     if missing:
-        reason = (f"export: folder skipped ({skipped})" if skipped else
-                  "export: not exported yet" if exported is None else "export: not in the dataset (export is older)")
+        reason = (
+            f"export: folder skipped ({skipped})"
+            if skipped
+            else "export: not exported yet"
+            if exported is None
+            else "export: not in the dataset (export is older)"
+        )
         step.drop(reason, len(missing), sum(c.duration for c in missing))
     return step
 
@@ -521,9 +583,15 @@ def speaker_rows(work_dir: Path, clips: list[ClipView]) -> list[SpeakerRow]:
     for sid in sorted(set(registry) | set(kept)):
         own = kept.get(sid, [])
         genders = Counter(c.label for c in own if c.label in ("male", "female"))
-        rows.append(SpeakerRow(sid, int(registry.get(sid, {}).get("clips", len(own))), sum(c.duration for c in own),
-                               genders.most_common(1)[0][0] if genders else None,
-                               sorted(set(registry.get(sid, {}).get("sources", [])) | {c.source for c in own})))
+        rows.append(
+            SpeakerRow(
+                sid,
+                int(registry.get(sid, {}).get("clips", len(own))),
+                sum(c.duration for c in own),
+                genders.most_common(1)[0][0] if genders else None,
+                sorted(set(registry.get(sid, {}).get("sources", [])) | {c.source for c in own}),
+            )
+        )
     return rows
 
 
@@ -535,8 +603,7 @@ def failed_rows(settings: Settings) -> list[FailedRow]:
     except Exception as exc:  # the report still shows everything else when nr4dl's database is unreachable
         log.warning("failed-file list unavailable: %s", exc)
         return []
-    return [FailedRow(f.media, f.stage, f.error, f.run_id, f.failed_at.isoformat(timespec="seconds"))
-            for f in failures]
+    return [FailedRow(f.media, f.stage, f.error, f.run_id, f.failed_at.isoformat(timespec="seconds")) for f in failures]
 
 
 def work_folders(work_dir: Path, dataset_dir: Path) -> Iterator[Path]:
@@ -544,8 +611,12 @@ def work_folders(work_dir: Path, dataset_dir: Path) -> Iterator[Path]:
     if not work_dir.is_dir():
         return
     for folder in sorted(work_dir.iterdir()):
-        if folder.is_dir() and not folder.name.startswith(".") and folder.resolve() != dataset_dir.resolve() \
-                and (folder / "source.json").is_file():
+        if (
+            folder.is_dir()
+            and not folder.name.startswith(".")
+            and folder.resolve() != dataset_dir.resolve()
+            and (folder / "source.json").is_file()
+        ):
             yield folder
 
 
@@ -556,17 +627,27 @@ def build(settings: Settings, with_waveforms: bool = True) -> DatasetReport:
     export = read_json(dataset_dir / "export.json")
     exported = exported_ids(dataset_dir)
     skipped = export.get("skipped") or {}
-    files = [file_report(folder, settings, exported, skipped, with_waveforms)
-             for folder in work_folders(work_dir, dataset_dir)]
+    files = [
+        file_report(folder, settings, exported, skipped, with_waveforms)
+        for folder in work_folders(work_dir, dataset_dir)
+    ]
     clips = [clip for report in files for clip in report.clips]
     failed = failed_rows(settings)
     failed_at = {row.media: row.stage for row in failed}
     for report in files:
         report.failed_stage = failed_at.get(report.media)
-    return DatasetReport(work_dir=work_dir, dataset_dir=dataset_dir, files=files, funnel=total_funnel(files),
-                         yield_rows=total_yield(files), tiers=tier_order(settings),
-                         speakers=speaker_rows(work_dir, clips), failed=failed, export=export,
-                         pending=[f.source for f in files if f.last_stage != LAST_STAGE and not f.failed_stage])
+    return DatasetReport(
+        work_dir=work_dir,
+        dataset_dir=dataset_dir,
+        files=files,
+        funnel=total_funnel(files),
+        yield_rows=total_yield(files),
+        tiers=tier_order(settings),
+        speakers=speaker_rows(work_dir, clips),
+        failed=failed,
+        export=export,
+        pending=[f.source for f in files if f.last_stage != LAST_STAGE and not f.failed_stage],
+    )
 
 
 def find_file(settings: Settings, source: str) -> FileReport | None:

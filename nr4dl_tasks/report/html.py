@@ -18,12 +18,12 @@ import base64
 import html
 import logging
 import subprocess
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
-from nr4dl_tasks.report.data import ClipView, DatasetReport, FileReport, Step, histogram
 from nr4dl_tasks.core.settings import Settings
+from nr4dl_tasks.report.data import ClipView, DatasetReport, FileReport, Step, histogram
 
 log = logging.getLogger("nr4dl")
 
@@ -36,8 +36,14 @@ STATIC_NAME = "report.html"  # in export.dataset_dir
 KEPT_SAMPLE = 8  # kept clips with players, spread over the list
 DROPPED_SAMPLE = 3  # dropped clips with players per reason
 REVIEW_SAMPLE = 12
-LABEL_COLOURS = {"male": "#4a7bd0", "female": "#c8509a", "speech": "#6a5acd", "music": "#e0a030",
-                 "noise": "#8c8c8c", "noEnergy": "#d8d8d8"}
+LABEL_COLOURS = {
+    "male": "#4a7bd0",
+    "female": "#c8509a",
+    "speech": "#6a5acd",
+    "music": "#e0a030",
+    "noise": "#8c8c8c",
+    "noEnergy": "#d8d8d8",
+}
 KEPT_COLOUR, DROPPED_COLOUR = "#2e9e5b", "#d04a3a"
 
 CSS = """
@@ -77,17 +83,21 @@ def num(value: float | None, digits: int = 2) -> str:
 
 
 def page(title: str, body: str) -> str:
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
-            f"<meta name=\"viewport\" content=\"width=device-width\"><style>{CSS}</style></head>"
-            f"<body>{body}</body></html>")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f'<meta name="viewport" content="width=device-width"><style>{CSS}</style></head>'
+        f"<body>{body}</body></html>"
+    )
 
 
 # --- SVG plots ------------------------------------------------------------------------------------------------------
 
 
 def _svg(width: int, height: int, inner: str, name: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-plot="{esc(name)}" width="{width}" '
-            f'height="{height}" viewBox="0 0 {width} {height}" role="img"><title>{esc(name)}</title>{inner}</svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-plot="{esc(name)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img"><title>{esc(name)}</title>{inner}</svg>'
+    )
 
 
 def funnel_svg(steps: list[Step], name: str = "funnel") -> str:
@@ -98,9 +108,11 @@ def funnel_svg(steps: list[Step], name: str = "funnel") -> str:
     for i, step in enumerate(steps):
         w = max(1.0, (width - label_w - 90) * step.seconds / top)
         y = 4 + i * row
-        bars.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="12">{esc(step.name)}</text>'
-                    f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{row - 6}" fill="#4a7bd0"/>'
-                    f'<text x="{label_w + w + 4:.1f}" y="{y + 15}" font-size="12">{esc(hms(step.seconds))}</text>')
+        bars.append(
+            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="12">{esc(step.name)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{row - 6}" fill="#4a7bd0"/>'
+            f'<text x="{label_w + w + 4:.1f}" y="{y + 15}" font-size="12">{esc(hms(step.seconds))}</text>'
+        )
     return _svg(width, 8 + row * len(steps), "".join(bars), name)
 
 
@@ -117,14 +129,20 @@ def histogram_svg(title: str, kept: list[float], dropped: list[float], lo: float
         hk = (height - 2 * pad) * k[i] / top
         hd = (height - 2 * pad) * d[i] / top
         base = height - pad
-        parts.append(f'<rect x="{x:.1f}" y="{base - hk:.1f}" width="{bar_w - 1:.1f}" height="{hk:.1f}" '
-                     f'fill="{KEPT_COLOUR}"><title>{edges[i]:.2f}–{edges[i + 1]:.2f}: {k[i]} kept</title></rect>')
-        parts.append(f'<rect x="{x:.1f}" y="{base - hk - hd:.1f}" width="{bar_w - 1:.1f}" height="{hd:.1f}" '
-                     f'fill="{DROPPED_COLOUR}"><title>{edges[i]:.2f}–{edges[i + 1]:.2f}: {d[i]} dropped</title></rect>')
+        parts.append(
+            f'<rect x="{x:.1f}" y="{base - hk:.1f}" width="{bar_w - 1:.1f}" height="{hk:.1f}" '
+            f'fill="{KEPT_COLOUR}"><title>{edges[i]:.2f}–{edges[i + 1]:.2f}: {k[i]} kept</title></rect>'
+        )
+        parts.append(
+            f'<rect x="{x:.1f}" y="{base - hk - hd:.1f}" width="{bar_w - 1:.1f}" height="{hd:.1f}" '
+            f'fill="{DROPPED_COLOUR}"><title>{edges[i]:.2f}–{edges[i + 1]:.2f}: {d[i]} dropped</title></rect>'
+        )
     parts.append(f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#444"/>')
-    parts.append(f'<text x="{pad}" y="{height - pad + 14}" font-size="11">{lo:g}</text>'
-                 f'<text x="{width - pad}" y="{height - pad + 14}" font-size="11" text-anchor="end">{hi:g}</text>'
-                 f'<text x="{pad - 4}" y="{pad}" font-size="11" text-anchor="end">{top}</text>')
+    parts.append(
+        f'<text x="{pad}" y="{height - pad + 14}" font-size="11">{lo:g}</text>'
+        f'<text x="{width - pad}" y="{height - pad + 14}" font-size="11" text-anchor="end">{hi:g}</text>'
+        f'<text x="{pad - 4}" y="{pad}" font-size="11" text-anchor="end">{top}</text>'
+    )
     return _svg(width, height, "".join(parts), f"histogram: {title}")
 
 
@@ -135,24 +153,36 @@ def yield_svg(rows: list[dict], tiers: list[str]) -> str:
     width, height, pad, legend_w = 560, 200, 36, 150
     values = [r[key] for r in rows for key, _, _ in series if r.get(key) is not None]
     top = max(values + [1e-9])
-    xs = {m: pad + (width - 2 * pad - legend_w) * i / max(1, len(rows) - 1)
-          for i, m in enumerate(r["min_duration"] for r in rows)}
+    xs = {
+        m: pad + (width - 2 * pad - legend_w) * i / max(1, len(rows) - 1)
+        for i, m in enumerate(r["min_duration"] for r in rows)
+    }
     parts = []
     for key, label, colour in series:
-        points = [(xs[r["min_duration"]], height - pad - (height - 2 * pad) * r[key] / top)
-                  for r in rows if r.get(key) is not None]
+        points = [
+            (xs[r["min_duration"]], height - pad - (height - 2 * pad) * r[key] / top)
+            for r in rows
+            if r.get(key) is not None
+        ]
         if points:
             line = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{line}">'
-                         f'<title>{esc(label)}</title></polyline>')
+            parts.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{line}">'
+                f"<title>{esc(label)}</title></polyline>"
+            )
             parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points]
-    parts += [f'<text x="{x:.1f}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{m:g} s</text>'
-              for m, x in xs.items()]
+    parts += [
+        f'<text x="{x:.1f}" y="{height - pad + 14}" font-size="11" text-anchor="middle">{m:g} s</text>'
+        for m, x in xs.items()
+    ]
     parts.append(f'<text x="{pad - 4}" y="{pad}" font-size="11" text-anchor="end">{hms(top)}</text>')
-    parts.append(f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad - legend_w}" y2="{height - pad}" '
-                 'stroke="#444"/>')
-    legend = "".join(f'<text x="{width - legend_w + 4}" y="{pad + 14 * i}" font-size="11" fill="{c}">'
-                     f'{esc(label)}</text>' for i, (_, label, c) in enumerate(series))
+    parts.append(
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad - legend_w}" y2="{height - pad}" stroke="#444"/>'
+    )
+    legend = "".join(
+        f'<text x="{width - legend_w + 4}" y="{pad + 14 * i}" font-size="11" fill="{c}">{esc(label)}</text>'
+        for i, (_, label, c) in enumerate(series)
+    )
     return _svg(width, height, "".join(parts) + legend, "yield against slice.min_duration")
 
 
@@ -165,14 +195,17 @@ def timeline_svg(report: FileReport) -> str:
     parts = []
     for seg in report.segments:
         colour = LABEL_COLOURS.get(seg.label, "#bbb")
-        parts.append(f'<rect class="segment" data-label="{esc(seg.label)}" x="{x(seg.start):.1f}" y="0" '
-                     f'width="{max(0.5, x(seg.end) - x(seg.start)):.1f}" height="{wave_h + seg_h}" fill="{colour}" '
-                     f'fill-opacity="0.35"><title>{esc(seg.label)} {seg.start:.2f}–{seg.end:.2f} s</title></rect>')
+        parts.append(
+            f'<rect class="segment" data-label="{esc(seg.label)}" x="{x(seg.start):.1f}" y="0" '
+            f'width="{max(0.5, x(seg.end) - x(seg.start)):.1f}" height="{wave_h + seg_h}" fill="{colour}" '
+            f'fill-opacity="0.35"><title>{esc(seg.label)} {seg.start:.2f}–{seg.end:.2f} s</title></rect>'
+        )
     if report.waveform:
         step = width / len(report.waveform)
         mid = wave_h / 2
-        path = "".join(f"M{i * step:.1f} {mid - hi * mid:.1f}V{mid - lo * mid:.1f}"
-                       for i, (lo, hi) in enumerate(report.waveform))
+        path = "".join(
+            f"M{i * step:.1f} {mid - hi * mid:.1f}V{mid - lo * mid:.1f}" for i, (lo, hi) in enumerate(report.waveform)
+        )
         parts.append(f'<path class="waveform" d="{path}" stroke="#333" stroke-width="{max(step, 0.6):.2f}"/>')
     for seg in report.segments:
         if x(seg.end) - x(seg.start) > 40:
@@ -181,10 +214,12 @@ def timeline_svg(report: FileReport) -> str:
     for clip in report.clips:
         colour = KEPT_COLOUR if clip.kept else "#bbb" if clip.replaced else DROPPED_COLOUR
         why = "kept" if clip.kept else clip.detail or ""
-        parts.append(f'<rect class="clip-mark" data-clip="{esc(clip.id)}" data-kept="{int(clip.kept)}" '
-                     f'x="{x(clip.start):.1f}" y="{y}" width="{max(1.0, x(clip.end) - x(clip.start)):.1f}" '
-                     f'height="{clip_h}" fill="{colour}" stroke="#fff"><title>{esc(clip.id)} '
-                     f'{clip.start:.2f}–{clip.end:.2f} s: {esc(why)}</title></rect>')
+        parts.append(
+            f'<rect class="clip-mark" data-clip="{esc(clip.id)}" data-kept="{int(clip.kept)}" '
+            f'x="{x(clip.start):.1f}" y="{y}" width="{max(1.0, x(clip.end) - x(clip.start)):.1f}" '
+            f'height="{clip_h}" fill="{colour}" stroke="#fff"><title>{esc(clip.id)} '
+            f"{clip.start:.2f}–{clip.end:.2f} s: {esc(why)}</title></rect>"
+        )
     ticks = max(1.0, round(duration / 10))
     t = 0.0
     while t <= duration:
@@ -194,10 +229,16 @@ def timeline_svg(report: FileReport) -> str:
 
 
 def legend() -> str:
-    items = [(c, n) for n, c in LABEL_COLOURS.items()] + [(KEPT_COLOUR, "kept clip"), (DROPPED_COLOUR, "dropped clip"),
-                                                          ("#bbb", "split into pieces")]
-    return '<div class="legend">' + "".join(f'<span><i style="background:{c}"></i>{esc(n)}</span>'
-                                            for c, n in items) + "</div>"
+    items = [(c, n) for n, c in LABEL_COLOURS.items()] + [
+        (KEPT_COLOUR, "kept clip"),
+        (DROPPED_COLOUR, "dropped clip"),
+        ("#bbb", "split into pieces"),
+    ]
+    return (
+        '<div class="legend">'
+        + "".join(f'<span><i style="background:{c}"></i>{esc(n)}</span>' for c, n in items)
+        + "</div>"
+    )
 
 
 # --- tables ---------------------------------------------------------------------------------------------------------
@@ -205,78 +246,110 @@ def legend() -> str:
 
 def funnel_table(steps: list[Step], scope: str) -> str:
     """Each step's kept audio, and under it every drop (and addition) by reason."""
-    rows = ['<tr><th>step</th><th>clips</th><th>audio</th><th>seconds</th></tr>']
+    rows = ["<tr><th>step</th><th>clips</th><th>audio</th><th>seconds</th></tr>"]
     for step in steps:
         clips = "" if step.clips is None else str(step.clips)
-        rows.append(f'<tr class="step" data-scope="{esc(scope)}" data-step="{esc(step.name)}" '
-                    f'data-seconds="{step.seconds:.3f}" data-clips="{clips}"><td><b>{esc(step.name)}</b></td>'
-                    f'<td class="n">{clips}</td><td class="n">{esc(hms(step.seconds))}</td>'
-                    f'<td class="n">{step.seconds:.1f}</td></tr>')
+        rows.append(
+            f'<tr class="step" data-scope="{esc(scope)}" data-step="{esc(step.name)}" '
+            f'data-seconds="{step.seconds:.3f}" data-clips="{clips}"><td><b>{esc(step.name)}</b></td>'
+            f'<td class="n">{clips}</td><td class="n">{esc(hms(step.seconds))}</td>'
+            f'<td class="n">{step.seconds:.1f}</td></tr>'
+        )
         for reason, drop in sorted(step.drops.items(), key=lambda item: -item[1].seconds):
             if not drop.clips and abs(drop.seconds) < 5e-4:  # e.g. no speech too short to slice
                 continue
-            rows.append(f'<tr class="drop" data-scope="{esc(scope)}" data-step="{esc(step.name)}" '
-                        f'data-reason="{esc(reason)}" data-seconds="{drop.seconds:.3f}" data-clips="{drop.clips}">'
-                        f'<td>− {esc(reason)}</td><td class="n">{drop.clips or ""}</td>'
-                        f'<td class="n">{esc(hms(drop.seconds))}</td><td class="n">{drop.seconds:.1f}</td></tr>')
+            rows.append(
+                f'<tr class="drop" data-scope="{esc(scope)}" data-step="{esc(step.name)}" '
+                f'data-reason="{esc(reason)}" data-seconds="{drop.seconds:.3f}" data-clips="{drop.clips}">'
+                f'<td>− {esc(reason)}</td><td class="n">{drop.clips or ""}</td>'
+                f'<td class="n">{esc(hms(drop.seconds))}</td><td class="n">{drop.seconds:.1f}</td></tr>'
+            )
         if step.added_seconds or step.added_clips:
             what = "padding and merged gaps" if step.added_seconds else "single-voice pieces of split clips"
-            rows.append(f'<tr class="add" data-scope="{esc(scope)}" data-step="{esc(step.name)}" '
-                        f'data-added-seconds="{step.added_seconds:.3f}" data-added-clips="{step.added_clips}">'
-                        f'<td>+ {what}</td><td class="n">{step.added_clips or ""}</td>'
-                        f'<td class="n">{esc(hms(step.added_seconds))}</td>'
-                        f'<td class="n">{step.added_seconds:.1f}</td></tr>')
+            rows.append(
+                f'<tr class="add" data-scope="{esc(scope)}" data-step="{esc(step.name)}" '
+                f'data-added-seconds="{step.added_seconds:.3f}" data-added-clips="{step.added_clips}">'
+                f'<td>+ {what}</td><td class="n">{step.added_clips or ""}</td>'
+                f'<td class="n">{esc(hms(step.added_seconds))}</td>'
+                f'<td class="n">{step.added_seconds:.1f}</td></tr>'
+            )
     return f'<table class="funnel" data-scope="{esc(scope)}">{"".join(rows)}</table>'
 
 
 def yield_table(rows: list[dict], tiers: list[str], scope: str) -> str:
-    head = ("<tr><th>slice.min_duration</th><th>clips cut</th><th>audio in clips</th><th>kept</th>"
-            + "".join(f"<th>kept, {esc(t)} or better</th>" for t in tiers) + "</tr>")
+    head = (
+        "<tr><th>slice.min_duration</th><th>clips cut</th><th>audio in clips</th><th>kept</th>"
+        + "".join(f"<th>kept, {esc(t)} or better</th>" for t in tiers)
+        + "</tr>"
+    )
     body = []
     for row in rows:
-        cells = [f'<td class="n">{row["min_duration"]:g} s</td>', f'<td class="n">{row.get("clips", 0)}</td>',
-                 f'<td class="n">{esc(hms(row.get("clip_seconds") or 0))}</td>']
+        cells = [
+            f'<td class="n">{row["min_duration"]:g} s</td>',
+            f'<td class="n">{row.get("clips", 0)}</td>',
+            f'<td class="n">{esc(hms(row.get("clip_seconds") or 0))}</td>',
+        ]
         for key in ["kept_seconds", *(f"tier:{t}" for t in tiers)]:
             value = row.get(key)
             exact = "" if value is None else f"{value:.3f}"
-            cells.append(f'<td class="n" data-key="{esc(key)}" data-seconds="{exact}">'
-                         f'{"not cut at this setting" if value is None else esc(hms(value))}</td>')
-        body.append(f'<tr class="yield" data-scope="{esc(scope)}" data-min="{row["min_duration"]:g}">'
-                    + "".join(cells) + "</tr>")
+            cells.append(
+                f'<td class="n" data-key="{esc(key)}" data-seconds="{exact}">'
+                f"{'not cut at this setting' if value is None else esc(hms(value))}</td>"
+            )
+        body.append(
+            f'<tr class="yield" data-scope="{esc(scope)}" data-min="{row["min_duration"]:g}">'
+            + "".join(cells)
+            + "</tr>"
+        )
     return f'<table class="yield">{head}{"".join(body)}</table>'
 
 
 def files_table(report: DatasetReport, link: FileLink) -> str:
-    head = ("<tr><th>file</th><th>length</th><th>speech</th><th>clips cut</th><th>kept after gates</th>"
-            "<th>exported</th><th>stage reached</th></tr>")
+    head = (
+        "<tr><th>file</th><th>length</th><th>speech</th><th>clips cut</th><th>kept after gates</th>"
+        "<th>exported</th><th>stage reached</th></tr>"
+    )
     rows = []
     for f in report.files:
         by = {s.name: s for s in f.funnel}
-        cell = lambda name: esc(hms(by[name].seconds)) if name in by else "–"  # noqa: E731
+
+        def cell(name: str, by: dict[str, Step] = by) -> str:
+            return esc(hms(by[name].seconds)) if name in by else "–"
+
         reached = f"failed at {f.failed_stage}" if f.failed_stage else f.last_stage or "ingest"
-        rows.append(f'<tr class="file" data-source="{esc(f.source)}"><td><a href="{esc(link(f.source))}">'
-                    f'{esc(f.source)}</a><div class="meta">{esc(f.media)}</div></td>'
-                    f'<td class="n">{esc(hms(f.duration))}</td><td class="n">{cell("speech (segmenter)")}</td>'
-                    f'<td class="n">{cell("clips (duration rules)")}</td><td class="n">{cell("quality gates")}</td>'
-                    f'<td class="n">{cell("exported")}</td><td>{esc(reached)}</td></tr>')
+        rows.append(
+            f'<tr class="file" data-source="{esc(f.source)}"><td><a href="{esc(link(f.source))}">'
+            f'{esc(f.source)}</a><div class="meta">{esc(f.media)}</div></td>'
+            f'<td class="n">{esc(hms(f.duration))}</td><td class="n">{cell("speech (segmenter)")}</td>'
+            f'<td class="n">{cell("clips (duration rules)")}</td><td class="n">{cell("quality gates")}</td>'
+            f'<td class="n">{cell("exported")}</td><td>{esc(reached)}</td></tr>'
+        )
     return f'<table class="files">{head}{"".join(rows)}</table>'
 
 
 def speakers_table(report: DatasetReport) -> str:
     if not report.speakers:
         return '<p class="note">No speaker registry yet (or speakers were enrolled by name).</p>'
-    rows = "".join(f'<tr class="speaker" data-speaker="{esc(s.id)}"><td>{esc(s.id)}</td><td class="n">{s.clips}</td>'
-                   f'<td class="n">{esc(hms(s.kept_seconds))}</td><td>{esc(s.gender or "–")}</td>'
-                   f'<td>{esc(", ".join(s.files))}</td></tr>' for s in report.speakers)
-    return ("<table><tr><th>speaker id / name</th><th>clips (registry)</th><th>kept audio</th><th>gender</th>"
-            f"<th>files</th></tr>{rows}</table>")
+    rows = "".join(
+        f'<tr class="speaker" data-speaker="{esc(s.id)}"><td>{esc(s.id)}</td><td class="n">{s.clips}</td>'
+        f'<td class="n">{esc(hms(s.kept_seconds))}</td><td>{esc(s.gender or "–")}</td>'
+        f"<td>{esc(', '.join(s.files))}</td></tr>"
+        for s in report.speakers
+    )
+    return (
+        "<table><tr><th>speaker id / name</th><th>clips (registry)</th><th>kept audio</th><th>gender</th>"
+        f"<th>files</th></tr>{rows}</table>"
+    )
 
 
 def failed_table(report: DatasetReport) -> str:
     if not report.failed:
         return '<p class="note" id="no-failures">No file is failing: every latest run succeeded.</p>'
-    rows = "".join(f'<tr class="failed"><td>{esc(f.media)}</td><td>{esc(f.stage)}</td><td>{esc(f.error)}</td>'
-                   f'<td>{esc(f.run_id or "")}</td><td>{esc(f.failed_at)}</td></tr>' for f in report.failed)
+    rows = "".join(
+        f'<tr class="failed"><td>{esc(f.media)}</td><td>{esc(f.stage)}</td><td>{esc(f.error)}</td>'
+        f"<td>{esc(f.run_id or '')}</td><td>{esc(f.failed_at)}</td></tr>"
+        for f in report.failed
+    )
     return f"<table><tr><th>file</th><th>stage</th><th>error</th><th>run</th><th>when</th></tr>{rows}</table>"
 
 
@@ -286,8 +359,9 @@ def failed_table(report: DatasetReport) -> str:
 def player(clip: ClipView, audio: AudioSrc) -> str:
     scores = [f"{clip.start:.2f}–{clip.end:.2f} s ({clip.duration:.2f} s)", clip.label]
     if clip.speaker:
-        scores.append(f"speaker {clip.speaker}" + (f" ({clip.speaker_score:.2f})" if clip.speaker_score is not None
-                                                   else ""))
+        scores.append(
+            f"speaker {clip.speaker}" + (f" ({clip.speaker_score:.2f})" if clip.speaker_score is not None else "")
+        )
     if clip.dnsmos_ovrl is not None:
         scores.append(f"DNSMOS OVRL {clip.dnsmos_ovrl:.2f}")
     if clip.tier:
@@ -295,23 +369,29 @@ def player(clip: ClipView, audio: AudioSrc) -> str:
     if clip.cps is not None:
         scores.append(f"{clip.cps:.1f} chars/s")
     if clip.language:
-        scores.append(f"language {clip.language}" + (f" ({clip.language_probability:.2f})"
-                                                      if clip.language_probability is not None else ""))
+        scores.append(
+            f"language {clip.language}"
+            + (f" ({clip.language_probability:.2f})" if clip.language_probability is not None else "")
+        )
     players = []
     for which in ("original", "denoised"):
         if which == "denoised" and (not clip.denoised_path or clip.denoised_path == clip.path):
             continue
         src = audio(clip, which)
         if src:
-            players.append(f'<div><label>{which}</label><audio controls preload="metadata" data-which="{which}" '
-                           f'src="{esc(src)}"></audio></div>')
+            players.append(
+                f'<div><label>{which}</label><audio controls preload="metadata" data-which="{which}" '
+                f'src="{esc(src)}"></audio></div>'
+            )
     why = "" if clip.kept else f'<div class="why">dropped — {esc(clip.detail)}</div>'
     review = "".join(f'<div class="review">review: {esc(flag)}</div>' for flag in clip.review)
     state = "kept" if clip.kept else "dropped"
-    return (f'<div class="clip {state}" data-clip="{esc(clip.id)}" data-source="{esc(clip.source)}">'
-            f'<div><b>{esc(clip.id)}</b> <span class="meta">{esc(" · ".join(scores))}</span></div>{why}{review}'
-            f'<div class="players">{"".join(players)}</div>'
-            f'<p class="text">{esc(clip.text) or "<i>no transcript</i>"}</p></div>')
+    return (
+        f'<div class="clip {state}" data-clip="{esc(clip.id)}" data-source="{esc(clip.source)}">'
+        f'<div><b>{esc(clip.id)}</b> <span class="meta">{esc(" · ".join(scores))}</span></div>{why}{review}'
+        f'<div class="players">{"".join(players)}</div>'
+        f'<p class="text">{esc(clip.text) or "<i>no transcript</i>"}</p></div>'
+    )
 
 
 def _spread(items: list[ClipView], count: int) -> list[ClipView]:
@@ -348,13 +428,17 @@ def histograms(clips: list[ClipView]) -> str:
         return kept, dropped
 
     top_duration = max([c.duration for c in cut] + [1.0])
-    plots = [histogram_svg("clip duration (s)", *split(lambda c: c.duration), 0, float(int(top_duration) + 1)),
-             histogram_svg("DNSMOS OVRL", *split(lambda c: c.dnsmos_ovrl), 1, 5),
-             histogram_svg("speaker score", *split(lambda c: c.speaker_score), -0.2, 1),
-             histogram_svg("characters per second", *split(lambda c: c.cps), 0, 35),
-             histogram_svg("language probability", *split(lambda c: c.language_probability), 0, 1)]
-    return ('<div class="legend"><span><i style="background:#2e9e5b"></i>kept</span><span><i style="background:'
-            f'#d04a3a"></i>dropped</span></div><div class="plots">{"".join(plots)}</div>')
+    plots = [
+        histogram_svg("clip duration (s)", *split(lambda c: c.duration), 0, float(int(top_duration) + 1)),
+        histogram_svg("DNSMOS OVRL", *split(lambda c: c.dnsmos_ovrl), 1, 5),
+        histogram_svg("speaker score", *split(lambda c: c.speaker_score), -0.2, 1),
+        histogram_svg("characters per second", *split(lambda c: c.cps), 0, 35),
+        histogram_svg("language probability", *split(lambda c: c.language_probability), 0, 1),
+    ]
+    return (
+        '<div class="legend"><span><i style="background:#2e9e5b"></i>kept</span><span><i style="background:'
+        f'#d04a3a"></i>dropped</span></div><div class="plots">{"".join(plots)}</div>'
+    )
 
 
 # --- pages ----------------------------------------------------------------------------------------------------------
@@ -366,55 +450,80 @@ def _summary(steps: list[Step]) -> str:
     share = f" ({100 * last.seconds / first.seconds:.1f} % of the input)" if first.seconds else ""
     clips = f", {last.clips} clips" if last.clips is not None else ""
     speech = by.get("speech (segmenter)")
-    return (f'<p class="summary"><b>{esc(hms(first.seconds))}</b> of media in, '
-            + (f"{esc(hms(speech.seconds))} of it speech, " if speech else "")
-            + f'<b>{esc(hms(last.seconds))}</b> {esc(last.name)}{clips}{share}.</p>')
+    return (
+        f'<p class="summary"><b>{esc(hms(first.seconds))}</b> of media in, '
+        + (f"{esc(hms(speech.seconds))} of it speech, " if speech else "")
+        + f"<b>{esc(hms(last.seconds))}</b> {esc(last.name)}{clips}{share}.</p>"
+    )
 
 
-def file_section(report: FileReport, audio: AudioSrc, yield_tiers: list[str], heading: str = "h2",
-                 listen: bool = True) -> str:
+def file_section(
+    report: FileReport, audio: AudioSrc, yield_tiers: list[str], heading: str = "h2", listen: bool = True
+) -> str:
     """One file's funnel, timeline and yield, and with `listen` its players."""
-    return (f'<{heading} id="file-{esc(report.source)}">{esc(report.source)}</{heading}>'
-            f'<p class="meta">{esc(report.media)} · {esc(hms(report.duration))} · last stage: '
-            f'{esc(report.last_stage or "ingest")}</p>{_summary(report.funnel)}'
-            f'<h3>Funnel</h3>{funnel_svg(report.funnel, f"funnel {report.source}")}'
-            f'{funnel_table(report.funnel, report.source)}'
-            f'<h3 class="timeline">Timeline</h3>{legend()}<div class="scroll">{timeline_svg(report)}</div>'
-            f'<h3>Yield against slice.min_duration</h3>{yield_table(report.yield_rows, yield_tiers, report.source)}'
-            + (f'<h3>Listen</h3>{listening(report.clips, audio)}' if listen else ""))
+    return (
+        f'<{heading} id="file-{esc(report.source)}">{esc(report.source)}</{heading}>'
+        f'<p class="meta">{esc(report.media)} · {esc(hms(report.duration))} · last stage: '
+        f"{esc(report.last_stage or 'ingest')}</p>{_summary(report.funnel)}"
+        f"<h3>Funnel</h3>{funnel_svg(report.funnel, f'funnel {report.source}')}"
+        f"{funnel_table(report.funnel, report.source)}"
+        f'<h3 class="timeline">Timeline</h3>{legend()}<div class="scroll">{timeline_svg(report)}</div>'
+        f"<h3>Yield against slice.min_duration</h3>{yield_table(report.yield_rows, yield_tiers, report.source)}"
+        + (f"<h3>Listen</h3>{listening(report.clips, audio)}" if listen else "")
+    )
 
 
 def file_page(report: FileReport, audio: AudioSrc, tiers: list[str], back: str | None = None) -> str:
     nav = f'<p><a href="{esc(back)}">← nr4dl dataset</a></p>' if back else ""
-    body = (f"{nav}<h1>File report</h1>" + file_section(report, audio, tiers, "h2")
-            + f"<h3>Histograms</h3>{histograms(report.clips)}")
+    body = (
+        f"{nav}<h1>File report</h1>"
+        + file_section(report, audio, tiers, "h2")
+        + f"<h3>Histograms</h3>{histograms(report.clips)}"
+    )
     return page(f"nr4dl file report {report.source}", body)
 
 
 def dataset_page(report: DatasetReport, audio: AudioSrc, link: FileLink, with_files: bool = False) -> str:
     """The dataset report; `with_files` adds every file's section (the static report), else links to them."""
-    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     export = report.export
-    exported = (f'Dataset {esc(report.dataset_dir)}: <b>{export.get("clips", 0)}</b> clips, '
-                f'{esc(export.get("hours", 0))} h in export.json'
-                f'{"" if export.get("complete", True) else " (an export is under way)"}.' if export
-                else f"No export in {esc(report.dataset_dir)} yet.")
-    pending = (f'<p class="note">Still processing (not through the gate): {esc(", ".join(report.pending))}</p>'
-               if report.pending else "")
-    body = [f'<h1>nr4dl dataset</h1><p class="meta">Work folders {esc(report.work_dir)} · '
-            f'{len(report.files)} files · report made {made}</p>', _summary(report.funnel) if report.files else "",
-            f"<p>{exported}</p>{pending}",
-            '<h2 id="funnel">Funnel, all files</h2>', funnel_svg(report.funnel), funnel_table(report.funnel, "total"),
-            '<h2 id="files">Files</h2>', files_table(report, link),
-            '<h2 id="yield">Yield against slice.min_duration and DNSMOS tier</h2>',
-            '<p class="note">Clips cut: what the slicing rules make of the segments at each minimum. Kept: the clips '
-            'that passed every stage in this run, at least that long; a minimum below the one a file was sliced with '
-            'cannot be judged without cutting again.</p>',
-            yield_svg(report.yield_rows, report.tiers), yield_table(report.yield_rows, report.tiers, "total"),
-            '<h2 id="histograms">Histograms</h2>', histograms(report.clips),
-            '<h2 id="listen">Listen</h2>', listening(report.clips, audio),
-            '<h2 id="speakers">Speakers</h2>', speakers_table(report),
-            '<h2 id="failed">Failed files</h2>', failed_table(report)]
+    exported = (
+        f"Dataset {esc(report.dataset_dir)}: <b>{export.get('clips', 0)}</b> clips, "
+        f"{esc(export.get('hours', 0))} h in export.json"
+        f"{'' if export.get('complete', True) else ' (an export is under way)'}."
+        if export
+        else f"No export in {esc(report.dataset_dir)} yet."
+    )
+    pending = (
+        f'<p class="note">Still processing (not through the gate): {esc(", ".join(report.pending))}</p>'
+        if report.pending
+        else ""
+    )
+    body = [
+        f'<h1>nr4dl dataset</h1><p class="meta">Work folders {esc(report.work_dir)} · '
+        f"{len(report.files)} files · report made {made}</p>",
+        _summary(report.funnel) if report.files else "",
+        f"<p>{exported}</p>{pending}",
+        '<h2 id="funnel">Funnel, all files</h2>',
+        funnel_svg(report.funnel),
+        funnel_table(report.funnel, "total"),
+        '<h2 id="files">Files</h2>',
+        files_table(report, link),
+        '<h2 id="yield">Yield against slice.min_duration and DNSMOS tier</h2>',
+        '<p class="note">Clips cut: what the slicing rules make of the segments at each minimum. Kept: the clips '
+        "that passed every stage in this run, at least that long; a minimum below the one a file was sliced with "
+        "cannot be judged without cutting again.</p>",
+        yield_svg(report.yield_rows, report.tiers),
+        yield_table(report.yield_rows, report.tiers, "total"),
+        '<h2 id="histograms">Histograms</h2>',
+        histograms(report.clips),
+        '<h2 id="listen">Listen</h2>',
+        listening(report.clips, audio),
+        '<h2 id="speakers">Speakers</h2>',
+        speakers_table(report),
+        '<h2 id="failed">Failed files</h2>',
+        failed_table(report),
+    ]
     if with_files:
         body.append('<h2 id="per-file">Per file</h2>')
         # players only in the dataset's Listen section above: embedded audio for every file would not mail
@@ -432,8 +541,24 @@ def embedded_audio(clip: ClipView, which: str, root: Path) -> str | None:
     path = root / clip.source / rel if rel else None
     if path is None or not path.is_file():
         return None
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-ac", "1", "-c:a", "libopus",
-           "-b:a", "32k", "-f", "ogg", "pipe:1"]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        str(path),
+        "-ac",
+        "1",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        "-f",
+        "ogg",
+        "pipe:1",
+    ]
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0 or not proc.stdout:
         log.warning("%s: not embedded in the report (%s)", path, proc.stderr.decode(errors="replace").strip())
@@ -444,8 +569,8 @@ def embedded_audio(clip: ClipView, which: str, root: Path) -> str | None:
 def write_static(settings: Settings) -> Path:
     """`<export.dataset_dir>/report.html`: the dataset report with every file's section, audio embedded; written
     under a temporary name and renamed, so a reader never opens half a report."""
-    from nr4dl_tasks.report.data import build
     from nr4dl_tasks.core.workdir import WorkDir
+    from nr4dl_tasks.report.data import build
 
     report = build(settings)
     audio = lambda clip, which: embedded_audio(clip, which, report.work_dir)  # noqa: E731
@@ -453,6 +578,11 @@ def write_static(settings: Settings) -> Path:
     report.dataset_dir.mkdir(parents=True, exist_ok=True)
     with WorkDir(report.dataset_dir).atomic(STATIC_NAME) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    log.info("%s: dataset report written (%d files, %d clips, %.1f MB)", report.dataset_dir / STATIC_NAME,
-             len(report.files), len(report.clips), len(text) / 1e6)
+    log.info(
+        "%s: dataset report written (%d files, %d clips, %.1f MB)",
+        report.dataset_dir / STATIC_NAME,
+        len(report.files),
+        len(report.clips),
+        len(text) / 1e6,
+    )
     return report.dataset_dir / STATIC_NAME

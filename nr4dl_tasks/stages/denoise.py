@@ -29,8 +29,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from contextlib import ExitStack
 from concurrent.futures import Future
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,22 +38,24 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from nr4dl_tasks.core import layout, resources
+from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SEGMENTS_CSV, Artifact, clip_source
+from nr4dl_tasks.core.progress import Progress
+from nr4dl_tasks.core.records import Clip, Segment, read_clip_audio, read_manifest, read_segments, write_manifest
+from nr4dl_tasks.core.settings import DenoiseSettings, Settings
+from nr4dl_tasks.core.stage import Stage
+from nr4dl_tasks.core.workdir import WorkDir, atomic_dir
 from nr4dl_tasks.dsp import audio, distortion
-
-from nr4dl_tasks.core import resources
 from nr4dl_tasks.dsp.deepfilter import DeepFilterStream
 from nr4dl_tasks.dsp.quality import DnsmosPool, Mos, snr_estimate
-from nr4dl_tasks.core.progress import Progress
-from nr4dl_tasks.core.records import (Clip, Segment, read_clip_audio, read_manifest, read_segments,
-                                 write_manifest)
-from nr4dl_tasks.core import layout
-from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SEGMENTS_CSV, Artifact, clip_source
-from nr4dl_tasks.core.settings import DenoiseSettings, Settings
-from nr4dl_tasks.dsp.spectral_gate import (EXP_MEAN_OFFSET_DB, NoiseProfile, gate, profile_from_min_statistics,
-                                           profile_from_noise)
-from nr4dl_tasks.core.stage import Stage
+from nr4dl_tasks.dsp.spectral_gate import (
+    EXP_MEAN_OFFSET_DB,
+    NoiseProfile,
+    gate,
+    profile_from_min_statistics,
+    profile_from_noise,
+)
 from nr4dl_tasks.dsp.tones import Tone, apply_filter, filter_design, find_tones
-from nr4dl_tasks.core.workdir import WorkDir, atomic_dir
 
 log = logging.getLogger("nr4dl")
 
@@ -77,8 +79,11 @@ class FileNoise:
 
 def noise_spans(segments: list[Segment], labels: list[str]) -> list[Segment]:
     """Non-speech segments, trimmed at both ends, longest first, up to PROFILE_MAX_SECONDS in all."""
-    trimmed = [Segment(s.label, s.start + EDGE_SECONDS, s.end - EDGE_SECONDS) for s in segments
-               if s.label in labels and s.duration > 2 * EDGE_SECONDS + 0.1]
+    trimmed = [
+        Segment(s.label, s.start + EDGE_SECONDS, s.end - EDGE_SECONDS)
+        for s in segments
+        if s.label in labels and s.duration > 2 * EDGE_SECONDS + 0.1
+    ]
     chosen, total = [], 0.0
     for span in sorted(trimmed, key=lambda s: -s.duration):
         if total >= PROFILE_MAX_SECONDS:
@@ -118,10 +123,24 @@ def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNo
         mean = np.mean([c.duration for c in clips]) if clips else 1.0
         sample = _spread(clips, max(1, int(FALLBACK_MAX_SECONDS / max(mean, 0.1))))
         analysed = [audio.mono(_read_clip(work, c)) for c in sample]  # clips are at `rate` already
-        log.info("%s: only %.1f s of %s audio (< %.1f s): estimating the noise from the clips by minimum "
-                 "statistics", work.source_id, noise_seconds, "/".join(cfg.noise_labels), cfg.min_noise_seconds)
-    tones = (find_tones(np.concatenate(analysed), rate, cfg.notch_min_prominence_db, cfg.notch_min_level_dbfs,
-                        cfg.notch_harmonic_min_prominence_db) if cfg.notch and analysed else [])
+        log.info(
+            "%s: only %.1f s of %s audio (< %.1f s): estimating the noise from the clips by minimum statistics",
+            work.source_id,
+            noise_seconds,
+            "/".join(cfg.noise_labels),
+            cfg.min_noise_seconds,
+        )
+    tones = (
+        find_tones(
+            np.concatenate(analysed),
+            rate,
+            cfg.notch_min_prominence_db,
+            cfg.notch_min_level_dbfs,
+            cfg.notch_harmonic_min_prominence_db,
+        )
+        if cfg.notch and analysed
+        else []
+    )
     sos = filter_design(rate, tones, cfg.highpass_hz, cfg.lowpass_hz)
     filtered = [apply_filter(a, sos) for a in analysed]
     # The distortion check measures noise before the notches: a hum taken out is noise removed, not speech.
@@ -135,8 +154,9 @@ def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNo
         profile = profile_from_min_statistics(filtered, rate)
         note = f"profile by minimum statistics over {profile.seconds:.1f} s of clips"
     if tones:
-        log.info("%s: persistent tones found and notched at %s Hz", work.source_id,
-                 ", ".join(f"{t.hz:.1f}" for t in tones))
+        log.info(
+            "%s: persistent tones found and notched at %s Hz", work.source_id, ", ".join(f"{t.hz:.1f}" for t in tones)
+        )
     return FileNoise(tones, sos, profile, note, unfiltered.mean_db + EXP_MEAN_OFFSET_DB)
 
 
@@ -166,7 +186,7 @@ class ClipDenoiser:
         out = np.stack([self._channel(filtered[:, ch], ch) for ch in range(filtered.shape[1])], axis=1)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
-    def __enter__(self) -> "ClipDenoiser":
+    def __enter__(self) -> ClipDenoiser:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -208,15 +228,26 @@ class Verdict:
     failed: str | None  # 'dnsmos' or 'distortion'
 
     def as_dict(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {"method": self.method, "sdr_loss_est_db": round(self.sdr_loss_db, 2),
-                                 "failed": self.failed}
+        facts: dict[str, Any] = {
+            "method": self.method,
+            "sdr_loss_est_db": round(self.sdr_loss_db, 2),
+            "failed": self.failed,
+        }
         if self.mos:
             facts["dnsmos"] = self.mos.as_dict()
         return facts
 
 
-def judge(method: str, samples: np.ndarray, out: np.ndarray, mos_in: Mos | None, mos_out: Mos | None,
-          noise: FileNoise, cfg: DenoiseSettings, rate: int) -> Verdict:
+def judge(
+    method: str,
+    samples: np.ndarray,
+    out: np.ndarray,
+    mos_in: Mos | None,
+    mos_out: Mos | None,
+    noise: FileNoise,
+    cfg: DenoiseSettings,
+    rate: int,
+) -> Verdict:
     """auto's per-clip rule. The notches alone ('none') always pass: the estimate charges a notch with the voice
     it takes at the tone's frequency but cannot see the hum it removes there, and on the held-out hum files it
     sent clips back to their input, hum and all."""
@@ -229,8 +260,14 @@ def judge(method: str, samples: np.ndarray, out: np.ndarray, mos_in: Mos | None,
     return Verdict(method, mos_out, loss, failed)
 
 
-def choose_method(sample: dict[str, np.ndarray], before: dict[str, Future[Mos]], noise: FileNoise,
-                  cfg: DenoiseSettings, rate: int, scorer: DnsmosPool) -> Choice:
+def choose_method(
+    sample: dict[str, np.ndarray],
+    before: dict[str, Future[Mos]],
+    noise: FileNoise,
+    cfg: DenoiseSettings,
+    rate: int,
+    scorer: DnsmosPool,
+) -> Choice:
     """Try every candidate on the sample clips; keep the best OVRL among the acceptable ones, else none.
 
     A candidate is acceptable when its mean DNSMOS passes `acceptable` and its
@@ -279,8 +316,7 @@ class _FileDenoise:
     in order as their scores arrive, at most MAX_IN_FLIGHT behind.
     """
 
-    def __init__(self, work: WorkDir, settings: Settings, clips: list[Clip], scorer: DnsmosPool,
-                 out_dir: Path) -> None:
+    def __init__(self, work: WorkDir, settings: Settings, clips: list[Clip], scorer: DnsmosPool, out_dir: Path) -> None:
         self.work, self.cfg, self.rate = work, settings.denoise, settings.slice.sample_rate
         self.clips, self.scorer, self.out_dir = clips, scorer, out_dir
         self.noise = analyse_file(work, settings, clips) if clips else FileNoise([], None, None, "no clips")
@@ -301,8 +337,13 @@ class _FileDenoise:
             if clip.id in sample:
                 self.score_before(clip, sample[clip.id])
         self.choice = choose_method(sample, self.before, self.noise, self.cfg, self.rate, self.scorer)
-        log.info("%s: auto chose %s for this file (mean DNSMOS of %d sample clips: %s)", self.work.source_id,
-                 self.choice.method, len(sample), self.choice.scores)
+        log.info(
+            "%s: auto chose %s for this file (mean DNSMOS of %d sample clips: %s)",
+            self.work.source_id,
+            self.choice.method,
+            len(sample),
+            self.choice.scores,
+        )
 
     def run(self) -> None:
         if self.cfg.method == "auto" and self.clips:
@@ -310,8 +351,10 @@ class _FileDenoise:
         pending: deque[_Pending] = deque()
         progress = Progress(f"{self.work.source_id}: denoising", sum(c.duration for c in self.clips))
         with ExitStack() as stack:
-            self._denoisers = {m: stack.enter_context(ClipDenoiser(m, self.noise, self.cfg, self.rate))
-                               for m in dict.fromkeys([self.choice.method, *self.choice.fallbacks, "none"])}
+            self._denoisers = {
+                m: stack.enter_context(ClipDenoiser(m, self.noise, self.cfg, self.rate))
+                for m in dict.fromkeys([self.choice.method, *self.choice.fallbacks, "none"])
+            }
             for clip in self.clips:
                 samples = _read_clip(self.work, clip)
                 out, after = self.result(self.choice.method, clip, samples)
@@ -343,8 +386,9 @@ class _FileDenoise:
                 out, after = self.result(method, job.clip, job.samples)
             if out is job.samples:
                 break  # nothing left to try: the input is kept
-            verdict = judge(method, job.samples, out, mos_in, after.result() if after else None, self.noise,
-                            self.cfg, self.rate)
+            verdict = judge(
+                method, job.samples, out, mos_in, after.result() if after else None, self.noise, self.cfg, self.rate
+            )
             verdicts.append(verdict)
             if verdict.failed is None:
                 return method, out, verdict.mos, verdicts
@@ -365,12 +409,16 @@ class _FileDenoise:
                 self.reverted += 1
                 self.reverted_by[failed or ""] += 1
         filtered = method != "input"
-        record.update(method="none" if method == "input" else method,
-                      notch_hz=[round(t.hz, 2) for t in self.noise.tones] if filtered else [],
-                      notches=[t.as_dict() for t in self.noise.tones] if filtered else [],
-                      highpass_hz=cfg.highpass_hz if filtered else None, lowpass_hz=cfg.lowpass_hz if filtered else None,
-                      sdr_loss_est_db=round(sdr_loss(job.samples, out, self.rate, self.noise), 2)
-                      if out is not job.samples else 0.0)
+        record.update(
+            method="none" if method == "input" else method,
+            notch_hz=[round(t.hz, 2) for t in self.noise.tones] if filtered else [],
+            notches=[t.as_dict() for t in self.noise.tones] if filtered else [],
+            highpass_hz=cfg.highpass_hz if filtered else None,
+            lowpass_hz=cfg.lowpass_hz if filtered else None,
+            sdr_loss_est_db=round(sdr_loss(job.samples, out, self.rate, self.noise), 2)
+            if out is not job.samples
+            else 0.0,
+        )
         record["snr_db"] = {"before": snr_estimate(job.samples, self.rate), "after": snr_estimate(out, self.rate)}
         if mos_in and mos_out:
             record["dnsmos"] = {"before": mos_in.as_dict(), "after": mos_out.as_dict()}
@@ -386,16 +434,21 @@ class _FileDenoise:
         """Facts for the stamp and the task's XCom."""
         seconds = sum(c.duration for c in self.clips)
         info: dict[str, Any] = {
-            "clips": len(self.clips), "changed": self.changed, "reverted": self.reverted,
+            "clips": len(self.clips),
+            "changed": self.changed,
+            "reverted": self.reverted,
             "reverted_by": dict(self.reverted_by),
-            "method": self.choice.method, "auto_scores": self.choice.scores, "noise": self.noise.note,
+            "method": self.choice.method,
+            "auto_scores": self.choice.scores,
+            "noise": self.noise.note,
             "tones": [t.as_dict() for t in self.noise.tones],
             "clip_seconds_per_second": round(seconds / elapsed, 1) if elapsed > 0 and seconds else None,
         }
         if self.cfg.score and self.clips:
             info["dnsmos_mean"] = {
                 when: _mean_mos([Mos(**(c.denoise or {})["dnsmos"][when]) for c in self.clips]).as_dict()
-                for when in ("before", "after")}
+                for when in ("before", "after")
+            }
         return info
 
 
@@ -408,8 +461,11 @@ class DenoiseStage(Stage):
         return layout.manifest("slice"), CLIPS_DIR, SEGMENTS_CSV, clip_source(settings)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
-        return {"denoise": settings.denoise.model_dump(), "rate": settings.slice.sample_rate,
-                "noise_source": clip_source(settings).name}
+        return {
+            "denoise": settings.denoise.model_dump(),
+            "rate": settings.slice.sample_rate,
+            "noise_source": clip_source(settings).name,
+        }
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         clips = read_manifest(work, "slice")
@@ -418,6 +474,11 @@ class DenoiseStage(Stage):
             run = _FileDenoise(work, settings, clips, scorer, out_dir)
             run.run()
             manifest = write_manifest(work, self.name, clips)
-        log.info("%s: denoised %d clips (%d changed, %d left as they were)", work.source_id, len(clips),
-                 run.changed, len(clips) - run.changed)
+        log.info(
+            "%s: denoised %d clips (%d changed, %d left as they were)",
+            work.source_id,
+            len(clips),
+            run.changed,
+            len(clips) - run.changed,
+        )
         return [DENOISED_DIR.name, manifest], run.info(time.monotonic() - began)

@@ -40,17 +40,16 @@ from collections import Counter
 from concurrent.futures import Future
 from typing import Any
 
-from nr4dl_tasks.core import resources
-from nr4dl_tasks.dsp.bandwidth import effective_bandwidth
-from nr4dl_tasks.dsp.quality import DnsmosPool, Mos
+from nr4dl_tasks.core import layout, resources
+from nr4dl_tasks.core.layout import Artifact
 from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import REST_TIER, Clip, read_clip_audio, read_manifest, write_manifest
-from nr4dl_tasks.core import layout
-from nr4dl_tasks.core.layout import Artifact
 from nr4dl_tasks.core.settings import GateSettings, Settings
 from nr4dl_tasks.core.stage import Stage
-from nr4dl_tasks.text.metrics import compression_ratio, letter_count
 from nr4dl_tasks.core.workdir import WorkDir
+from nr4dl_tasks.dsp.bandwidth import effective_bandwidth
+from nr4dl_tasks.dsp.quality import DnsmosPool, Mos
+from nr4dl_tasks.text.metrics import compression_ratio, letter_count
 
 log = logging.getLogger("nr4dl")
 
@@ -85,8 +84,12 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
     cps = letters / clip.duration if clip.duration > 0 else 0.0
     ratio = compression_ratio(text)
     probability = clip.language_probability
-    values = {"duration": clip.duration, "cps": round(cps, 2), "compression_ratio": round(ratio, 3),
-              "language_probability": probability}
+    values = {
+        "duration": clip.duration,
+        "cps": round(cps, 2),
+        "compression_ratio": round(ratio, 3),
+        "language_probability": probability,
+    }
     failed = []
     if not cfg.min_duration <= clip.duration <= cfg.max_duration:
         failed.append(f"duration: {clip.duration:.2f} s outside [{cfg.min_duration}, {cfg.max_duration}]")
@@ -96,20 +99,36 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
         return values, failed
     asr = clip.asr or {}
     no_speech, logprob = asr.get("no_speech_prob"), asr.get("avg_logprob")
-    if cfg.max_no_speech_prob is not None and no_speech is not None and logprob is not None \
-            and no_speech > cfg.max_no_speech_prob and logprob < NO_SPEECH_LOGPROB:
-        failed.append(f"no_speech: Whisper's no-speech probability {no_speech:.2f} with mean log-probability "
-                      f"{logprob:.2f} (text made up on noise)")
-    if cfg.min_language_probability is not None and probability is not None \
-            and probability < cfg.min_language_probability:
-        failed.append(f"language_probability: {probability:.2f} for {clip.language} below "
-                      f"{cfg.min_language_probability}")
+    if (
+        cfg.max_no_speech_prob is not None
+        and no_speech is not None
+        and logprob is not None
+        and no_speech > cfg.max_no_speech_prob
+        and logprob < NO_SPEECH_LOGPROB
+    ):
+        failed.append(
+            f"no_speech: Whisper's no-speech probability {no_speech:.2f} with mean log-probability "
+            f"{logprob:.2f} (text made up on noise)"
+        )
+    if (
+        cfg.min_language_probability is not None
+        and probability is not None
+        and probability < cfg.min_language_probability
+    ):
+        failed.append(
+            f"language_probability: {probability:.2f} for {clip.language} below {cfg.min_language_probability}"
+        )
     if not cfg.min_cps <= cps <= cfg.max_cps:
         failed.append(f"cps: {cps:.1f} characters/s outside [{cfg.min_cps}, {cfg.max_cps}]")
-    elif cfg.cps_outlier_factor and median_cps and not (
-            median_cps / cfg.cps_outlier_factor <= cps <= median_cps * cfg.cps_outlier_factor):
-        failed.append(f"cps_outlier: {cps:.1f} characters/s against the file's median {median_cps:.1f} "
-                      f"(factor {cfg.cps_outlier_factor})")
+    elif (
+        cfg.cps_outlier_factor
+        and median_cps
+        and not (median_cps / cfg.cps_outlier_factor <= cps <= median_cps * cfg.cps_outlier_factor)
+    ):
+        failed.append(
+            f"cps_outlier: {cps:.1f} characters/s against the file's median {median_cps:.1f} "
+            f"(factor {cfg.cps_outlier_factor})"
+        )
     if cfg.max_compression_ratio is not None and ratio > cfg.max_compression_ratio:
         failed.append(f"compression_ratio: {ratio:.2f} above {cfg.max_compression_ratio} (repeated text)")
     return values, failed
@@ -117,8 +136,7 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
 
 def file_median_cps(clips: list[Clip]) -> float | None:
     """Median characters per second of a file's clips with text, when there are enough of them to judge."""
-    rates = [letter_count(c.text or "") / c.duration for c in clips
-             if c.duration > 0 and letter_count(c.text or "")]
+    rates = [letter_count(c.text or "") / c.duration for c in clips if c.duration > 0 and letter_count(c.text or "")]
     return statistics.median(rates) if len(rates) >= MIN_CLIPS_FOR_OUTLIERS else None
 
 
@@ -143,8 +161,9 @@ class GateStage(Stage):
             if not failed:
                 samples, rate = read_clip_audio(work, clip.audio(which), "transcribe")
                 values["bandwidth_hz"] = round(effective_bandwidth(samples, rate))
-                values["band_limited"] = cfg.full_band_fraction is not None and \
-                    values["bandwidth_hz"] < cfg.full_band_fraction * rate / 2
+                values["band_limited"] = (
+                    cfg.full_band_fraction is not None and values["bandwidth_hz"] < cfg.full_band_fraction * rate / 2
+                )
                 if cfg.min_bandwidth_hz is not None and values["bandwidth_hz"] < cfg.min_bandwidth_hz:
                     failed.append(f"bandwidth: {values['bandwidth_hz']} Hz below {cfg.min_bandwidth_hz}")
         scored = [clip for clip, _, failed in checked if not failed]  # DNSMOS only where it can still matter
@@ -163,9 +182,13 @@ class GateStage(Stage):
                 failures.update(reason.split(":")[0] for reason in failed)
         manifest = write_manifest(work, self.name, clips)
         passed = [c for c in kept if c.kept]
-        info = {"clips_in": len(kept), "clips_kept": len(passed), "failed": dict(failures.most_common()),
-                "kept_seconds": round(sum(c.duration for c in passed), 1),
-                "tiers": dict(Counter(c.tier for c in passed).most_common())}
+        info = {
+            "clips_in": len(kept),
+            "clips_kept": len(passed),
+            "failed": dict(failures.most_common()),
+            "kept_seconds": round(sum(c.duration for c in passed), 1),
+            "tiers": dict(Counter(c.tier for c in passed).most_common()),
+        }
         log.info("%s: %d of %d clips passed the gates %s", work.source_id, len(passed), len(kept), info)
         return [manifest], info
 
@@ -179,12 +202,13 @@ class GateStage(Stage):
         with DnsmosPool(threads) as pool:
             for start in range(0, len(todo), SCORE_BATCH):  # bounds the audio held in memory
                 pending: dict[str, Future[Mos]] = {}
-                for clip in todo[start: start + SCORE_BATCH]:
+                for clip in todo[start : start + SCORE_BATCH]:
                     samples, rate = read_clip_audio(work, clip.audio(which), "transcribe")
                     pending[clip.id] = pool.submit(samples, rate)
                 scores.update({cid: round(future.result().ovrl, 3) for cid, future in pending.items()})
-                progress.add(sum(c.duration for c in todo[start: start + SCORE_BATCH]))
+                progress.add(sum(c.duration for c in todo[start : start + SCORE_BATCH]))
         if todo:
-            log.info("%s: scored %d clips with DNSMOS (no earlier score of the exported audio)", work.source_id,
-                     len(todo))
+            log.info(
+                "%s: scored %d clips with DNSMOS (no earlier score of the exported audio)", work.source_id, len(todo)
+            )
         return scores

@@ -54,4 +54,7 @@ class IngestStage(Stage):
                 raise MediaError(f"{media}: the audio is digital silence from start to end ({seconds:.2f} s)")
         with work.atomic(FULL_WAV.name) as tmp:
             audio.convert(media, tmp, FULL_RATE, 2)
-        return [SOURCE_JSON.name, ANALYSIS_WAV.name, FULL_WAV.name], {"duration": round(seconds, 3), "media": str(media)}
+        return [SOURCE_JSON.name, ANALYSIS_WAV.name, FULL_WAV.name], {
+            "duration": round(seconds, 3),
+            "media": str(media),
+        }

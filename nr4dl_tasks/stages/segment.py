@@ -33,11 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from nr4dl_tasks.dsp import audio
-
-from nr4dl_tasks.core import models
-
-from nr4dl_tasks.core import resources
+from nr4dl_tasks.core import models, resources
 from nr4dl_tasks.core.errors import StageError
 from nr4dl_tasks.core.layout import SEGMENTS_CSV, Artifact, analysis_input
 from nr4dl_tasks.core.progress import Progress
@@ -45,6 +41,7 @@ from nr4dl_tasks.core.records import Segment, write_segments
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir
+from nr4dl_tasks.dsp import audio
 
 log = logging.getLogger("nr4dl")
 
@@ -94,8 +91,9 @@ class InaSegmenter:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:
-            log.warning("TensorFlow already runs in this process; keeping its thread pools (asked for %d threads)",
-                        threads)
+            log.warning(
+                "TensorFlow already runs in this process; keeping its thread pools (asked for %d threads)", threads
+            )
         classes = [ina.SpeechMusicNoise if vad_engine == "smn" else ina.SpeechMusic]
         if detect_gender:
             classes.append(ina.Gender)
@@ -126,14 +124,15 @@ class InaSegmenter:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="divide by zero encountered in log", category=RuntimeWarning)
                 _, loge, _, mspec = self._ina.mfcc(sig.astype(np.float32), get_mspec=True)
-            mspecs.append(mspec[:min(frames, frames_per_window)])
-            loges.append(loge[:min(frames, frames_per_window)])
+            mspecs.append(mspec[: min(frames, frames_per_window)])
+            loges.append(loge[: min(frames, frames_per_window)])
         if not mspecs:
             return np.zeros((0, 24)), np.zeros(0)
         return np.concatenate(mspecs), np.concatenate(loges)
 
-    def _predict(self, net: _Network, mspec: np.ndarray, indices: np.ndarray, chunk: int,
-                 batch_size: int, doing: str) -> tuple[np.ndarray, np.ndarray]:
+    def _predict(
+        self, net: _Network, mspec: np.ndarray, indices: np.ndarray, chunk: int, batch_size: int, doing: str
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Network outputs for the given patch indices (ina's padded numbering), a chunk at a time."""
         from skimage.util import view_as_windows
 
@@ -144,17 +143,18 @@ class InaSegmenter:
         finite: list[np.ndarray] = []
         progress = Progress(f"{doing}: {'/'.join(net.outlabels)} network", len(indices) * STEP / 100)
         for at in range(0, len(indices), chunk):
-            raw = np.clip(indices[at: at + chunk] - lpad, 0, n_raw - 1)
+            raw = np.clip(indices[at : at + chunk] - lpad, 0, n_raw - 1)
             lo, hi = int(raw.min()), int(raw.max())
-            windows = view_as_windows(mspec[STEP * lo: STEP * hi + PATCH], (PATCH, net.nmel), step=STEP)
+            windows = view_as_windows(mspec[STEP * lo : STEP * hi + PATCH], (PATCH, net.nmel), step=STEP)
             data = windows.reshape(len(windows), PATCH * net.nmel)[raw - lo]
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
                 data = (data - data.mean(axis=1, keepdims=True)) / data.std(axis=1, keepdims=True)
             finite.append(np.all(np.isfinite(data), axis=1))
             batch = data.astype(np.float32).reshape(len(data), PATCH, net.nmel, 1)
-            preds.extend(net.predict(batch[at_b: at_b + batch_size]).numpy()
-                         for at_b in range(0, len(batch), batch_size))
+            preds.extend(
+                net.predict(batch[at_b : at_b + batch_size]).numpy() for at_b in range(0, len(batch), batch_size)
+            )
             progress.set(min(at + chunk, len(indices)) * STEP / 100)
         return np.concatenate(preds), np.concatenate(finite)
 
@@ -172,7 +172,7 @@ class InaSegmenter:
             if lab != net.inlabel:
                 ret.append((lab, start, stop))
                 continue
-            r = rawpred[at: at + stop - start]
+            r = rawpred[at : at + stop - start]
             at += stop - start
             pred = ina.viterbi_decoding(np.log(r), ina.diag_trans_exp(net.viterbi_arg, len(net.outlabels)))
             for lab2, start2, stop2 in ina._binidx2seglist(pred):
@@ -186,13 +186,14 @@ class InaSegmenter:
             return []
         if len(loge) < PATCH:  # ina pads very short inputs the same way
             mspec = np.concatenate((mspec, np.ones((PATCH - len(loge), 24)) * np.min(mspec)))
-        lseg = [("energy" if lab else "noEnergy", start, stop)
-                for lab, start, stop in ina._binidx2seglist(ina._energy_activity(loge, energy_ratio)[::2])]
+        lseg = [
+            ("energy" if lab else "noEnergy", start, stop)
+            for lab, start, stop in ina._binidx2seglist(ina._energy_activity(loge, energy_ratio)[::2])
+        ]
         chunk = max(1, int(window_s * 100 / STEP))
         for net in self.networks:
             lseg = self._apply(net, mspec, lseg, chunk, batch_size, f"segmenting {wav}")
-        return [Segment(lab, round(start * 0.02, 3), round(stop * 0.02, 3))
-                for lab, start, stop in lseg]
+        return [Segment(lab, round(start * 0.02, 3), round(stop * 0.02, 3)) for lab, start, stop in lseg]
 
 
 _segmenters: dict[tuple, InaSegmenter] = {}
@@ -203,10 +204,16 @@ def segmenter(settings: Settings) -> InaSegmenter:
     precision = resolve_precision(settings.segment.precision)
     in_use = {seg.precision for seg in _segmenters.values()}
     if in_use and precision not in in_use:
-        raise StageError(f"segment.precision={precision} was asked for in a process already running "
-                         f"{in_use.pop()} (TensorFlow's setting is process-wide); use one precision per run")
-    key = (settings.resolve(settings.paths.models_dir), settings.segment.vad_engine, settings.segment.detect_gender,
-           precision)
+        raise StageError(
+            f"segment.precision={precision} was asked for in a process already running "
+            f"{in_use.pop()} (TensorFlow's setting is process-wide); use one precision per run"
+        )
+    key = (
+        settings.resolve(settings.paths.models_dir),
+        settings.segment.vad_engine,
+        settings.segment.detect_gender,
+        precision,
+    )
     if key not in _segmenters:  # TensorFlow's thread pools are fixed once it ran: threads count only at first
         _segmenters[key] = InaSegmenter(*key, resources.threads(settings))
     return _segmenters[key]
@@ -220,8 +227,11 @@ class SegmentStage(Stage):
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         # window_seconds and batch_size change memory and speed, not the result.
-        return {"segment": settings.segment.model_dump(exclude={"window_seconds", "batch_size", "precision"}),
-                "precision": resolve_precision(settings.segment.precision), "input": analysis_input(settings).name}
+        return {
+            "segment": settings.segment.model_dump(exclude={"window_seconds", "batch_size", "precision"}),
+            "precision": resolve_precision(settings.segment.precision),
+            "input": analysis_input(settings).name,
+        }
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         source = analysis_input(settings).name
@@ -233,5 +243,9 @@ class SegmentStage(Stage):
         totals: dict[str, float] = {}
         for seg in segments:
             totals[seg.label] = round(totals.get(seg.label, 0.0) + seg.duration, 2)
-        return [SEGMENTS_CSV.name], {"input": source, "precision": ina.precision,
-                                "segments": len(segments), "seconds_by_label": totals}
+        return [SEGMENTS_CSV.name], {
+            "input": source,
+            "precision": ina.precision,
+            "segments": len(segments),
+            "seconds_by_label": totals,
+        }

@@ -16,19 +16,23 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from nr4dl_tasks.dsp import audio
-
-from nr4dl_tasks.core import models
-
-from nr4dl_tasks.core import resources
+from nr4dl_tasks.core import models, resources
 from nr4dl_tasks.core.children import die_with_parent
 from nr4dl_tasks.core.errors import StageError, WorkerDied
-from nr4dl_tasks.core.layout import (ACCOMPANIMENT_WAV, ANALYSIS_RATE, FULL_WAV, SOURCE_JSON, VOCALS_ANALYSIS_WAV,
-                                     VOCALS_WAV, Artifact)
+from nr4dl_tasks.core.layout import (
+    ACCOMPANIMENT_WAV,
+    ANALYSIS_RATE,
+    FULL_WAV,
+    SOURCE_JSON,
+    VOCALS_ANALYSIS_WAV,
+    VOCALS_WAV,
+    Artifact,
+)
 from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir
+from nr4dl_tasks.dsp import audio
 
 log = logging.getLogger("nr4dl")
 
@@ -43,11 +47,20 @@ class SpleeterWorker:
             raise StageError(f"Spleeter environment not found at {python}; run scripts/setup.sh")
         self.key = (python, model_dir, threads)
         # TensorFlow sizes its thread pools from these when the process starts (the default: one per core).
-        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads),
-               "OMP_NUM_THREADS": str(threads)}
+        env = {
+            **os.environ,
+            "TF_NUM_INTRAOP_THREADS": str(threads),
+            "TF_NUM_INTEROP_THREADS": str(threads),
+            "OMP_NUM_THREADS": str(threads),
+        }
         self.proc = subprocess.Popen(
             [str(python), str(WORKER), str(model_dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env, preexec_fn=die_with_parent,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=env,
+            preexec_fn=die_with_parent,
         )
         ready = self._expect("loading the model")
         if not ready.get("ok"):
@@ -117,15 +130,23 @@ class SeparateStage(Stage):
             return [], {"enabled": False}
         src = work.input(FULL_WAV)
         with work.atomic(VOCALS_WAV.name) as vocals, work.atomic(ACCOMPANIMENT_WAV.name) as accompaniment:
-            reply = worker(settings).separate({
-                "input": str(src), "vocals": str(vocals), "accompaniment": str(accompaniment),
-                **settings.separate.model_dump(exclude={"enabled"}),
-            })
+            reply = worker(settings).separate(
+                {
+                    "input": str(src),
+                    "vocals": str(vocals),
+                    "accompaniment": str(accompaniment),
+                    **settings.separate.model_dump(exclude={"enabled"}),
+                }
+            )
             if not reply.get("ok"):
                 raise StageError(f"{work.read_source()['path']}: separation failed: {reply.get('error')}")
         with work.atomic(VOCALS_ANALYSIS_WAV.name) as tmp:
             audio.convert(work.path(VOCALS_WAV.name), tmp, ANALYSIS_RATE, 1)
         seconds = reply["frames"] / reply["rate"]
-        info = {"enabled": True, "chunks": reply["chunks"], "audio_seconds": round(seconds, 3),
-                "x_realtime": round(seconds / max(reply["seconds"], 1e-6), 1)}
+        info = {
+            "enabled": True,
+            "chunks": reply["chunks"],
+            "audio_seconds": round(seconds, 3),
+            "x_realtime": round(seconds / max(reply["seconds"], 1e-6), 1),
+        }
         return [VOCALS_WAV.name, ACCOMPANIMENT_WAV.name, VOCALS_ANALYSIS_WAV.name], info

@@ -11,18 +11,19 @@ shorter than `min_duration`, then pad. Audio is read span by span from disk
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from nr4dl_tasks.dsp import audio
 from nr4dl_tasks.core.layout import ANALYSIS_WAV, CLIPS_DIR, SEGMENTS_CSV, Artifact, analysis_input, clip_source
 from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import Clip, Segment, read_segments, write_manifest
 from nr4dl_tasks.core.settings import Settings, SliceSettings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir, atomic_dir
+from nr4dl_tasks.dsp import audio
 
 log = logging.getLogger("nr4dl")
 
@@ -71,15 +72,22 @@ def split_long(seg: Segment, max_len: float, min_len: float, loudness: LoudnessF
     return pieces
 
 
-def plan_clips(segments: list[Segment], cfg: SliceSettings, loudness: LoudnessFn,
-               total: float) -> list[tuple[Segment, Segment]]:
+def plan_clips(
+    segments: list[Segment], cfg: SliceSettings, loudness: LoudnessFn, total: float
+) -> list[tuple[Segment, Segment]]:
     """Apply every slicing rule; return (speech span, padded span) pairs in time order."""
     kept = merge_gaps(keep_labels(segments, cfg.wanted_labels()), cfg.merge_gap)
     pieces = [piece for seg in kept for piece in split_long(seg, cfg.max_duration, cfg.min_duration, loudness)]
     long_enough = [seg for seg in pieces if seg.duration >= cfg.min_duration - 1e-9]
-    return [(seg, Segment(seg.label, round(max(0.0, seg.start - cfg.padding), 3),
-                          round(min(total, seg.end + cfg.padding), 3)))
-            for seg in long_enough]
+    return [
+        (
+            seg,
+            Segment(
+                seg.label, round(max(0.0, seg.start - cfg.padding), 3), round(min(total, seg.end + cfg.padding), 3)
+            ),
+        )
+        for seg in long_enough
+    ]
 
 
 def loudness_of(wav: Path) -> LoudnessFn:
@@ -129,13 +137,24 @@ class SliceStage(Stage):
                 progress.add(span.duration)
                 clip_id = f"{work.source_id}_{index:05d}"
                 write_clip(source, span, tmp_dir / f"{clip_id}.wav", cfg.sample_rate, cfg.channels)
-                clip = Clip(clip_id, work.source_id, span.label, span.start, span.end, round(span.end - span.start, 3),
-                            f"{CLIPS_DIR.name}/{clip_id}.wav")
+                clip = Clip(
+                    clip_id,
+                    work.source_id,
+                    span.label,
+                    span.start,
+                    span.end,
+                    round(span.end - span.start, 3),
+                    f"{CLIPS_DIR.name}/{clip_id}.wav",
+                )
                 clip.speech_start, clip.speech_end = speech.start, speech.end
                 clips.append(clip)
             manifest = write_manifest(work, self.name, clips)
         if not clips:
-            log.warning("%s: no segment labelled %s lasts %.2f s or more; no clips written",
-                        work.source_id, sorted(cfg.wanted_labels()), cfg.min_duration)
+            log.warning(
+                "%s: no segment labelled %s lasts %.2f s or more; no clips written",
+                work.source_id,
+                sorted(cfg.wanted_labels()),
+                cfg.min_duration,
+            )
         seconds = round(sum(c.duration for c in clips), 2)
         return [CLIPS_DIR.name, manifest], {"clips": len(clips), "clip_seconds": seconds, "source": source.name}

@@ -29,27 +29,25 @@ import functools
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from nr4dl_tasks.dsp import audio
-
-from nr4dl_tasks.core import resources
-
-from nr4dl_tasks.voice import embedding as voices
+from nr4dl_tasks.core import layout, resources
 from nr4dl_tasks.core.errors import MediaError, SettingsError
+from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SPLIT_DIR, Artifact
 from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import Clip, read_clip_audio, read_manifest, write_manifest
-from nr4dl_tasks.core import layout
-from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SPLIT_DIR, Artifact
 from nr4dl_tasks.core.settings import Settings, SpeakerSettings
-from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry, Voice
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir, atomic_dir, file_sha256
+from nr4dl_tasks.dsp import audio
+from nr4dl_tasks.voice import embedding as voices
+from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry, Voice
 
 log = logging.getLogger("nr4dl")
 
@@ -86,7 +84,7 @@ def place_change(vp: voices.VoicePrint, k: int, threads: int) -> int:
     hi = min(n - voices.WINDOW // 2, vp.starts[k] + voices.CLIP_HOP)
     points = list(range(lo, max(lo, hi) + 1, REFINE_STEP))
     emb = voices.embed_windows(vp.frames, [p - voices.WINDOW for p in points] + points, threads)
-    similarity = np.sum(emb[: len(points)] * emb[len(points):], axis=1)
+    similarity = np.sum(emb[: len(points)] * emb[len(points) :], axis=1)
     return points[int(np.argmin(similarity))]
 
 
@@ -100,8 +98,9 @@ class Piece:
     purity: float
 
 
-def single_voice_pieces(wav: np.ndarray, cfg: SpeakerSettings, min_samples: int, threads: int,
-                        depth: int = 0) -> list[Piece]:
+def single_voice_pieces(
+    wav: np.ndarray, cfg: SpeakerSettings, min_samples: int, threads: int, depth: int = 0
+) -> list[Piece]:
     """Split 16 kHz audio at speaker changes until every piece is pure (pieces shorter than the minimum go)."""
     vp = voices.voiceprint(wav, threads)
     purity, k = coarse_change(vp)
@@ -111,8 +110,10 @@ def single_voice_pieces(wav: np.ndarray, cfg: SpeakerSettings, min_samples: int,
     pieces = []
     for lo, hi in ((0, cut), (cut, len(wav))):
         if hi - lo >= min_samples:
-            pieces += [Piece(p.start + lo, p.end + lo, p.vp, p.purity)
-                       for p in single_voice_pieces(wav[lo:hi], cfg, min_samples, threads, depth + 1)]
+            pieces += [
+                Piece(p.start + lo, p.end + lo, p.vp, p.purity)
+                for p in single_voice_pieces(wav[lo:hi], cfg, min_samples, threads, depth + 1)
+            ]
     return pieces
 
 
@@ -123,12 +124,17 @@ def enrollment_files(enroll_dir: Path) -> dict[str, list[Path]]:
     """name -> reference recordings, from one sub-folder per target speaker."""
     if not enroll_dir.is_dir():
         raise SettingsError(f"speakers.enroll_dir {enroll_dir} is not a folder")
-    targets = {d.name: sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
-               for d in sorted(enroll_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    targets = {
+        d.name: sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
+        for d in sorted(enroll_dir.iterdir())
+        if d.is_dir() and not d.name.startswith(".")
+    }
     empty = [name for name, files in targets.items() if not files]
     if not targets or empty:
-        raise SettingsError(f"speakers.enroll_dir {enroll_dir} needs one sub-folder of recordings per target "
-                            f"speaker{f'; empty: {empty}' if empty else ''}")
+        raise SettingsError(
+            f"speakers.enroll_dir {enroll_dir} needs one sub-folder of recordings per target "
+            f"speaker{f'; empty: {empty}' if empty else ''}"
+        )
     return targets
 
 
@@ -161,8 +167,9 @@ def enrolled_voices(enroll_dir: Path, threads: int) -> dict[str, np.ndarray]:
         if skipped:
             log.warning("enrollment of %s: skipped %d file(s): %s", name, len(skipped), "; ".join(skipped))
         if not found:
-            raise SettingsError(f"enrollment recording unusable: no file in {enroll_dir / name} is usable audio "
-                                f"({'; '.join(skipped)})")
+            raise SettingsError(
+                f"enrollment recording unusable: no file in {enroll_dir / name} is usable audio ({'; '.join(skipped)})"
+            )
         voices_by_name[name] = voices.unit(np.array(found))
     return voices_by_name
 
@@ -273,8 +280,9 @@ class SpeakersStage(Stage):
                     labelled.append(clip)
                     prints.append(pieces[0].vp.embedding)
                 elif cfg.purity_action == "drop" or not pieces:
-                    clip.dropped = "speakers: more than one voice" + ("" if pieces else
-                                                                             ", no single-voice part long enough")
+                    clip.dropped = "speakers: more than one voice" + (
+                        "" if pieces else ", no single-voice part long enough"
+                    )
                     out.append(clip)
                 else:
                     splits += 1
@@ -291,8 +299,12 @@ class SpeakersStage(Stage):
         kept = [c for c in out if c.kept]
         seconds = sum(c.duration for c in clips)
         elapsed = time.monotonic() - began
-        info.update(clips_in=len(clips), clips_kept=len(kept), split=splits,
-                    clip_seconds_per_second=round(seconds / elapsed, 1) if elapsed > 0 and seconds else None)
+        info.update(
+            clips_in=len(clips),
+            clips_kept=len(kept),
+            split=splits,
+            clip_seconds_per_second=round(seconds / elapsed, 1) if elapsed > 0 and seconds else None,
+        )
         log.info("%s: %d of %d clips kept, %d split (%s)", work.source_id, len(kept), len(out), splits, info)
         return [SPLIT_DIR.name, manifest], info
 
@@ -312,8 +324,11 @@ class SpeakersStage(Stage):
         child_id = f"{parent.id}_p{index}"
         start_s, end_s = piece.start / voices.RATE, piece.end / voices.RATE
         extra = {k: v for k, v in parent.extra.items() if k not in ("dropped", "speech_start", "speech_end")}
-        extra.update(split_from=parent.id, split_at=[round(parent.start + start_s, 3), round(parent.start + end_s, 3)],
-                     purity=round(piece.purity, 3))
+        extra.update(
+            split_from=parent.id,
+            split_at=[round(parent.start + start_s, 3), round(parent.start + end_s, 3)],
+            purity=round(piece.purity, 3),
+        )
         for key, rel in (("path", parent.path), ("denoised_path", parent.denoised_path)):
             if rel is None or (key == "denoised_path" and rel == parent.path):  # not denoised: one file is enough
                 extra[key] = extra.get("path")
@@ -323,8 +338,16 @@ class SpeakersStage(Stage):
             sf.write(str(split_dir / f"{child_id}{suffix}.wav"), samples, src_rate, subtype="PCM_16")
             extra[key] = f"{SPLIT_DIR.name}/{child_id}{suffix}.wav"
         path = extra.pop("path")
-        return Clip(child_id, parent.source, parent.label, round(parent.start + start_s, 3),
-                    round(parent.start + end_s, 3), round(end_s - start_s, 3), path, extra)
+        return Clip(
+            child_id,
+            parent.source,
+            parent.label,
+            round(parent.start + start_s, 3),
+            round(parent.start + end_s, 3),
+            round(end_s - start_s, 3),
+            path,
+            extra,
+        )
 
     @staticmethod
     def _assign(work: WorkDir, settings: Settings, clips: list[Clip], prints: np.ndarray) -> dict[str, Any]:
@@ -341,14 +364,14 @@ class SpeakersStage(Stage):
                 match = float(row[best]) >= cfg.threshold
                 clip.speaker, clip.speaker_score = names[best] if match else None, round(float(row[best]), 3)
                 if not match and cfg.keep == "target":
-                    clip.dropped = (f"speakers: closest target {names[best]} at {row[best]:.2f}, "
-                                             f"below {cfg.threshold}")
+                    clip.dropped = f"speakers: closest target {names[best]} at {row[best]:.2f}, below {cfg.threshold}"
             counts = {n: sum(c.speaker == n for c in clips) for n in names}
             return {"speakers": counts, "mode": "enrolled"}
         labels = cluster(prints, [c.duration for c in clips], cfg.cluster_threshold)
         groups = sorted(set(labels))
-        found = [Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]),
-                       labels.count(g)) for g in groups]
+        found = [
+            Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]), labels.count(g)) for g in groups
+        ]
         registry = SpeakerRegistry(settings.resolve(settings.paths.work_dir) / REGISTRY_NAME)
         ids = registry.link(work.source_id, found, cfg.link_threshold)
         for clip, label, emb in zip(clips, labels, prints, strict=True):

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nr4dl_tasks.asr.recognition import AudioClip, Recognizer
-from nr4dl_tasks.core.progress import Progress
-from nr4dl_tasks.core.records import clip_file, read_manifest, write_manifest
 from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.layout import Artifact
+from nr4dl_tasks.core.progress import Progress
+from nr4dl_tasks.core.records import clip_file, read_manifest, write_manifest
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir
@@ -76,8 +76,9 @@ class Journal:
 
     def add(self, records: dict[str, dict[str, Any]]) -> None:
         with self.path.open("a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps({"id": cid, **record}, ensure_ascii=False) + "\n"
-                          for cid, record in records.items())
+            fh.writelines(
+                json.dumps({"id": cid, **record}, ensure_ascii=False) + "\n" for cid, record in records.items()
+            )
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -125,22 +126,28 @@ class TranscribeStage(Stage):
         journal = Journal(work.path(JOURNAL), work.fingerprint or "")
         done = journal.load()
         if done:
-            log.info("%s: resuming: %d of %d clips were transcribed by an earlier attempt", work.source_id,
-                     len(done), len(todo))
+            log.info(
+                "%s: resuming: %d of %d clips were transcribed by an earlier attempt",
+                work.source_id,
+                len(done),
+                len(todo),
+            )
         recognizer = self.recognizer(settings)
         began = time.monotonic()
         missing = [c for c in todo if c.id not in done]
         step = max(cfg.batch_size, PROGRESS_EVERY)
         progress = Progress(f"{work.source_id}: transcribing", sum(c.duration for c in missing))
         for start in range(0, len(missing), step):
-            chunk = missing[start: start + step]
+            chunk = missing[start : start + step]
             audio = [AudioClip(clip.id, clip_file(work, clip.audio(cfg.input), "speakers")) for clip in chunk]
             transcripts = []
             for at in range(0, len(audio), cfg.batch_size):  # the recogniser's own batches, each one counted
-                transcripts += recognizer.transcribe(audio[at: at + cfg.batch_size])
-                progress.add(sum(c.duration for c in chunk[at: at + cfg.batch_size]))
-            records = {clip.id: {**transcript.as_record(), "asr_backend": recognizer.name}
-                       for clip, transcript in zip(chunk, transcripts, strict=True)}
+                transcripts += recognizer.transcribe(audio[at : at + cfg.batch_size])
+                progress.add(sum(c.duration for c in chunk[at : at + cfg.batch_size]))
+            records = {
+                clip.id: {**transcript.as_record(), "asr_backend": recognizer.name}
+                for clip, transcript in zip(chunk, transcripts, strict=True)
+            }
             journal.add(records)
             done.update(records)
         for clip in todo:
@@ -150,10 +157,14 @@ class TranscribeStage(Stage):
         elapsed = time.monotonic() - began
         seconds = sum(c.duration for c in missing)
         languages = Counter(c.language for c in todo)
-        info = {"backend": recognizer.name, "clips": len(todo), "resumed": len(todo) - len(missing),
-                "audio_seconds": round(seconds, 1),
-                "realtime_factor": round(seconds / elapsed, 1) if elapsed > 0 and seconds else None,
-                "languages": dict(languages.most_common()),
-                "empty": sum(not c.text for c in todo)}
+        info = {
+            "backend": recognizer.name,
+            "clips": len(todo),
+            "resumed": len(todo) - len(missing),
+            "audio_seconds": round(seconds, 1),
+            "realtime_factor": round(seconds / elapsed, 1) if elapsed > 0 and seconds else None,
+            "languages": dict(languages.most_common()),
+            "empty": sum(not c.text for c in todo),
+        }
         log.info("%s: %s", work.source_id, info)
         return [manifest], info

@@ -12,17 +12,18 @@ run failed, whatever happened before. It lives in nr4dl's own database
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from nr4dl_tasks.core.redact import redact
 from nr4dl_tasks.core.settings import Settings
-from nr4dl_tasks.state.db import engine_for, metadata
 from nr4dl_tasks.core.workdir import text_sha256
+from nr4dl_tasks.state.db import engine_for, metadata
 
 FAILURES = sa.Table(
-    "nr4dl_failures", metadata,
+    "nr4dl_failures",
+    metadata,
     sa.Column("media_sha256", sa.String(64), primary_key=True),  # of the path: paths can be long
     sa.Column("media", sa.Text, nullable=False),
     sa.Column("stage", sa.String(100), nullable=False),
@@ -57,8 +58,14 @@ class FailureLog:
 
     def record(self, media: str, stage: str, error: BaseException | str, run_id: str | None) -> None:
         """The file's latest run failed at `stage`: replace whatever was recorded for it."""
-        row = {"media_sha256": _key(media), "media": media, "stage": stage, "error": first_line(error),
-               "run_id": run_id, "failed_at": datetime.now(timezone.utc)}
+        row = {
+            "media_sha256": _key(media),
+            "media": media,
+            "stage": stage,
+            "error": first_line(error),
+            "run_id": run_id,
+            "failed_at": datetime.now(UTC),
+        }
         with self.engine.begin() as db:
             db.execute(FAILURES.delete().where(FAILURES.c.media_sha256 == row["media_sha256"]))
             db.execute(FAILURES.insert().values(**row))

@@ -38,14 +38,101 @@ _MONTHS = ("", "일월", "이월", "삼월", "사월", "오월", "유월", "칠�
 # Counters and the numbers they take. Native-Korean counting stops at 99; from 100 on, and for decimals,
 # every counter takes Sino-Korean numbers (백 개, 일 점 오 시간). Matched longest first (시간 before 시).
 NATIVE_COUNTERS = (
-    "시간", "시", "살", "개", "명", "번", "마리", "잔", "권", "대", "장", "병", "벌", "켤레", "그루", "송이", "자루",
-    "채", "척", "통", "쌍", "줄", "끼", "판", "알", "조각", "봉지", "상자", "그릇", "접시", "가지", "군데", "곳",
-    "사람", "배", "달", "곡", "편", "골", "번째", "째", "해", "차례",
+    "시간",
+    "시",
+    "살",
+    "개",
+    "명",
+    "번",
+    "마리",
+    "잔",
+    "권",
+    "대",
+    "장",
+    "병",
+    "벌",
+    "켤레",
+    "그루",
+    "송이",
+    "자루",
+    "채",
+    "척",
+    "통",
+    "쌍",
+    "줄",
+    "끼",
+    "판",
+    "알",
+    "조각",
+    "봉지",
+    "상자",
+    "그릇",
+    "접시",
+    "가지",
+    "군데",
+    "곳",
+    "사람",
+    "배",
+    "달",
+    "곡",
+    "편",
+    "골",
+    "번째",
+    "째",
+    "해",
+    "차례",
 )
 SINO_COUNTERS = (
-    "분", "초", "원", "년", "월", "일", "층", "회", "등", "점", "호", "호선", "번지", "번호", "세", "세기", "주", "주년",
-    "주일", "개월", "개국", "인", "인분", "위", "차", "학년", "교시", "도", "쪽", "페이지", "퍼센트", "달러", "엔", "유로",
-    "위안", "파운드", "킬로", "미터", "그램", "리터", "박", "년대", "분기", "배럴", "평", "선", "승", "패", "타", "연승",
+    "분",
+    "초",
+    "원",
+    "년",
+    "월",
+    "일",
+    "층",
+    "회",
+    "등",
+    "점",
+    "호",
+    "호선",
+    "번지",
+    "번호",
+    "세",
+    "세기",
+    "주",
+    "주년",
+    "주일",
+    "개월",
+    "개국",
+    "인",
+    "인분",
+    "위",
+    "차",
+    "학년",
+    "교시",
+    "도",
+    "쪽",
+    "페이지",
+    "퍼센트",
+    "달러",
+    "엔",
+    "유로",
+    "위안",
+    "파운드",
+    "킬로",
+    "미터",
+    "그램",
+    "리터",
+    "박",
+    "년대",
+    "분기",
+    "배럴",
+    "평",
+    "선",
+    "승",
+    "패",
+    "타",
+    "연승",
     "연패",
 )
 _COUNTER_SYSTEM: dict[str, System] = {**{c: "sino" for c in SINO_COUNTERS}, **{c: "native" for c in NATIVE_COUNTERS}}
@@ -54,31 +141,119 @@ _NUMBERING_AFTER_BEON = ("출구", "버스", "타자", "선수", "문제", "방"
 
 # Units written in Latin letters or symbols, read after a Sino-Korean number; a prefix goes before the number.
 UNITS: dict[str, tuple[str, str]] = {
-    "km/h": ("시속", "킬로미터"), "m/s": ("초속", "미터"), "km/s": ("초속", "킬로미터"),
-    "km²": ("", "제곱킬로미터"), "m²": ("", "제곱미터"), "cm²": ("", "제곱센티미터"), "m³": ("", "세제곱미터"),
-    "km": ("", "킬로미터"), "cm": ("", "센티미터"), "mm": ("", "밀리미터"), "nm": ("", "나노미터"), "m": ("", "미터"),
-    "kg": ("", "킬로그램"), "mg": ("", "밀리그램"), "g": ("", "그램"), "t": ("", "톤"),
-    "ml": ("", "밀리리터"), "mL": ("", "밀리리터"), "l": ("", "리터"), "L": ("", "리터"), "cc": ("", "씨씨"),
-    "°C": ("", "도"), "℃": ("", "도"), "°F": ("화씨", "도"), "℉": ("화씨", "도"), "°": ("", "도"),
-    "%p": ("", "퍼센트포인트"), "%": ("", "퍼센트"), "‰": ("", "퍼밀"),
-    "kWh": ("", "킬로와트시"), "kW": ("", "킬로와트"), "MW": ("", "메가와트"), "W": ("", "와트"), "V": ("", "볼트"),
-    "mAh": ("", "밀리암페어시"), "A": ("", "암페어"), "Hz": ("", "헤르츠"), "kHz": ("", "킬로헤르츠"),
-    "MHz": ("", "메가헤르츠"), "GHz": ("", "기가헤르츠"), "dB": ("", "데시벨"), "ha": ("", "헥타르"),
-    "KB": ("", "킬로바이트"), "MB": ("", "메가바이트"), "GB": ("", "기가바이트"), "TB": ("", "테라바이트"),
-    "kcal": ("", "킬로칼로리"), "cal": ("", "칼로리"), "ppm": ("", "피피엠"), "mph": ("시속", "마일"),
-    "ms": ("", "밀리초"), "sec": ("", "초"), "min": ("", "분"), "h": ("", "시간"),
+    "km/h": ("시속", "킬로미터"),
+    "m/s": ("초속", "미터"),
+    "km/s": ("초속", "킬로미터"),
+    "km²": ("", "제곱킬로미터"),
+    "m²": ("", "제곱미터"),
+    "cm²": ("", "제곱센티미터"),
+    "m³": ("", "세제곱미터"),
+    "km": ("", "킬로미터"),
+    "cm": ("", "센티미터"),
+    "mm": ("", "밀리미터"),
+    "nm": ("", "나노미터"),
+    "m": ("", "미터"),
+    "kg": ("", "킬로그램"),
+    "mg": ("", "밀리그램"),
+    "g": ("", "그램"),
+    "t": ("", "톤"),
+    "ml": ("", "밀리리터"),
+    "mL": ("", "밀리리터"),
+    "l": ("", "리터"),
+    "L": ("", "리터"),
+    "cc": ("", "씨씨"),
+    "°C": ("", "도"),
+    "℃": ("", "도"),
+    "°F": ("화씨", "도"),
+    "℉": ("화씨", "도"),
+    "°": ("", "도"),
+    "%p": ("", "퍼센트포인트"),
+    "%": ("", "퍼센트"),
+    "‰": ("", "퍼밀"),
+    "kWh": ("", "킬로와트시"),
+    "kW": ("", "킬로와트"),
+    "MW": ("", "메가와트"),
+    "W": ("", "와트"),
+    "V": ("", "볼트"),
+    "mAh": ("", "밀리암페어시"),
+    "A": ("", "암페어"),
+    "Hz": ("", "헤르츠"),
+    "kHz": ("", "킬로헤르츠"),
+    "MHz": ("", "메가헤르츠"),
+    "GHz": ("", "기가헤르츠"),
+    "dB": ("", "데시벨"),
+    "ha": ("", "헥타르"),
+    "KB": ("", "킬로바이트"),
+    "MB": ("", "메가바이트"),
+    "GB": ("", "기가바이트"),
+    "TB": ("", "테라바이트"),
+    "kcal": ("", "킬로칼로리"),
+    "cal": ("", "칼로리"),
+    "ppm": ("", "피피엠"),
+    "mph": ("시속", "마일"),
+    "ms": ("", "밀리초"),
+    "sec": ("", "초"),
+    "min": ("", "분"),
+    "h": ("", "시간"),
 }
 CURRENCY_SIGNS = {"₩": "원", "$": "달러", "€": "유로", "£": "파운드", "¥": "엔"}
 
-LETTER_NAMES = dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", (
-    "에이", "비", "씨", "디", "이", "에프", "지", "에이치", "아이", "제이", "케이", "엘", "엠", "엔", "오", "피", "큐",
-    "알", "에스", "티", "유", "브이", "더블유", "엑스", "와이", "제트")))
+LETTER_NAMES = dict(
+    zip(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        (
+            "에이",
+            "비",
+            "씨",
+            "디",
+            "이",
+            "에프",
+            "지",
+            "에이치",
+            "아이",
+            "제이",
+            "케이",
+            "엘",
+            "엠",
+            "엔",
+            "오",
+            "피",
+            "큐",
+            "알",
+            "에스",
+            "티",
+            "유",
+            "브이",
+            "더블유",
+            "엑스",
+            "와이",
+            "제트",
+        ),
+    )
+)
 # Capitalised words said as words, not letter by letter, and a few very common Latin words.
 LATIN_WORDS = {
-    "NASA": "나사", "UNESCO": "유네스코", "UNICEF": "유니세프", "NATO": "나토", "OPEC": "오펙", "FIFA": "피파",
-    "ASEAN": "아세안", "APEC": "에이펙", "COVID": "코비드", "AIDS": "에이즈", "TV": "티브이", "PC": "피시",
-    "OK": "오케이", "CEO": "시이오", "IQ": "아이큐", "ok": "오케이", "pop": "팝", "NEWS": "뉴스", "news": "뉴스",
-    "MP3": "엠피쓰리", "COVID-19": "코비드 나인틴",
+    "NASA": "나사",
+    "UNESCO": "유네스코",
+    "UNICEF": "유니세프",
+    "NATO": "나토",
+    "OPEC": "오펙",
+    "FIFA": "피파",
+    "ASEAN": "아세안",
+    "APEC": "에이펙",
+    "COVID": "코비드",
+    "AIDS": "에이즈",
+    "TV": "티브이",
+    "PC": "피시",
+    "OK": "오케이",
+    "CEO": "시이오",
+    "IQ": "아이큐",
+    "ok": "오케이",
+    "pop": "팝",
+    "NEWS": "뉴스",
+    "news": "뉴스",
+    "MP3": "엠피쓰리",
+    "COVID-19": "코비드 나인틴",
 }
 ENGLISH_NUMBERS = ("제로", "원", "투", "쓰리", "포", "파이브", "식스", "세븐", "에잇", "나인")
 
@@ -93,7 +268,8 @@ _NUMBER = re.compile(
     rf"(?<![A-Za-z\d.,])(?<![A-Za-z\d]-)(?P<ordinal>제\s?)?(?P<currency>[₩$€£¥])?(?P<sign>(?<![\w)])[-−+])?"
     rf"(?P<amount>{_AMOUNT})"
     rf"(?:\s?(?P<suffix>{_SUFFIX}))?"
-    rf"(?:{_RANGE}(?P<currency2>[₩$€£¥])?(?P<amount2>{_AMOUNT})(?:\s?(?P<suffix2>{_SUFFIX}))?)?")
+    rf"(?:{_RANGE}(?P<currency2>[₩$€£¥])?(?P<amount2>{_AMOUNT})(?:\s?(?P<suffix2>{_SUFFIX}))?)?"
+)
 # 010-1234-5678, 02) 123-4567, 123-4567 and the 4+4 service numbers (1588-1234), but not 2020-2022
 _PHONE = re.compile(r"(?<![\d-])(?:(0\d{1,2})[-.)\s]\s?(\d{3,4})|(\d{3}|1[5-8]\d{2}))-(\d{4})(?![\d-]|\s?년)")
 _DATE = re.compile(r"(?<![\d.])(\d{4})\s?([-./])\s?(\d{1,2})\s?\2\s?(\d{1,2})(?!\d)")
@@ -112,11 +288,11 @@ def sino(n: int) -> str:
         return "마이너스 " + sino(-n)
     if n == 0:
         return "영"
-    if n >= 10 ** 20:
+    if n >= 10**20:
         return "".join(_DIGITS[int(d)] for d in str(n))
     groups: list[str] = []
     for power, unit in enumerate(_MAN_UNITS):
-        group = n // 10 ** (4 * power) % 10 ** 4
+        group = n // 10 ** (4 * power) % 10**4
         if group:
             groups.append(("" if group == 1 and unit == "만" else _sino_below_10000(group)) + unit)
     return " ".join(reversed(groups))
@@ -160,7 +336,7 @@ def _amount(text: str) -> tuple[str, int | None]:
         return " ".join(decimal(num) + small + big for num, small, big in chunks), None
     if len(chunks) == 1 and not chunks[0][1] and not chunks[0][2] and len(text) > 1 and text.startswith("0"):
         return digit_by_digit(text), None  # 007, 0.5 is handled above
-    scale = {"": 1, "십": 10, "백": 100, "천": 1000, "만": 10 ** 4, "억": 10 ** 8, "조": 10 ** 12}
+    scale = {"": 1, "십": 10, "백": 100, "천": 1000, "만": 10**4, "억": 10**8, "조": 10**12}
     value = sum(int(num.replace(",", "")) * scale[small] * scale[big] for num, small, big in chunks)
     return sino(value), value
 
@@ -196,7 +372,7 @@ def _with_counter(amount: str, counter: str | None, before: str, after: str, ord
 
 
 def _number(m: re.Match[str]) -> str:
-    before, after = m.string[:m.start()], m.string[m.end():]
+    before, after = m.string[: m.start()], m.string[m.end() :]
     if not m.group("suffix2") and not m.group("suffix") and re.match(r"[A-Za-z]", after):
         return m.group(0)  # 5G, 3D: a Latin token, read by _latin
     sign = {"-": "마이너스 ", "−": "마이너스 ", "+": "플러스 "}.get(m.group("sign") or "", "")
@@ -282,8 +458,10 @@ def _latin_run(run: str) -> str:
 
 
 def _plain_compat(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", ch) if any(lo <= ord(ch) <= hi for lo, hi in _COMPAT_BLOCKS)
-                   else ch for ch in text)
+    return "".join(
+        unicodedata.normalize("NFKC", ch) if any(lo <= ord(ch) <= hi for lo, hi in _COMPAT_BLOCKS) else ch
+        for ch in text
+    )
 
 
 def spoken_form(text: str) -> str:
@@ -291,11 +469,19 @@ def spoken_form(text: str) -> str:
     text = _plain_compat(text)
     if not re.search(r"[\dA-Za-z₩$€£¥%℃℉]", text):
         return " ".join(text.split())
-    for pattern, read in ((_PHONE, _phone), (_DATE, _date), (_TIME, _time), (_FRACTION, _fraction),
-                          (_RATIO, _ratio), (_NUMBER, _number), (_LATIN, _latin)):
+    for pattern, read in (
+        (_PHONE, _phone),
+        (_DATE, _date),
+        (_TIME, _time),
+        (_FRACTION, _fraction),
+        (_RATIO, _ratio),
+        (_NUMBER, _number),
+        (_LATIN, _latin),
+    ):
         text = pattern.sub(read, text)
-    text = re.sub(r"\d+", lambda m: digit_by_digit(m.group(0)) if m.group(0).startswith("0") else sino(int(m.group(0))),
-                  text)  # digits left in odd places (1.2.3): read, never kept
+    text = re.sub(
+        r"\d+", lambda m: digit_by_digit(m.group(0)) if m.group(0).startswith("0") else sino(int(m.group(0))), text
+    )  # digits left in odd places (1.2.3): read, never kept
     return " ".join(text.split())
 
 

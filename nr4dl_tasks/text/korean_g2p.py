@@ -22,19 +22,77 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 ONSETS = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
 VOWELS = "ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ"
-CODAS = ("", "ㄱ", "ㄲ", "ㄳ", "ㄴ", "ㄵ", "ㄶ", "ㄷ", "ㄹ", "ㄺ", "ㄻ", "ㄼ", "ㄽ", "ㄾ", "ㄿ", "ㅀ", "ㅁ", "ㅂ", "ㅄ",
-         "ㅅ", "ㅆ", "ㅇ", "ㅈ", "ㅊ", "ㅋ", "ㅌ", "ㅍ", "ㅎ")
+CODAS = (
+    "",
+    "ㄱ",
+    "ㄲ",
+    "ㄳ",
+    "ㄴ",
+    "ㄵ",
+    "ㄶ",
+    "ㄷ",
+    "ㄹ",
+    "ㄺ",
+    "ㄻ",
+    "ㄼ",
+    "ㄽ",
+    "ㄾ",
+    "ㄿ",
+    "ㅀ",
+    "ㅁ",
+    "ㅂ",
+    "ㅄ",
+    "ㅅ",
+    "ㅆ",
+    "ㅇ",
+    "ㅈ",
+    "ㅊ",
+    "ㅋ",
+    "ㅌ",
+    "ㅍ",
+    "ㅎ",
+)
 # A coda said alone: seven sounds (ㄱ ㄴ ㄷ ㄹ ㅁ ㅂ ㅇ), a cluster keeps one of its two.
-NEUTRAL = {"ㄲ": "ㄱ", "ㅋ": "ㄱ", "ㄳ": "ㄱ", "ㄺ": "ㄱ", "ㅅ": "ㄷ", "ㅆ": "ㄷ", "ㅈ": "ㄷ", "ㅊ": "ㄷ", "ㅌ": "ㄷ",
-           "ㅎ": "ㄷ", "ㅍ": "ㅂ", "ㄿ": "ㅂ", "ㅄ": "ㅂ", "ㄵ": "ㄴ", "ㄶ": "ㄴ", "ㄻ": "ㅁ", "ㄼ": "ㄹ", "ㄽ": "ㄹ",
-           "ㄾ": "ㄹ", "ㅀ": "ㄹ"}
+NEUTRAL = {
+    "ㄲ": "ㄱ",
+    "ㅋ": "ㄱ",
+    "ㄳ": "ㄱ",
+    "ㄺ": "ㄱ",
+    "ㅅ": "ㄷ",
+    "ㅆ": "ㄷ",
+    "ㅈ": "ㄷ",
+    "ㅊ": "ㄷ",
+    "ㅌ": "ㄷ",
+    "ㅎ": "ㄷ",
+    "ㅍ": "ㅂ",
+    "ㄿ": "ㅂ",
+    "ㅄ": "ㅂ",
+    "ㄵ": "ㄴ",
+    "ㄶ": "ㄴ",
+    "ㄻ": "ㅁ",
+    "ㄼ": "ㄹ",
+    "ㄽ": "ㄹ",
+    "ㄾ": "ㄹ",
+    "ㅀ": "ㄹ",
+}
 # A cluster before a vowel: the first consonant stays, the second moves on.
-SPLIT = {"ㄳ": ("ㄱ", "ㅅ"), "ㄵ": ("ㄴ", "ㅈ"), "ㄺ": ("ㄹ", "ㄱ"), "ㄻ": ("ㄹ", "ㅁ"), "ㄼ": ("ㄹ", "ㅂ"),
-         "ㄽ": ("ㄹ", "ㅅ"), "ㄾ": ("ㄹ", "ㅌ"), "ㄿ": ("ㄹ", "ㅍ"), "ㅄ": ("ㅂ", "ㅅ"), "ㄶ": ("ㄴ", "ㅎ"),
-         "ㅀ": ("ㄹ", "ㅎ")}
+SPLIT = {
+    "ㄳ": ("ㄱ", "ㅅ"),
+    "ㄵ": ("ㄴ", "ㅈ"),
+    "ㄺ": ("ㄹ", "ㄱ"),
+    "ㄻ": ("ㄹ", "ㅁ"),
+    "ㄼ": ("ㄹ", "ㅂ"),
+    "ㄽ": ("ㄹ", "ㅅ"),
+    "ㄾ": ("ㄹ", "ㅌ"),
+    "ㄿ": ("ㄹ", "ㅍ"),
+    "ㅄ": ("ㅂ", "ㅅ"),
+    "ㄶ": ("ㄴ", "ㅎ"),
+    "ㅀ": ("ㄹ", "ㅎ"),
+}
 TENSE = {"ㄱ": "ㄲ", "ㄷ": "ㄸ", "ㅂ": "ㅃ", "ㅅ": "ㅆ", "ㅈ": "ㅉ"}
 ASPIRATE = {"ㄱ": "ㅋ", "ㄷ": "ㅌ", "ㅂ": "ㅍ", "ㅈ": "ㅊ"}
 NASAL = {"ㄱ": "ㅇ", "ㄷ": "ㄴ", "ㅂ": "ㅁ"}
@@ -67,7 +125,7 @@ class Syllable:
 
 
 @functools.cache
-def _tagger():  # type: ignore[no-untyped-def]
+def _tagger() -> Any:
     """mecab-ko, loaded once per process (its dictionary is memory-mapped: 0.02 s, 80 MB)."""
     import mecab
 
@@ -104,8 +162,18 @@ def _syllables(text: str) -> list[Syllable | str]:
             continue
         start, end, first, last = owner.get(i, (i, i + 1, "NNG", "NNG"))
         prev_is_syllable = bool(out) and isinstance(out[-1], Syllable)
-        out.append(Syllable(ONSETS[code // 588], VOWELS[code // 28 % 21], CODAS[code % 28], first, last,
-                            starts_morpheme=start == i, word_start=not prev_is_syllable, morpheme=text[i:end]))
+        out.append(
+            Syllable(
+                ONSETS[code // 588],
+                VOWELS[code // 28 % 21],
+                CODAS[code % 28],
+                first,
+                last,
+                starts_morpheme=start == i,
+                word_start=not prev_is_syllable,
+                morpheme=text[i:end],
+            )
+        )
     return out
 
 
@@ -150,8 +218,12 @@ def _link(a: Syllable, b: Syllable) -> None:
         return
     if onset != "ㅇ" or not coda or coda == "ㅇ":
         return
-    compound = a.last_tag.startswith(COMPOUND_TAGS) and b.first_tag.startswith(COMPOUND_TAGS) \
-        and b.vowel in N_INSERTION_VOWELS and not b.morpheme.startswith(NO_N_INSERTION)
+    compound = (
+        a.last_tag.startswith(COMPOUND_TAGS)
+        and b.first_tag.startswith(COMPOUND_TAGS)
+        and b.vowel in N_INSERTION_VOWELS
+        and not b.morpheme.startswith(NO_N_INSERTION)
+    )
     numeral = a.last_tag == b.first_tag == "NR" and b.text() == "육"
     if lexical_next and (compound or numeral):  # 솜이불 -> 솜니불, 색연필 -> 생년필, 십육 -> 심뉵 (not 일이 -> 이리)
         a.coda, b.onset = NEUTRAL.get(coda, coda), "ㄴ"
@@ -160,10 +232,7 @@ def _link(a: Syllable, b: Syllable) -> None:
         neutral = NEUTRAL.get(coda, coda)
         a.coda, b.onset = ("", neutral) if coda not in SPLIT else (SPLIT[coda][0], NEUTRAL.get(SPLIT[coda][1], "ㅇ"))
         return
-    if coda in SPLIT:  # 닭을 -> 달글, 없어 -> 업서 (-> 업써)
-        a.coda, b.onset = SPLIT[coda]
-    else:
-        a.coda, b.onset = "", coda
+    a.coda, b.onset = SPLIT.get(coda, ("", coda))  # 닭을 -> 달글, 없어 -> 업서 (-> 업써); 먹어 -> 머거
     if b.vowel == "ㅣ" and b.onset in "ㄷㅌ" and b.onset:  # 굳이 -> 구지, 같이 -> 가치, 밭이 -> 바치
         b.onset = "ㅈ" if b.onset == "ㄷ" else "ㅊ"
 
@@ -180,11 +249,12 @@ def _tense_and_assimilate(a: Syllable, b: Syllable, original: str, linked: bool)
     stem_final = a.last_tag.startswith(STEM_TAGS) and b.starts_morpheme and b.first_tag.startswith("E")
     in_noun = not b.starts_morpheme or a.last_tag == b.first_tag == "NR"  # 갈등, and 팔/십 tagged apart
     if onset in TENSE and (
-            coda in OBSTRUENT_CODAS or (original in ("ㄺ", "ㄼ", "ㄾ") and not linked)
-            or (not linked and stem_final and original in ("ㄴ", "ㄵ", "ㅁ", "ㄻ"))  # 신고 -> 신꼬, 젊지 -> 점찌
-            or (not linked and coda == "ㄹ" and a.last_tag.startswith("E"))  # 할수록 -> 할쑤록, 갈게 -> 갈께
-            or (coda == "ㄹ" and onset in "ㄷㅅㅈ" and in_noun
-                and a.last_tag.startswith(NOUN_TAGS))):  # 갈등 -> 갈뜽, 팔십 -> 팔씹
+        coda in OBSTRUENT_CODAS
+        or (original in ("ㄺ", "ㄼ", "ㄾ") and not linked)
+        or (not linked and stem_final and original in ("ㄴ", "ㄵ", "ㅁ", "ㄻ"))  # 신고 -> 신꼬, 젊지 -> 점찌
+        or (not linked and coda == "ㄹ" and a.last_tag.startswith("E"))  # 할수록 -> 할쑤록, 갈게 -> 갈께
+        or (coda == "ㄹ" and onset in "ㄷㅅㅈ" and in_noun and a.last_tag.startswith(NOUN_TAGS))
+    ):  # 갈등 -> 갈뜽, 팔십 -> 팔씹
         b.onset = TENSE[onset]
     onset = b.onset
     if coda in NASAL and onset in "ㄴㅁ":  # 국물 -> 궁물, 믿는 -> 민는, 밥맛 -> 밤맏
@@ -206,8 +276,11 @@ def pronounce(text: str) -> str:
     units = _syllables(text)
     syls = [u for u in units if isinstance(u, Syllable)]
     _vowels(syls)
-    pairs = [(units[i], units[i + 1]) for i in range(len(units) - 1)
-             if isinstance(units[i], Syllable) and isinstance(units[i + 1], Syllable)]
+    pairs = [
+        (units[i], units[i + 1])
+        for i in range(len(units) - 1)
+        if isinstance(units[i], Syllable) and isinstance(units[i + 1], Syllable)
+    ]
     onsets = {id(s): s.onset for s in syls}
     for a, b in pairs:
         _link(a, b)  # type: ignore[arg-type]
@@ -215,7 +288,7 @@ def pronounce(text: str) -> str:
     for s in syls:  # 밟다 -> 밥따 is the exception to ㄼ -> ㄹ
         s.coda = "ㅂ" if s.coda == "ㄼ" and (s.onset, s.vowel) == ("ㅂ", "ㅏ") else NEUTRAL.get(s.coda, s.coda)
     for a, b in pairs:
-        _tense_and_assimilate(a, b, originals[id(a)], onsets[id(b)] == "ㅇ" != b.onset)  # type: ignore[arg-type]
+        _tense_and_assimilate(a, b, originals[id(a)], onsets[id(b)] == "ㅇ" != b.onset)  # type: ignore[arg-type,union-attr]
     for i in range(len(units) - 2):  # across one space: only the automatic assimilations
         a, gap, b = units[i], units[i + 1], units[i + 2]
         if not (isinstance(a, Syllable) and gap == " " and isinstance(b, Syllable)):

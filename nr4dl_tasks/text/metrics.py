@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 @functools.cache
@@ -33,8 +33,11 @@ def wer(references: Sequence[str], hypotheses: Sequence[str], language: str = "e
     """Corpus word error rate of hypotheses against references, both normalised."""
     import jiwer
 
-    return float(jiwer.wer([normalize_for_wer(t, language) for t in references],
-                           [normalize_for_wer(t, language) for t in hypotheses]))
+    return float(
+        jiwer.wer(
+            [normalize_for_wer(t, language) for t in references], [normalize_for_wer(t, language) for t in hypotheses]
+        )
+    )
 
 
 def letter_count(text: str) -> int:

@@ -63,7 +63,7 @@ def embed_windows(frames: np.ndarray, starts: list[int], threads: int) -> np.nda
     out = []
     with torch.inference_mode():
         for i in range(0, len(starts), BATCH):  # bounded memory for long recordings
-            batch = np.stack([frames[s: s + WINDOW] for s in starts[i: i + BATCH]])
+            batch = np.stack([frames[s : s + WINDOW] for s in starts[i : i + BATCH]])
             out.append(encoder(torch.from_numpy(batch)).numpy())
     return np.concatenate(out)
 

@@ -20,10 +20,11 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -67,8 +68,10 @@ class SpeakerRegistry:
                 raise ValueError(f"unknown layout (version {state.get('version')!r})")
             return state
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StageError(f"speaker registry {self.path} is unreadable ({exc}); restore it from a backup, or "
-                             "delete it to number the speakers again from spk0001") from None
+            raise StageError(
+                f"speaker registry {self.path} is unreadable ({exc}); restore it from a backup, or "
+                "delete it to number the speakers again from spk0001"
+            ) from None
 
     def link(self, source_id: str, voices: list[Voice], threshold: float) -> list[tuple[str, float]]:
         """(speaker id, similarity to that speaker) per voice; records the file's contribution."""
@@ -104,7 +107,8 @@ class SpeakerRegistry:
             state["next_id"] = number
             state["sources"][source_id] = [
                 {"speaker": sid, "clips": v.clips, "centroid": [round(float(x), 6) for x in v.centroid]}
-                for (sid, _), v in zip(result, voices, strict=True)]
+                for (sid, _), v in zip(result, voices, strict=True)
+            ]
             return result
 
     def speakers(self) -> dict[str, dict[str, Any]]:
