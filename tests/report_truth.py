@@ -15,6 +15,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 STAGES = ("slice", "denoise", "speakers", "transcribe", "gate")
+# The plots every report page draws, by their data-plot names.
+PLOTS = {
+    "funnel",
+    "yield against slice.min_duration",
+    "histogram: DNSMOS OVRL",
+    "histogram: speaker score",
+    "histogram: characters per second",
+    "histogram: language probability",
+}
 
 
 def lines(path: Path) -> list[dict]:
