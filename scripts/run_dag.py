@@ -29,6 +29,11 @@ DAG_ID = "nr4dl_process_file"
 CRAWL_DAG_ID = "nr4dl_crawl"
 EXPORT_DAG_ID = "nr4dl_dataset"
 FINISHED = {"success", "failed"}
+ATTEMPTS = 4
+
+
+class ApiError(urllib.error.URLError):
+    """An error answer from the API, with its body (which says why)."""
 
 
 class Api:
@@ -41,8 +46,19 @@ class Api:
             headers["Authorization"] = f"Bearer {self.token}"
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"{}")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return json.loads(response.read() or b"{}")
+            except urllib.error.HTTPError as exc:
+                error = ApiError(f"{method} {path}: HTTP {exc.code}: {exc.read().decode(errors='replace')[:500]}")
+                # a busy SQLite standalone answers 5xx now and then; anything else is final
+                if exc.code < 500 or attempt == ATTEMPTS:
+                    raise error from exc
+                print(f"{error} (retrying, {attempt}/{ATTEMPTS})", file=sys.stderr, flush=True)
+            time.sleep(2 * attempt)
 
     def login(self) -> None:
         self.token = self._call("POST", "/auth/token", {"username": self.user, "password": self.password}, auth=False)[
