@@ -16,6 +16,7 @@ from nr4dl_tasks.crawl import catalog as cat
 from nr4dl_tasks.crawl.crawler import crawl
 from nr4dl_tasks.crawl.discover import Link, discover
 from nr4dl_tasks.crawl.download import safe_stem
+from nr4dl_tasks.crawl.web import NO_ACCESS, Web
 
 LONG_TITLE = "episode " * 700  # 5,600 characters
 
@@ -90,9 +91,9 @@ def test_links_exist_only_after_javascript_ran(site):
 
 
 def test_the_rendered_crawl_finds_exactly_the_links_across_pages(site, make_settings, tmp_path):
-    source = settings_for(make_settings, tmp_path, page_source(site)).crawl.sources[0]
-    links, refused = discover(source)
-    assert sorted(link.url for link in links) == sorted(
+    settings = settings_for(make_settings, tmp_path, page_source(site))
+    found = discover(settings.crawl.sources[0], Web(settings.crawl), NO_ACCESS, lambda _: False)
+    assert sorted(link.url for link in found.links) == sorted(
         [
             f"{site}/media/ep1.mp3",
             f"{site}/media/ep2.mp3",
@@ -101,7 +102,7 @@ def test_the_rendered_crawl_finds_exactly_the_links_across_pages(site, make_sett
             f"{site}/media/..%2f..%2fsecret.mp3",
         ]
     )
-    assert refused == ["http://evil.example.com/steal.mp3"]
+    assert list(found.refused) == ["http://evil.example.com/steal.mp3"]
 
 
 def test_hostile_names_never_leave_the_download_folder():
@@ -121,7 +122,7 @@ def test_a_crawl_downloads_new_media_once_and_skips_it_next_time(site, make_sett
     assert all(len(f.name) < 90 for f in files)
     assert first.duplicates == [f"{site}/media/ep1-again.mp3"]
     assert list(first.failed) == [f"{site}/media/..%2f..%2fsecret.mp3"]
-    assert first.refused == {"radio": ["http://evil.example.com/steal.mp3"]}
+    assert list(first.refused) == ["http://evil.example.com/steal.mp3"]
     assert sorted(downloads.rglob("*")) == [downloads / "radio", *files]  # nothing else written anywhere
 
     catalog = cat.Catalog(settings)
@@ -150,7 +151,7 @@ def test_an_unreachable_page_is_named_and_the_other_sources_still_run(site, make
         {"name": "direct", "kind": "url", "url": f"{site}/media/ep2.mp3"},
     )
     report = crawl(settings)
-    assert "page http://127.0.0.1:9/index.html is unreachable" in report.failed["source down"]
+    assert "http://127.0.0.1:9/robots.txt is unreachable" in report.failed["source down"]
     assert [n.source for n in report.new] == ["direct"]
 
 
@@ -166,11 +167,12 @@ def test_a_link_redirecting_off_the_allow_list_is_refused_before_download(site, 
         make_settings, tmp_path, {"name": "direct", "kind": "url", "url": f"{site}/media/ep2.redirect"}
     )
     report = crawl(settings)
-    assert not report.new and "not on the allow-list" in report.failed[f"{site}/media/ep2.redirect"]
+    assert not report.new and "not on the allow-list" in report.refused[f"{site}/media/ep2.redirect"]
     assert not list((tmp_path / "downloads").rglob("*.mp3"))
     (entry,) = cat.Catalog(settings).entries("direct")
     assert entry.status == cat.REFUSED
-    assert not crawl(settings).failed  # refused for good: not tried again
+    again = crawl(settings)
+    assert not again.failed and not again.refused  # refused for good: not tried again
 
 
 def test_size_limit_and_unknown_source(site, make_settings, tmp_path):
@@ -181,7 +183,7 @@ def test_size_limit_and_unknown_source(site, make_settings, tmp_path):
         crawl__max_megabytes=0.001,
     )
     report = crawl(settings)
-    assert not report.new and "max_megabytes" in report.failed[f"{site}/media/ep1.mp3"]
+    assert not report.new and "max_megabytes" in report.refused[f"{site}/media/ep1.mp3"]
     assert not list((tmp_path / "downloads").rglob("*.mp3"))
     with pytest.raises(SettingsError, match="no crawl source named 'nope'"):
         crawl(settings, "nope")
