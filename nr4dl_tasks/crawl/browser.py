@@ -42,6 +42,7 @@ PAGE_LOAD_SECONDS = 60
 POLL_SECONDS = 0.2
 MAX_CLICKS = 1000
 IDLE_SECONDS = 0.5
+RETURN_SECONDS = 1.0  # how long a clicked button may stay away and still be clicked again
 # Chromium shows its own error page instead of raising when a host refuses or does not resolve.
 NETWORK_ERROR_JS = """
 if (!location.href.startsWith("chrome-error://") && !document.querySelector("body.neterror")) return "";
@@ -149,19 +150,28 @@ class Browser:
         return self._idle(action.timeout_seconds)
 
     def _visible(self, selector: str) -> Any:
-        return next((el for el in self.driver.find_elements(*locator(selector)) if el.is_displayed()), None)
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        try:
+            return next((el for el in self.driver.find_elements(*locator(selector)) if el.is_displayed()), None)
+        except StaleElementReferenceException:
+            return None
 
     def _click(self, selector: str, times: int, timeout: float) -> str | None:
         """Click the first visible match until it is gone (or `times` clicks), each time waiting for the page to
-        change, so a button that loads the next items is pressed only once they are there."""
-        clicks = 0
-        while clicks < times and self._until(lambda: self._visible(selector) is not None, timeout if not clicks else 0):
+        change, so a button that loads the next items is pressed again only once they are there."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        clicks, wait = 0, timeout
+        while clicks < times and self._until(lambda: self._visible(selector) is not None, wait):
             size = self._size()
-            self.driver.execute_script("arguments[0].click()", self._visible(selector))
-            clicks += 1
+            try:
+                self.driver.execute_script("arguments[0].click()", self._visible(selector))
+            except StaleElementReferenceException:
+                continue  # redrawn meanwhile: look again
+            clicks, wait = clicks + 1, min(timeout, RETURN_SECONDS)
             if not self._until(lambda: self._size() != size, timeout):
                 return f"clicking {selector!r} changed nothing within {timeout:g} s (after {clicks} click(s))"
-            self._until(lambda: self._visible(selector) is not None, timeout)  # the button comes back once loaded
         return None if clicks else f"no element matching {selector!r} to click within {timeout:g} s"
 
     def _scroll(self, selector: str, timeout: float) -> str | None:

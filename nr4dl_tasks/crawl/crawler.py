@@ -145,6 +145,7 @@ def crawl(
 def _failed(report: CrawlReport, subject: str, exc: BaseException, *, refused: bool) -> None:
     """Record one failure or refusal, its subject named once."""
     cause = str(exc) if isinstance(exc, (SourceError, SettingsError)) else f"{type(exc).__name__}: {exc}"
+    cause = cause.strip().splitlines()[0] if cause.strip() else type(exc).__name__
     if refused:
         log.warning("%s refused: %s", subject, cause)
         report.refused[subject] = cause
