@@ -32,6 +32,8 @@ def site(tmp_path_factory):
         ffmpeg("-i", str(wav), str(root / "media" / f"{name}.mp3"))
         wav.unlink()
     (root / "media" / "ep1-again.mp3").write_bytes((root / "media" / "ep1.mp3").read_bytes())  # re-published
+    # media (ffprobe reads a video stream) that processing cannot use: it has no sound
+    ffmpeg("-f", "lavfi", "-i", "testsrc=duration=1:size=64x64:rate=5", str(root / "media" / "mute.mp4"))
     (root / "index.html").write_text(
         js_page(
             [
@@ -210,15 +212,24 @@ def test_the_cli_crawls_and_processes_new_files_once(site, tmp_path):
                 "crawl": {
                     "download_dir": str(tmp_path / "downloads"),
                     "domain_interval_seconds": 0,
-                    "sources": [{"name": "one", "kind": "url", "url": f"{site}/media/ep1.mp3"}],
+                    "sources": [
+                        {"name": "one", "kind": "url", "url": f"{site}/media/ep1.mp3"},
+                        {"name": "mute", "kind": "url", "url": f"{site}/media/mute.mp4"},
+                        {"name": "far", "kind": "url", "url": f"{site}/media/ep2.redirect"},
+                    ],
                 },
             }
         )
     )
     nr4dl = [str(NR4DL), "crawl", "--settings", str(settings)]
     first = subprocess.run(nr4dl, capture_output=True, text=True)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "1 new file(s)" in first.stdout and "1 of 1 file(s) processed" in first.stdout
-    assert len([p for p in (tmp_path / "work").iterdir() if p.is_dir()]) == 1
+    assert first.returncode == 1, first.stdout + first.stderr  # one file failed processing
+    assert "2 new file(s), 0 duplicate(s), 1 refused, 0 failure(s)" in first.stdout
+    assert f"catalog {tmp_path / 'catalog.sqlite'}" in first.stdout
+    assert f"refused {site}/media/ep2.redirect: redirected to http://localhost:" in first.stdout
+    assert "1 of 2 file(s) processed, 1 failed" in first.stdout
+    failures = subprocess.run([str(NR4DL), "failures", "--settings", str(settings)], capture_output=True, text=True)
+    (line,) = [line for line in failures.stdout.splitlines() if "mute" in line]
+    assert " ingest " in line and "(run nr4dl crawl)" in line, failures.stdout
     second = subprocess.run(nr4dl, capture_output=True, text=True)
     assert "0 new file(s)" in second.stdout and second.returncode == 0, second.stdout

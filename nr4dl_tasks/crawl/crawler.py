@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from nr4dl_tasks.core.errors import SettingsError, SourceError
+from nr4dl_tasks.core.redact import hide
 from nr4dl_tasks.core.settings import Settings, SourceSettings
 from nr4dl_tasks.core.workdir import file_sha256, text_sha256
 from nr4dl_tasks.crawl import catalog as cat
@@ -110,6 +111,7 @@ def crawl(
         subject = f"source {source.name}"
         try:
             access = access_for(source.connection) if source.connection else NO_ACCESS
+            hide(*access.secrets())
             found = discover(source, web, access, lambda identity: catalog.held(identity, cfg.max_attempts))
         except Exception as exc:  # one source that cannot be crawled never stops the others
             _failed(report, subject, exc, refused=isinstance(exc, Refused))
