@@ -121,7 +121,7 @@ def _process_all(
             continue
         except Nr4dlError as exc:
             error: Exception = exc
-            say("FAILED ", f"{one_line(media)}:", exc)
+            say("FAILED ", f"{one_line(media)}:", str(exc).removeprefix(f"{media}: "))  # the subject once
         except Exception as exc:  # one bad file never stops the others
             error = exc
             log.exception("unexpected error on %s", one_line(media))
