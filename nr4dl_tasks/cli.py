@@ -154,7 +154,6 @@ def _crawl(args: argparse.Namespace, overrides: dict) -> int:
     """Crawl, then process every new file here (what nr4dl_crawl hands to Airflow runs)."""
     from nr4dl_tasks.crawl.catalog import Catalog
     from nr4dl_tasks.crawl.crawler import crawl
-
     from nr4dl_tasks.state.db import database_name
     from nr4dl_tasks.state.failures import FailureLog
 

@@ -142,14 +142,22 @@ def test_load_more_is_clicked_until_gone_and_navigation_is_not_an_episode(radio,
     # without the action the early "Load more" button ends no wait: the three drawn episodes, not zero
     plain = settings_for(make_settings, tmp_path, archive(base, media_selector=None, actions=[]))
     assert found_on(plain)[0] == ["ep1.html", "ep2.html", "ep3.html"]
-    once = [{"wait_for": "a.episode", "count": 3}, {"click": "button.more", "times": 1}, {"wait_for": "a.episode", "count": 6}]
-    assert len(found_on(settings_for(make_settings, tmp_path, archive(base, media_selector=None, actions=once)))[0]) == 6
+    once = [
+        {"wait_for": "a.episode", "count": 3},
+        {"click": "button.more", "times": 1},
+        {"wait_for": "a.episode", "count": 6},
+    ]
+    assert (
+        len(found_on(settings_for(make_settings, tmp_path, archive(base, media_selector=None, actions=once)))[0]) == 6
+    )
 
 
 def test_infinite_scroll_and_selectors_that_match_nothing_warn(radio, make_settings, tmp_path):
     base, _, _ = radio
     source = {"name": "scroll", "kind": "page", "url": f"{base}/scroll.html", "episode_selector": "a.item"}
-    scrolled = settings_for(make_settings, tmp_path, {**source, "actions": [{"scroll": "a.item", "timeout_seconds": 2}]})
+    scrolled = settings_for(
+        make_settings, tmp_path, {**source, "actions": [{"scroll": "a.item", "timeout_seconds": 2}]}
+    )
     assert found_on(scrolled) == ([f"ep{n}.mp3" for n in range(1, EPISODES + 1)], [])
     wrong = {**source, "wait_seconds": 1, "actions": [{"click": "button.nothing", "timeout_seconds": 1}]}
     wrong["episode_selector"] = "a.nothing"
@@ -195,14 +203,22 @@ def test_an_audio_embed_on_another_host_is_refused_when_yt_dlp_finds_it(radio, m
     assert not contacted_other_host(requests[before:])
 
 
-def test_a_redirect_chain_leaving_the_allow_list_is_refused_before_the_host_is_contacted(radio, make_settings, tmp_path):
+def test_a_redirect_chain_leaving_the_allow_list_is_refused_before_the_host_is_contacted(
+    radio, make_settings, tmp_path
+):
     base, requests, _ = radio
     before = len(requests)
-    settings = settings_for(make_settings, tmp_path, {"name": "hop", "kind": "url", "url": f"{base}/media/hop1.redirect"})
+    settings = settings_for(
+        make_settings, tmp_path, {"name": "hop", "kind": "url", "url": f"{base}/media/hop1.redirect"}
+    )
     report = crawl(settings)
     cause = report.refused[f"{base}/media/hop1.redirect"]
     assert cause.startswith("redirected to http://localhost:") and "not on the allow-list" in cause
-    assert [path for _, path, *_ in requests[before:]] == ["/robots.txt", "/media/hop1.redirect", "/media/hop2.redirect"]
+    assert [path for _, path, *_ in requests[before:]] == [
+        "/robots.txt",
+        "/media/hop1.redirect",
+        "/media/hop2.redirect",
+    ]
     assert not list((tmp_path / "downloads").rglob("*.*"))
 
 

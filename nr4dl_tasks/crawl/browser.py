@@ -63,7 +63,9 @@ var h1 = document.querySelector("h1");
 return (og && og.content) || (h1 && h1.textContent) || document.title || "";
 """
 # Chromium never fetches media itself (an <audio preload> would reach any host): the downloader does, checked.
-MEDIA_PATTERNS = [f"*.{ext}*" for ext in ("mp3", "m4a", "aac", "ogg", "opus", "wav", "flac", "mp4", "webm", "m3u8", "mpd")]
+MEDIA_PATTERNS = [
+    f"*.{ext}*" for ext in ("mp3", "m4a", "aac", "ogg", "opus", "wav", "flac", "mp4", "webm", "m3u8", "mpd")
+]
 RESOURCES_JS = "return performance.getEntriesByType('resource').length + (document.readyState == 'complete' ? 0 : 1e6)"
 
 
@@ -120,7 +122,9 @@ class Browser:
         try:
             self.driver.get(url)
         except WebDriverException as exc:
-            raise SourceError(f"page {url} is unreachable ({(exc.msg or type(exc).__name__).splitlines()[0]})") from None
+            raise SourceError(
+                f"page {url} is unreachable ({(exc.msg or type(exc).__name__).splitlines()[0]})"
+            ) from None
         if failure := self.driver.execute_script(NETWORK_ERROR_JS):
             raise SourceError(f"page {url} is unreachable ({failure})")
 
@@ -144,8 +148,9 @@ class Browser:
         if action.scroll:
             return self._scroll(action.scroll, action.timeout_seconds)
         if action.wait_for:
-            if not self._until(lambda: self.count(action.wait_for or "") >= action.count, action.timeout_seconds):
-                return f"fewer than {action.count} element(s) matching {action.wait_for!r} after {action.timeout_seconds:g} s"
+            wanted, selector = action.count, action.wait_for
+            if not self._until(lambda: self.count(selector) >= wanted, action.timeout_seconds):
+                return f"fewer than {wanted} element(s) matching {selector!r} after {action.timeout_seconds:g} s"
             return None
         return self._idle(action.timeout_seconds)
 
@@ -170,7 +175,7 @@ class Browser:
             except StaleElementReferenceException:
                 continue  # redrawn meanwhile: look again
             clicks, wait = clicks + 1, min(timeout, RETURN_SECONDS)
-            if not self._until(lambda: self._size() != size, timeout):
+            if not self._until(lambda size=size: self._size() != size, timeout):
                 return f"clicking {selector!r} changed nothing within {timeout:g} s (after {clicks} click(s))"
         return None if clicks else f"no element matching {selector!r} to click within {timeout:g} s"
 
@@ -181,7 +186,7 @@ class Browser:
         while True:
             seen = self.count(selector)
             self.driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
-            if not self._until(lambda: self.count(selector) > seen, timeout):
+            if not self._until(lambda seen=seen: self.count(selector) > seen, timeout):
                 return None
 
     def _idle(self, timeout: float) -> str | None:

@@ -115,7 +115,9 @@ class Catalog:
                 return Entry(link.url, source, link.title, NEW, 0, None, None, link.item, link.published)
             moved = row["status"] in TAKEN and link.url != link.identity and link.url != row["url"]
             db.execute(
-                ITEMS.update().where(ITEMS.c.url_sha256 == key).values(last_seen=now, **({"url": link.url} if moved else {}))
+                ITEMS.update()
+                .where(ITEMS.c.url_sha256 == key)
+                .values(last_seen=now, **({"url": link.url} if moved else {}))
             )
             entry = _entry(row)
             return Entry(link.url, *astuple(entry)[1:]) if moved else entry

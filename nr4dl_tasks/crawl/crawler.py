@@ -185,7 +185,9 @@ def _take(
     except Exception as exc:  # one bad link never stops the crawl
         refused = isinstance(exc, Refused)
         _failed(report, link.url, exc, refused=refused)
-        catalog.mark(link.identity, cat.REFUSED if refused else cat.FAILED, error=(report.refused | report.failed)[link.url])
+        catalog.mark(
+            link.identity, cat.REFUSED if refused else cat.FAILED, error=(report.refused | report.failed)[link.url]
+        )
         return
     holder = catalog.holder_of(sha256, link.identity)
     if holder:

@@ -178,7 +178,9 @@ class _Job:
     def open(self, url: str, headers: dict[str, str] | None = None) -> Any:
         """GET through `Web`, asking for the rest of a `.part` a killed crawl left."""
         size = self.part.stat().st_size if self.part.is_file() else 0
-        return self.web.open(url, self.domains, self.access, {**(headers or {}), **({"Range": f"bytes={size}-"} if size else {})})
+        return self.web.open(
+            url, self.domains, self.access, {**(headers or {}), **({"Range": f"bytes={size}-"} if size else {})}
+        )
 
     def save(self, answer: Any, url: str) -> Path:
         final = self.folder / f"{self.stem}{media.extension(answer.url or url, media.content_type(answer))}"

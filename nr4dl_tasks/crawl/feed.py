@@ -90,4 +90,6 @@ def _link(item: ET.Element, base: str, source: str) -> Link | None:
     url = urljoin(base, enclosure)
     guid = _text(item, "guid", f"{ATOM}id")
     published = _date(_text(item, "pubDate", f"{ATOM}published", f"{ATOM}updated"))
-    return Link(url, _text(item, "title", f"{ATOM}title"), item=f"{source}:guid:{guid}" if guid else None, published=published)
+    return Link(
+        url, _text(item, "title", f"{ATOM}title"), item=f"{source}:guid:{guid}" if guid else None, published=published
+    )
