@@ -7,12 +7,14 @@ it receives is in the server's log, so "never contacted" is checked, not assumed
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from helpers import ffmpeg, serve
+from helpers import ROOT, ffmpeg, serve
+from nr4dl_tasks.core.redact import redact
 from nr4dl_tasks.crawl import catalog as cat
 from nr4dl_tasks.crawl.crawler import crawl
 from nr4dl_tasks.crawl.discover import discover
@@ -280,3 +282,32 @@ def test_requests_to_one_host_are_spaced_and_carry_the_user_agent_and_access(rad
     assert len(made) == 4 and all(b - a >= 0.39 for a, b in zip(times, times[1:])), times  # robots, feed, 2 media
     assert all(r[3].get("User-Agent") == settings.crawl.user_agent for r in made)
     assert all(r[3].get("X-Archive") == "opensesame" and r[3].get("Cookie") == "session=s3cr3t" for r in made[1:])
+
+
+CONNECTION = {"conn_type": "http", "extra": {"headers": {"X-Archive": "opensesame"}, "cookies": {"session": "s3cr3t"}}}
+
+
+@pytest.mark.parametrize("reader", ["airflow", "environment"])
+def test_a_connection_gives_a_gated_archive_its_headers_and_cookies_hidden_from_logs(
+    reader, radio, make_settings, tmp_path, monkeypatch, caplog, request
+):
+    """The operator reads the connection through Airflow; the CLI reads AIRFLOW_CONN_<ID> as Airflow would."""
+    base, requests, _ = radio
+    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE", json.dumps(CONNECTION))
+    kwargs = {}
+    if reader == "airflow":
+        request.getfixturevalue("airflow_home")
+        monkeypatch.syspath_prepend(str(ROOT / "plugins"))
+        from nr4dl_operators import crawl_access
+
+        kwargs["access_for"] = crawl_access
+    source = {"name": "gated", "kind": "url", "url": f"{base}/media/hop1.redirect", "connection": "archive"}
+    before = len(requests)
+    report = crawl(settings_for(make_settings, tmp_path, source), **kwargs)
+    assert list(report.refused) == [f"{base}/media/hop1.redirect"]
+    sent = [r[3] for r in requests[before:] if r[1] != "/robots.txt"]
+    assert len(sent) == 2 and all(
+        h.get("X-Archive") == "opensesame" and h.get("Cookie") == "session=s3cr3t" for h in sent
+    )
+    assert redact("cookie s3cr3t, header opensesame") == "cookie ***, header ***"
+    assert not [r for r in caplog.records if "s3cr3t" in r.getMessage() or "opensesame" in r.getMessage()]
