@@ -233,3 +233,26 @@ def test_the_cli_crawls_and_processes_new_files_once(site, tmp_path):
     assert " ingest " in line and "(run nr4dl crawl)" in line, failures.stdout
     second = subprocess.run(nr4dl, capture_output=True, text=True)
     assert "0 new file(s)" in second.stdout and second.returncode == 0, second.stdout
+
+
+def test_a_catalog_from_before_feeds_gets_the_new_columns_and_keeps_its_rows(make_settings, tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "catalog.sqlite")  # beside the work folder: where the default puts it
+    old.execute(
+        "CREATE TABLE nr4dl_catalog (url_sha256 VARCHAR(64) PRIMARY KEY, url TEXT NOT NULL, source VARCHAR(200) "
+        "NOT NULL, title TEXT, sha256 VARCHAR(64), path VARCHAR(4096), status VARCHAR(20) NOT NULL, attempts "
+        "INTEGER NOT NULL, error TEXT, first_seen DATETIME NOT NULL, last_seen DATETIME NOT NULL)"
+    )
+    url = "http://radio.example/ep1.mp3"
+    old.execute(
+        "INSERT INTO nr4dl_catalog VALUES (?, ?, 'radio', 'Ep 1', NULL, NULL, 'triggered', 0, NULL, "
+        "'2025-01-01 00:00:00', '2025-01-01 00:00:00')",
+        (cat._key(url), url),
+    )
+    old.commit()
+    old.close()
+    catalog = cat.Catalog(make_settings())
+    assert catalog.seen("radio", Link(url, "Ep 1")).status == cat.TRIGGERED
+    (entry,) = catalog.entries()
+    assert entry.item is None and entry.published is None and catalog.held(url, 3)

@@ -311,3 +311,13 @@ def test_a_connection_gives_a_gated_archive_its_headers_and_cookies_hidden_from_
     )
     assert redact("cookie s3cr3t, header opensesame") == "cookie ***, header ***"
     assert not [r for r in caplog.records if "s3cr3t" in r.getMessage() or "opensesame" in r.getMessage()]
+
+
+def test_what_yt_dlp_fetches_itself_is_checked_too(radio, make_settings, tmp_path):
+    """A ytdlp source is listed and extracted by yt-dlp: the URL its request ended at, after the redirects yt-dlp
+    followed, is refused before a byte is saved (yt-dlp follows redirects itself: the other host may see it)."""
+    base, _, _ = radio
+    source = {"name": "listed", "kind": "ytdlp", "url": f"{base}/media/hop1.redirect"}
+    report = crawl(settings_for(make_settings, tmp_path, source))
+    assert "redirected to http://localhost:" in report.refused["source listed"]
+    assert not report.new and not list((tmp_path / "downloads").rglob("*.*"))

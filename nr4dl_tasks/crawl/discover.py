@@ -37,6 +37,7 @@ from nr4dl_tasks.crawl.browser import Browser
 from nr4dl_tasks.crawl.feed import feed_links
 from nr4dl_tasks.crawl.links import Found, Link
 from nr4dl_tasks.crawl.web import Access, Refused, Web, allowed
+from nr4dl_tasks.crawl.ytdlp import guarded_class
 
 log = logging.getLogger("nr4dl")
 
@@ -63,8 +64,7 @@ def discover(source: SourceSettings, web: Web, access: Access, known: Callable[[
     if source.kind == "url":
         links = [Link(str(source.url), None)]
     elif source.kind == "ytdlp":
-        web.check(str(source.url), domains)
-        links = ytdlp_entries(source)
+        links = ytdlp_entries(source, web, domains, access)
     elif source.kind == "feed":
         links = feed_links(source, web, domains, access)
     else:
@@ -174,8 +174,9 @@ def _inside(file: Path, folder: Path, source: str) -> bool:
     return False
 
 
-def ytdlp_entries(source: SourceSettings) -> list[Link]:
-    """The videos of a playlist or channel (or the one video), listed without downloading."""
+def ytdlp_entries(source: SourceSettings, web: Web, domains: list[str], access: Access) -> list[Link]:
+    """The videos of a playlist or channel (or the one video), listed without downloading, every request
+    checked."""
     import yt_dlp
 
     options = {
@@ -184,10 +185,13 @@ def ytdlp_entries(source: SourceSettings) -> list[Link]:
         "no_warnings": True,
         "skip_download": True,
         "socket_timeout": 30,
+        "http_headers": {"User-Agent": web.user_agent, **access.request_headers()},
     }
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
+        with guarded_class()(options, web, domains) as ydl:
             info = ydl.extract_info(str(source.url), download=False)
+    except yt_dlp.utils.DownloadCancelled as exc:
+        raise getattr(exc, "error", None) or SourceError(f"yt-dlp cannot list {source.url}: {exc}") from None
     except yt_dlp.utils.DownloadError as exc:
         raise SourceError(f"yt-dlp cannot list {source.url}: {str(exc).removeprefix('ERROR: ')}") from None
     entries = info.get("entries") if info else None

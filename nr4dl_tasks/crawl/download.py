@@ -22,7 +22,6 @@ all the same.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from nr4dl_tasks.core.workdir import text_sha256
 from nr4dl_tasks.crawl import media
 from nr4dl_tasks.crawl.links import Link
 from nr4dl_tasks.crawl.web import Access, Refused, Web, allowed
+from nr4dl_tasks.crawl.ytdlp import guarded_class, stopped
 
 log = logging.getLogger("nr4dl")
 
@@ -71,50 +71,6 @@ def _checked(info: dict, domains: list[str]) -> None:
     for url in [info.get("webpage_url"), *(f.get("url") for f in info.get("requested_formats") or [info])]:
         if url and not allowed(url, domains):
             raise Refused(f"its media is on {url}, which is not on the allow-list {domains}")
-
-
-@functools.cache
-def _guarded_class() -> type:
-    """A YoutubeDL whose every request is checked by `Web` (and the URL it ended at, after redirects)."""
-    import yt_dlp
-
-    class Guarded(yt_dlp.YoutubeDL):
-        def __init__(self, params: dict, web: Web, domains: list[str]) -> None:
-            super().__init__(params)
-            self.web, self.domains = web, domains
-
-        def urlopen(self, req: Any) -> Any:
-            url = req if isinstance(req, str) else getattr(req, "url", None) or req.get_full_url()
-            try:
-                self.web.check(url, self.domains)
-            except SourceError as exc:
-                raise _Stopped(exc) from None
-            self.web.pace(url)
-            answer = super().urlopen(req)
-            if not allowed(answer.url, self.domains):
-                answer.close()
-                raise _Stopped(Refused(f"redirected to {answer.url}, which is not on the allow-list {self.domains}"))
-            return answer
-
-    return Guarded
-
-
-@functools.cache
-def _stopped_class() -> type:
-    import yt_dlp
-
-    class Stopped(yt_dlp.utils.DownloadCancelled):
-        """Carries a refusal out of yt-dlp, which lets a cancellation through every layer unchanged."""
-
-        def __init__(self, error: SourceError) -> None:
-            super().__init__(str(error))
-            self.error = error
-
-    return Stopped
-
-
-def _Stopped(error: SourceError) -> Exception:
-    return _stopped_class()(error)
 
 
 def fetch(
@@ -198,7 +154,7 @@ class _Job:
 
         def size_guard(progress: dict) -> None:  # Content-Length is not always sent: count what arrives
             if (progress.get("downloaded_bytes") or 0) > limit:
-                raise _Stopped(Refused(f"larger than crawl.max_megabytes ({limit / 2**20:g} MiB)"))
+                raise stopped(Refused(f"larger than crawl.max_megabytes ({limit / 2**20:g} MiB)"))
 
         return {
             "outtmpl": {"default": f"{self.stem}.%(ext)s"},
@@ -225,7 +181,7 @@ class _Job:
         import yt_dlp
 
         try:
-            with _guarded_class()(self.options(), self.web, self.domains) as ydl:
+            with guarded_class()(self.options(), self.web, self.domains) as ydl:
                 return work(ydl, url)
         except yt_dlp.utils.DownloadCancelled as exc:
             self.discard()
