@@ -62,7 +62,13 @@ more();
 EPISODE = """<!doctype html><html><head><title>site title</title></head><body><h1>{title}</h1>
 <audio controls preload="auto"><source src="{audio}" type="audio/mpeg"></audio>
 <p><a class="download" href="{audio}">Download</a></p></body></html>"""
-FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Podcast</title>{items}</channel></rss>"""
+FEED = """<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>
+<title>Podcast</title>{next}{items}</channel></rss>"""
+NEXT = '<atom:link rel="next" href="feed-older.xml"/>'
+ATOM = """<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Older</title>
+<entry><title>Show 4</title><id>urn:show-4</id><updated>2025-05-30T06:00:00Z</updated>
+<link rel="alternate" href="/episodes/ep4.html"/><link rel="enclosure" href="/media/ep4.mp3"/></entry>
+<entry><title>A text post</title><id>urn:post</id><updated>2025-05-31T06:00:00Z</updated></entry></feed>"""
 ITEM = """<item><title>Show {n}</title><guid isPermaLink="false">show-{n}</guid>
 <pubDate>Mon, 0{n} Jun 2025 06:00:00 +0000</pubDate><enclosure url="{url}" type="audio/mpeg" length="1"/></item>"""
 
@@ -100,7 +106,8 @@ def radio(tmp_path_factory):
 
 def write_feed(root: Path, base: str, query: str) -> None:
     items = "".join(ITEM.format(n=n, url=f"{base}/media/ep{n}.mp3{query}") for n in (1, 2, 3))
-    (root / "feed.xml").write_text(FEED.format(items=items))
+    (root / "feed.xml").write_text(FEED.format(items=items, next=NEXT))
+    (root / "feed-older.xml").write_text(ATOM)
 
 
 def contacted_other_host(requests: list) -> list:
@@ -141,9 +148,16 @@ def test_load_more_is_clicked_until_gone_and_navigation_is_not_an_episode(radio,
     clicked = settings_for(make_settings, tmp_path, archive(base, media_selector=None))
     urls, warnings = found_on(clicked)
     assert urls == [f"ep{n}.html" for n in range(1, EPISODES + 1)] and warnings == []
-    # without the action the early "Load more" button ends no wait: the three drawn episodes, not zero
-    plain = settings_for(make_settings, tmp_path, archive(base, media_selector=None, actions=[]))
-    assert found_on(plain)[0] == ["ep1.html", "ep2.html", "ep3.html"]
+    # without the action: the three drawn episodes, not zero, although the XPath matches the static button too;
+    # a next_selector naming the button says why it cannot page
+    both = "xpath://a[@class='episode'] | //button[@class='more']"
+    plain = archive(base, media_selector=None, actions=[], episode_selector=both, next_selector="button.more")
+    urls, warnings = found_on(settings_for(make_settings, tmp_path, plain))
+    assert urls == ["ep1.html", "ep2.html", "ep3.html"]
+    assert (
+        len(warnings) == 1
+        and "next_selector 'button.more' matches no link (a button? use a click action)" in warnings[0]
+    )
     once = [
         {"wait_for": "a.episode", "count": 3},
         {"click": "button.more", "times": 1},
@@ -246,13 +260,14 @@ def test_html_served_as_mp3_and_a_size_limit_are_refused_with_nothing_left(radio
 
 
 def test_a_feed_uses_enclosures_with_guid_identity_and_dates(radio, make_settings, tmp_path):
+    """An RSS feed whose older items are on an Atom page it links as `next`."""
     base, requests, root = radio
     settings = settings_for(make_settings, tmp_path, {"name": "pod", "kind": "feed", "url": f"{base}/feed.xml"})
     report = crawl(settings)
-    assert [n.url for n in report.new] == [f"{base}/media/ep{n}.mp3" for n in (3, 2, 1)]  # newest first
+    assert [n.url for n in report.new] == [f"{base}/media/ep{n}.mp3" for n in (3, 2, 1, 4)]  # newest first
     catalog = cat.Catalog(settings)
     entries = {e.item: e for e in catalog.entries("pod")}
-    assert sorted(entries) == ["pod:guid:show-1", "pod:guid:show-2", "pod:guid:show-3"]
+    assert sorted(entries) == ["pod:guid:show-1", "pod:guid:show-2", "pod:guid:show-3", "pod:guid:urn:show-4"]
     assert entries["pod:guid:show-2"].title == "Show 2" and entries["pod:guid:show-2"].published.day == 2
     catalog.mark_triggered(n.identity for n in report.new)
     try:
@@ -262,7 +277,27 @@ def test_a_feed_uses_enclosures_with_guid_identity_and_dates(radio, make_setting
     finally:
         write_feed(root, base, "")
     assert again.new == [] and not again.failed
-    assert [path for _, path, *_ in requests[before:]] == ["/robots.txt", "/feed.xml"]
+    assert [path for _, path, *_ in requests[before:]] == ["/robots.txt", "/feed.xml", "/feed-older.xml"]
+
+
+def test_page_loads_and_media_of_a_two_level_crawl_are_spaced(radio, make_settings, tmp_path):
+    base, requests, _ = radio
+    source = archive(base, actions=[], max_items=2)  # three episode pages on the list, two of them fetched
+    settings = settings_for(make_settings, tmp_path, source, crawl__domain_interval_seconds=0.5)
+    before = len(requests)
+    assert len(crawl(settings).new) == 2
+    made = [r for r in requests[before:] if r[1] != "/favicon.ico"]  # Chromium's own, for its tab
+    assert [r[1] for r in made] == [
+        "/robots.txt",
+        "/archive.html",
+        "/episodes/ep1.html",
+        "/episodes/ep2.html",
+        "/episodes/ep3.html",
+        "/media/ep1.mp3",
+        "/media/ep2.mp3",
+    ]
+    gaps = [b[2] - a[2] for a, b in zip(made, made[1:])]
+    assert min(gaps) >= 0.49, gaps
 
 
 def test_requests_to_one_host_are_spaced_and_carry_the_user_agent_and_access(radio, make_settings, tmp_path):
@@ -279,7 +314,7 @@ def test_requests_to_one_host_are_spaced_and_carry_the_user_agent_and_access(rad
     assert len(report.new) == 2
     made = requests[before:]
     times = [r[2] for r in made]
-    assert len(made) == 4 and all(b - a >= 0.39 for a, b in zip(times, times[1:])), times  # robots, feed, 2 media
+    assert len(made) == 5 and all(b - a >= 0.39 for a, b in zip(times, times[1:])), times  # robots, 2 feeds, 2 media
     assert all(r[3].get("User-Agent") == settings.crawl.user_agent for r in made)
     assert all(r[3].get("X-Archive") == "opensesame" and r[3].get("Cookie") == "session=s3cr3t" for r in made[1:])
 

@@ -121,6 +121,7 @@ class Browser:
         self.web.pace(url)
         try:
             self.driver.get(url)
+            self.web.answered(url)
         except WebDriverException as exc:
             raise SourceError(
                 f"page {url} is unreachable ({(exc.msg or type(exc).__name__).splitlines()[0]})"

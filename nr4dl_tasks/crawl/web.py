@@ -122,6 +122,11 @@ class Web:
                 time.sleep(delay)
             self._last[host] = time.monotonic()
 
+    def answered(self, url: str) -> None:
+        """The host answered: the interval counts from now (a request that took long to arrive still gets it)."""
+        with self._lock:
+            self._last[host_of(url)] = time.monotonic()
+
     def check(self, url: str, domains: list[str]) -> None:
         """Refused unless the URL may be requested at all: on the allow-list and allowed by robots.txt."""
         if not allowed(url, domains):
@@ -164,8 +169,11 @@ class Web:
             self.check(url, domains)
             self.pace(url)
             try:
-                return self._opener.open(self._request(url, sent), timeout=TIMEOUT_SECONDS)
+                answer = self._opener.open(self._request(url, sent), timeout=TIMEOUT_SECONDS)
+                self.answered(url)
+                return answer
             except urllib.error.HTTPError as exc:
+                self.answered(url)
                 location = exc.headers.get("Location") if 300 <= exc.code < 400 else None
                 exc.close()
                 if not location:
