@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, ffmpeg, serve
+from nr4dl_tasks.core.errors import SettingsError
 from nr4dl_tasks.core.redact import redact
 from nr4dl_tasks.crawl import catalog as cat
 from nr4dl_tasks.crawl.crawler import crawl
@@ -172,7 +173,9 @@ def test_infinite_scroll_and_selectors_that_match_nothing_warn(radio, make_setti
     base, _, _ = radio
     source = {"name": "scroll", "kind": "page", "url": f"{base}/scroll.html", "episode_selector": "a.item"}
     scrolled = settings_for(
-        make_settings, tmp_path, {**source, "actions": [{"scroll": "a.item", "timeout_seconds": 2}]}
+        make_settings,
+        tmp_path,
+        {**source, "actions": [{"network_idle": True}, {"scroll": "a.item", "timeout_seconds": 2}]},
     )
     assert found_on(scrolled) == ([f"ep{n}.mp3" for n in range(1, EPISODES + 1)], [])
     wrong = {**source, "wait_seconds": 1, "actions": [{"click": "button.nothing", "timeout_seconds": 1}]}
@@ -356,3 +359,11 @@ def test_what_yt_dlp_fetches_itself_is_checked_too(radio, make_settings, tmp_pat
     report = crawl(settings_for(make_settings, tmp_path, source))
     assert "redirected to http://localhost:" in report.refused["source listed"]
     assert not report.new and not list((tmp_path / "downloads").rglob("*.*"))
+
+
+def test_an_action_is_one_thing_and_the_old_selector_name_still_reads(make_settings, tmp_path):
+    source = {"name": "r", "kind": "page", "url": "https://radio.example/", "link_selector": "a.ep"}
+    assert settings_for(make_settings, tmp_path, source).crawl.sources[0].episode_selector == "a.ep"
+    both = {**source, "actions": [{"click": "button.more", "scroll": "li"}]}
+    with pytest.raises(SettingsError, match="exactly one of click, scroll, wait_for, network_idle"):
+        settings_for(make_settings, tmp_path, both)

@@ -103,7 +103,9 @@ def fetch(
         answer.close()
     info = job.ydl(url, _extracted)
     if info.get("protocol") in ("http", "https") and info.get("url"):
-        headers = {k: v for k, v in (info.get("http_headers") or {}).items() if k.lower() != "cookie"}
+        # what the extractor says the media needs (a Referer, say); the user agent and cookies stay the crawl's
+        sent = info.get("http_headers") or {}
+        headers = {k: v for k, v in sent.items() if k.lower() not in ("cookie", "user-agent")}
         return job.save(job.open(info["url"], headers), info["url"])
     return job.ytdlp_download(info, url)
 
