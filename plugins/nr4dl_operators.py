@@ -260,8 +260,9 @@ class CrawlOperator(_SettingsOperator):
             report = crawl(loaded, str(source or "") or None, int(self.max_items or 0) or None, crawl_access)
         except Nr4dlError as exc:
             raise AirflowFailException(redact(str(exc))) from exc
-        if report.failed and not report.seen:  # every source failed: nothing crawled, say so in red
-            raise AirflowFailException(redact("no source could be crawled: " + "; ".join(report.failed.values())))
+        if not report.seen and (report.failed or report.refused):  # nothing crawled at all: say so in red
+            causes = [f"{subject}: {cause}" for subject, cause in (report.failed | report.refused).items()]
+            raise AirflowFailException(redact("no source could be crawled: " + "; ".join(causes)))
         requests = [
             {
                 "trigger_run_id": run_id_for(new),
