@@ -93,7 +93,7 @@ def inputs(folder: Path) -> dict[str, tuple[Path, np.ndarray, tuple[float, ...]]
 def measure(media: Path, clean: np.ndarray, tones: tuple[float, ...], method: str, work_root: Path) -> dict[str, float]:
     overrides = {
         "paths.work_dir": str(work_root),
-        "separate.enabled": False,
+        "separate.mode": "off",
         "slice.min_duration": 0.5,
         **METHODS[method],
     }

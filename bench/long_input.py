@@ -42,7 +42,7 @@ def main() -> None:
         repeats = int(args.hours * 3600 / audio.duration(SOURCE)) + 1
         listing = folder / "day.ffconcat"
         listing.write_text("ffconcat version 1.0\n" + f"file {SOURCE.name}\n" * repeats)
-        settings = settings_mod.load(overrides={"paths.work_dir": str(folder / "work"), "separate.enabled": False})
+        settings = settings_mod.load(overrides={"paths.work_dir": str(folder / "work"), "separate.mode": "off"})
         began = time.monotonic()
         work, results = process_file(listing, settings, args.until)
         total = time.monotonic() - began

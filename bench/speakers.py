@@ -72,7 +72,7 @@ def stage_speed(tmp: Path) -> list[list[str]]:
         settings = settings_mod.load(
             overrides={
                 "paths.work_dir": str(tmp / "work" / mode),
-                "separate.enabled": False,
+                "separate.mode": "off",
                 "denoise.method": "none",
                 **extra,
             }

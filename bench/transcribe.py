@@ -92,7 +92,7 @@ def stage_row(tmp: Path) -> list[str]:
     settings = settings_mod.load(
         overrides={
             "paths.work_dir": str(tmp / "work"),
-            "separate.enabled": False,
+            "separate.mode": "off",
             "denoise.method": "none",
             "slice.labels": ["speech"],
         }

@@ -60,7 +60,7 @@ with DAG(
             type="object",
             title="Settings overrides",
             description='Dotted settings keys from settings.yaml, e.g. {"slice.min_duration": 0.3, '
-            '"separate.enabled": false}.',
+            '"separate.mode": "off"}.',
         ),
     },
 ) as dag:

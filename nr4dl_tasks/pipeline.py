@@ -43,8 +43,8 @@ class StageSpec:
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", "nr4dl_tasks.stages.ingest:IngestStage", heavy=False),
-    StageSpec("separate", "nr4dl_tasks.stages.separate:SeparateStage", heavy=True),
     StageSpec("segment", "nr4dl_tasks.stages.segment:SegmentStage", heavy=True),
+    StageSpec("separate", "nr4dl_tasks.stages.separate:SeparateStage", heavy=True),
     StageSpec("slice", "nr4dl_tasks.stages.slice:SliceStage", heavy=False),
     StageSpec("denoise", "nr4dl_tasks.stages.denoise:DenoiseStage", heavy=True),
     StageSpec("speakers", "nr4dl_tasks.stages.speakers:SpeakersStage", heavy=True),

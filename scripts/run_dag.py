@@ -30,10 +30,15 @@ CRAWL_DAG_ID = "nr4dl_crawl"
 EXPORT_DAG_ID = "nr4dl_dataset"
 FINISHED = {"success", "failed"}
 ATTEMPTS = 4
+TIMEOUT_S = 60
 
 
 class ApiError(urllib.error.URLError):
-    """An error answer from the API, with its body (which says why)."""
+    """An error answer from the API, with its status and body (which says why)."""
+
+    def __init__(self, reason: str, code: int) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class Api:
@@ -50,14 +55,20 @@ class Api:
         while True:
             attempt += 1
             try:
-                with urllib.request.urlopen(request, timeout=30) as response:
+                with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
                     return json.loads(response.read() or b"{}")
             except urllib.error.HTTPError as exc:
-                error = ApiError(f"{method} {path}: HTTP {exc.code}: {exc.read().decode(errors='replace')[:500]}")
+                body = exc.read().decode(errors="replace")[:500]
+                error = ApiError(f"{method} {path}: HTTP {exc.code}: {body}", exc.code)
                 # a busy SQLite standalone answers 5xx now and then; anything else is final
                 if exc.code < 500 or attempt == ATTEMPTS:
                     raise error from exc
-                print(f"{error} (retrying, {attempt}/{ATTEMPTS})", file=sys.stderr, flush=True)
+            except TimeoutError as exc:
+                # a standalone on a loaded machine can hold a request while its scheduler writes
+                error = ApiError(f"{method} {path}: no answer within {TIMEOUT_S} s", 0)
+                if attempt == ATTEMPTS:
+                    raise error from exc
+            print(f"{error} (retrying, {attempt}/{ATTEMPTS})", file=sys.stderr, flush=True)
             time.sleep(2 * attempt)
 
     def login(self) -> None:
@@ -125,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     for index, media in enumerate(args.media):
         run_id = run_id_for(media, index)
         conf = {"media": str(media.resolve()), "overrides": overrides}
-        api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
+        trigger(api, run_id, conf)
         runs[run_id] = media
         print(f"triggered {run_id} for {media}", flush=True)
     if not runs:
@@ -148,6 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         ]
         exported = wait_for_export(api, max(gate_ends), args.timeout)
     return 0 if set(final.values()) == {"success"} and exported == "success" else 1
+
+
+def trigger(api: Api, run_id: str, conf: dict) -> None:
+    """Post one run; a retried post that finds its run already there (the first try went through) is fine."""
+    try:
+        api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
+    except ApiError as exc:
+        if exc.code != 409 or api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["conf"] != conf:
+            raise
 
 
 def task_states(api: Api, dag_id: str, run_id: str) -> str:

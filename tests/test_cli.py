@@ -56,7 +56,7 @@ def test_until_stops_after_the_named_stage(media, tmp_path):
         "--until",
         "segment",
         "--set",
-        "separate.enabled=false",
+        "separate.mode=off",
     )
     assert result.returncode == 0, result.stderr
     (folder,) = list(out.iterdir())

@@ -19,7 +19,7 @@ def _stage_times(log: str) -> list[datetime]:
 
 def test_two_runs_with_other_settings_never_interleave(media, tmp_path):
     good, out = media / "segmentation" / "lamartine.wav", tmp_path / "out"
-    common = ["process", str(good), "--out", str(out), "--until", "slice", "--set", "separate.enabled=false"]
+    common = ["process", str(good), "--out", str(out), "--until", "slice", "--set", "separate.mode=off"]
     runs = [
         subprocess.Popen(
             [str(NR4DL), *common, *extra], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -37,8 +37,8 @@ def test_two_runs_with_other_settings_never_interleave(media, tmp_path):
 
 def test_a_stage_refuses_upstream_outputs_made_with_other_settings(media, make_settings):
     """Airflow's path (one task per stage, no run lock): a stage whose input another run redid fails, saying so."""
-    mine = make_settings(separate__enabled=False)
-    other = make_settings(separate__enabled=False, segment__energy_ratio=0.05)
+    mine = make_settings(separate__mode="off")
+    other = make_settings(separate__mode="off", segment__energy_ratio=0.05)
     work = open_work(media / "segmentation" / "0021.mp3", mine)
     for name in ("ingest", "separate", "segment"):
         run_stage(name, work, mine)

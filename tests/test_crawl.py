@@ -208,7 +208,7 @@ def test_the_cli_crawls_and_processes_new_files_once(site, tmp_path):
         json.dumps(
             {
                 "paths": {"work_dir": str(tmp_path / "work")},
-                "separate": {"enabled": False},
+                "separate": {"mode": "off"},
                 "crawl": {
                     "download_dir": str(tmp_path / "downloads"),
                     "domain_interval_seconds": 0,

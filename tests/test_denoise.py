@@ -138,7 +138,7 @@ def _sha(path: Path) -> str:
 
 def test_auto_never_makes_a_clip_worse_and_falls_back_without_non_speech(media, make_settings, caplog):
     """VoiceBank noisy utterances are speech from end to end: too little non-speech for a profile."""
-    settings = make_settings(separate__enabled=False, slice__min_duration=0.5)
+    settings = make_settings(separate__mode="off", slice__min_duration=0.5)
     gains = []
     for name in ("p287_001", "p287_002", "p287_003"):
         with caplog.at_level(logging.INFO, logger="nr4dl"):
@@ -170,7 +170,7 @@ def hum_file(media, tmp_path) -> Path:
 
 def test_stage_profiles_the_files_own_noise_notches_its_hum_and_keeps_the_originals(hum_file, make_settings):
     settings = make_settings(
-        separate__enabled=False,
+        separate__mode="off",
         denoise__method="gate",
         denoise__gate_mode="stationary",
         denoise__noise_labels=["noise", "noEnergy", "music"],
@@ -194,7 +194,7 @@ def test_stage_profiles_the_files_own_noise_notches_its_hum_and_keeps_the_origin
 
     assert run_stage("denoise", work, settings).skipped
     other = make_settings(
-        separate__enabled=False,
+        separate__mode="off",
         denoise__method="none",
         denoise__gate_mode="stationary",
         denoise__noise_labels=["noise", "noEnergy", "music"],
@@ -207,13 +207,13 @@ def test_stage_profiles_the_files_own_noise_notches_its_hum_and_keeps_the_origin
 
 
 def test_a_file_without_clips_denoises_to_nothing(media, make_settings):
-    settings = make_settings(separate__enabled=False, slice__labels=["female"])
+    settings = make_settings(separate__mode="off", slice__labels=["female"])
     work, results = process_file(media / "segmentation" / "musanmix.mp3", settings, until="denoise")
     assert results[-1].info["clips"] == 0 and read_clips(work.path("clips.jsonl")) == []
 
 
 def test_a_missing_clip_is_named(media, make_settings):
-    settings = make_settings(separate__enabled=False, denoise__method="gate")
+    settings = make_settings(separate__mode="off", denoise__method="gate")
     work, _ = process_file(media / "segmentation" / "lamartine.wav", settings, until="slice")
     missing = work.path(read_clips(work.path("clips.jsonl"))[0].path)
     missing.unlink()
@@ -228,7 +228,7 @@ def test_the_gate_takes_clips_shorter_than_one_fft_frame():
 
 
 def test_clips_jsonl_follows_the_last_stage_even_when_it_was_already_done(media, make_settings):
-    settings = make_settings(separate__enabled=False, denoise__method="gate")
+    settings = make_settings(separate__mode="off", denoise__method="gate")
     work, _ = process_file(media / "segmentation" / "lamartine.wav", settings, until="denoise")
     assert "denoise" in read_clips(work.path("clips.jsonl"))[0].extra
     run_stage("slice", work, settings)  # done already, but it publishes its own manifest
@@ -289,7 +289,7 @@ def test_hum_and_its_harmonics_come_out_of_clean_speech_without_costing_si_sdr(m
     noisy = clean + _hum_series(len(clean), hz, -40.0)
     path = tmp_path / f"hum{int(hz)}.wav"
     sf.write(str(path), noisy, RATE, subtype="FLOAT")
-    settings = make_settings(separate__enabled=False, slice__min_duration=0.5)
+    settings = make_settings(separate__mode="off", slice__min_duration=0.5)
     work, results = process_file(path, settings, until="denoise")
     notched = [t for t in results[-1].info["tones"] if t.get("fundamental_hz")]
     assert {t["harmonic"] for t in notched} >= {1, 2, 3, 4, 5}, results[-1].info["tones"]
@@ -319,7 +319,7 @@ def test_auto_costs_no_clip_more_than_1_db_of_si_sdr_on_quiet_speech_in_faint_no
     noisy = clean + noise * np.sqrt(np.mean(clean**2)) / 10 ** (30 / 20)
     path = tmp_path / "quiet.wav"
     sf.write(str(path), noisy, RATE, subtype="FLOAT")
-    settings = make_settings(separate__enabled=False, slice__min_duration=0.5)
+    settings = make_settings(separate__mode="off", slice__min_duration=0.5)
     work, results = process_file(path, settings, until="denoise")
     pairs = _clip_pairs(work, RATE, clean)
     assert pairs

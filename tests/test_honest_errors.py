@@ -59,7 +59,7 @@ def test_a_full_disk_at_ingest_is_named_as_such(media, make_settings, small_disk
 
 
 def test_a_full_disk_in_slice_is_named_as_such(media, make_settings, small_disk):
-    settings = make_settings(paths__work_dir=str(small_disk), separate__enabled=False)
+    settings = make_settings(paths__work_dir=str(small_disk), separate__mode="off")
     work = open_work(media / "segmentation" / "0021.mp3", settings)
     for name in ("ingest", "separate", "segment"):
         run_stage(name, work, settings)
@@ -102,7 +102,7 @@ def test_an_unusable_settings_file_exits_2_with_one_line(tmp_path, kind):
 
 
 def test_a_full_disk_in_denoise_is_named_as_such(media, make_settings, disk_for_clips):
-    settings = make_settings(paths__work_dir=str(disk_for_clips), separate__enabled=False)
+    settings = make_settings(paths__work_dir=str(disk_for_clips), separate__mode="off")
     work = open_work(media / "segmentation" / "lamartine.wav", settings)
     for name in ("ingest", "separate", "segment", "slice"):
         run_stage(name, work, settings)

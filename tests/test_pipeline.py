@@ -25,18 +25,19 @@ STAGES_DIR = ROOT / "nr4dl_tasks" / "stages"
 # the same lists under the default settings, or every existing work folder would be recomputed.
 HAND_WRITTEN = {
     "ingest": [],
-    "separate": ["ingest"],
-    "segment": ["ingest", "separate"],
-    "slice": ["ingest", "separate", "segment"],
-    "denoise": ["ingest", "separate", "segment", "slice"],
-    "speakers": ["ingest", "separate", "segment", "slice", "denoise"],
-    "transcribe": ["ingest", "separate", "segment", "slice", "denoise", "speakers"],
-    "gate": ["ingest", "separate", "segment", "slice", "denoise", "speakers", "transcribe"],
+    "segment": ["ingest"],
+    "separate": ["ingest", "segment"],
+    "slice": ["ingest", "segment", "separate"],
+    "denoise": ["ingest", "segment", "separate", "slice"],
+    "speakers": ["ingest", "segment", "separate", "slice", "denoise"],
+    "transcribe": ["ingest", "segment", "separate", "slice", "denoise", "speakers"],
+    "gate": ["ingest", "segment", "separate", "slice", "denoise", "speakers", "transcribe"],
 }
 VARIANTS = [
     {},
-    {"separate.enabled": False},
-    {"segment.input": "original"},
+    {"separate.mode": "off"},
+    {"segment.input": "vocals"},
+    {"separate.mode": "all"},
     {"slice.source": "original"},
     {"transcribe.input": "denoised"},
     {"export.audio": "original"},
@@ -85,9 +86,10 @@ def test_every_stage_reads_only_what_earlier_stages_write(overrides):
 
 
 def test_segmenting_the_mix_does_not_depend_on_separation():
-    mix = settings_mod.load(overrides={"segment.input": "original"})
+    mix = settings_mod.Settings()
     assert pipeline.upstream("segment", mix) == ["ingest"]
-    assert "separate" in pipeline.upstream("slice", mix)  # the clips are still cut from the vocals
+    assert "separate" in pipeline.upstream("slice", mix)  # bed clips are cut from the vocals
+    assert "separate" not in pipeline.upstream("slice", settings_mod.load(overrides={"slice.source": "original"}))
 
 
 def test_a_stage_may_open_only_what_it_lists(tmp_path):

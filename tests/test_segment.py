@@ -4,15 +4,17 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from helpers import ffmpeg
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.errors import StageError
-from nr4dl_tasks.core.layout import SEGMENTS_CSV
+from nr4dl_tasks.core.layout import SEGMENT_VOCALS_WAV, SEGMENTS_CSV
 from nr4dl_tasks.core.records import read_segments
+from nr4dl_tasks.dsp.ina import resolve_precision, segmenter
 from nr4dl_tasks.pipeline import open_work, run_stage
-from nr4dl_tasks.stages.segment import resolve_precision, segmenter
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def ina_expected(path: Path) -> list[tuple[str, float, float]]:
 
 
 def run(ina, wav: Path, window_s: float = 300.0):
-    return [(s.label, s.start, s.end) for s in ina(wav, 0.03, window_s, 256)]
+    return [(s.label, s.start, s.end) for s in ina(wav, 0.03, window_s, 256).segments]
 
 
 @pytest.mark.parametrize(
@@ -51,9 +53,17 @@ def test_parity_with_ina_expected_output(ina, media, tmp_path, name, expected):
 
 
 def test_windowed_run_equals_whole_file_run(ina, media, tmp_path):
-    """Windows of 10 s (7 windows over musanmix) give exactly the single-window result."""
+    """Windows of 10 s (7 windows over musanmix) give exactly the single-window result, music posteriors too."""
     wav = analysis_copy(media / "segmentation" / "musanmix.mp3", tmp_path)
     assert run(ina, wav, window_s=10) == run(ina, wav, window_s=300)
+    np.testing.assert_array_equal(ina(wav, 0.03, 10, 256).music, ina(wav, 0.03, 300, 256).music)
+
+
+def test_music_posterior_is_high_in_music_and_low_in_speech(ina, media, tmp_path):
+    """musanmix: piano 0-22.44 s, noise to 62.78 s, then a reader (musanmix.truth.tsv)."""
+    music = ina(analysis_copy(media / "segmentation" / "musanmix.mp3", tmp_path), 0.03, 300, 256).music
+    assert np.nanmean(music[: int(22 / 0.02)]) > 0.9
+    assert np.nanmean(music[int(63.5 / 0.02) :]) < 0.05
 
 
 def test_a_last_window_of_one_frame_changes_nothing(ina, media, tmp_path):
@@ -92,10 +102,10 @@ def test_gender_boundary_matches_human_labels(ina, media, tmp_path):
 
 
 def test_segment_stage_writes_csv_on_the_original(media, make_settings):
-    settings = make_settings(separate__enabled=False)
+    settings = make_settings(separate__mode="off")
     work = open_work(media / "segmentation" / "musanmix.mp3", settings)
-    for stage in ("ingest", "separate", "segment"):
-        result = run_stage(stage, work, settings)
+    run_stage("ingest", work, settings)
+    result = run_stage("segment", work, settings)
     assert result.info["input"] == "audio_16k.wav"
     segments = read_segments(work.input(SEGMENTS_CSV))
     assert work.input(SEGMENTS_CSV).read_text().splitlines()[0] == "label,start,end"
@@ -123,7 +133,7 @@ def test_bfloat16_gives_the_same_segments_as_float32(media, tmp_path):
             "--until",
             "segment",
             "--set",
-            "separate.enabled=false",
+            "separate.mode=off",
             "--set",
             f"segment.precision={precision}",
         )
@@ -140,3 +150,14 @@ def test_one_precision_per_process(make_settings):
     other = "float32" if resolve_precision("auto") == "bfloat16" else "bfloat16"
     with pytest.raises(StageError, match="process-wide"):
         segmenter(make_settings(segment__precision=other))
+
+
+def test_segmenting_the_vocals_separates_the_whole_file_first(media, make_settings):
+    """`segment.input: vocals`, the seed's way: this stage runs Spleeter itself, since separation comes after it."""
+    settings = make_settings(segment__input="vocals")
+    work = open_work(media / "segmentation" / "lamartine.wav", settings)
+    run_stage("ingest", work, settings)
+    result = run_stage("segment", work, settings)
+    assert result.info["input"] == SEGMENT_VOCALS_WAV.name
+    assert sf.info(str(work.path(SEGMENT_VOCALS_WAV.name))).samplerate == 16000
+    assert {s.label for s in read_segments(work.input(SEGMENTS_CSV))} >= {"female", "male"}

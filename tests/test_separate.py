@@ -9,9 +9,9 @@ from helpers import ffmpeg
 from nr4dl_tasks.core import models
 from nr4dl_tasks.core.errors import ModelError
 from nr4dl_tasks.core.layout import ACCOMPANIMENT_WAV, FULL_WAV, VOCALS_ANALYSIS_WAV, VOCALS_WAV
+from nr4dl_tasks.dsp.separation import worker
 from nr4dl_tasks.dsp.spleeter_worker import BLOCK
 from nr4dl_tasks.pipeline import open_work, run_stage
-from nr4dl_tasks.stages.separate import worker
 
 
 def db(error: np.ndarray, reference: np.ndarray) -> float:
@@ -19,11 +19,12 @@ def db(error: np.ndarray, reference: np.ndarray) -> float:
 
 
 def test_vocals_plus_accompaniment_reconstruct_the_input(media, make_settings):
-    settings = make_settings()
+    settings = make_settings(separate__mode="all")
     work = open_work(media / "music" / "audio_example.mp3", settings)
     run_stage("ingest", work, settings)
+    run_stage("segment", work, settings)
     result = run_stage("separate", work, settings)
-    assert result.info["enabled"] and result.info["chunks"] == 1
+    assert result.info["mode"] == "all" and result.info["chunks"] == 1
     mix, rate = sf.read(str(work.input(FULL_WAV)))
     vocals, _ = sf.read(str(work.input(VOCALS_WAV)))
     accompaniment, _ = sf.read(str(work.input(ACCOMPANIMENT_WAV)))
@@ -87,11 +88,11 @@ def test_altered_model_file_is_refused(tmp_path):
 
 
 def test_separation_can_be_switched_off(media, make_settings):
-    settings = make_settings(separate__enabled=False)
+    settings = make_settings(separate__mode="off")
     work = open_work(media / "segmentation" / "0021.mp3", settings)
     run_stage("ingest", work, settings)
     result = run_stage("separate", work, settings)
-    assert result.info == {"enabled": False} and not work.input(VOCALS_WAV).exists()
+    assert result.info == {"mode": "off"} and not work.input(VOCALS_WAV).exists()
 
 
 def test_a_tail_shorter_than_the_cross_fade_joins_the_last_chunk(media, tmp_path, make_settings):

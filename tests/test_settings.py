@@ -23,16 +23,21 @@ def test_the_template_describes_every_setting():
 
 
 def test_dotted_and_nested_overrides():
-    loaded = settings_mod.load(overrides={"slice.min_duration": 0.3, "separate": {"enabled": False}})
+    loaded = settings_mod.load(overrides={"slice.min_duration": 0.3, "separate": {"mode": "off"}})
     assert loaded.slice.min_duration == 0.3
-    assert loaded.separate.enabled is False
+    assert loaded.separate.mode == "off"
+    # `enabled`, the setting `mode` replaced, still switches separation off
+    assert settings_mod.load(overrides={"separate.enabled": False}).separate.mode == "off"
+    assert settings_mod.load(overrides={"separate.enabled": True}).separate.mode == "routed"
     assert loaded.separate.chunk_blocks == settings_mod.SeparateSettings().chunk_blocks
 
 
 def test_cli_assignments_are_parsed_as_yaml_scalars():
     assert settings_mod.parse_assignments(
-        ["slice.min_duration=0.3", "separate.enabled=false", "slice.labels=[speech]"]
-    ) == {"slice.min_duration": 0.3, "separate.enabled": False, "slice.labels": ["speech"]}
+        ["slice.min_duration=0.3", "separate.mode=off", "slice.labels=[speech]"]
+    ) == {"slice.min_duration": 0.3, "separate.mode": False, "slice.labels": ["speech"]}
+    # YAML reads a bare `off` as false; the schema takes it as the mode it names
+    assert settings_mod.load(overrides={"separate.mode": False}).separate.mode == "off"
     with pytest.raises(SettingsError, match="key.sub=value"):
         settings_mod.parse_assignments(["slice.min_duration"])
 

@@ -86,7 +86,7 @@ def test_long_segment_is_split_at_its_quietest_point(media, tmp_path):
 
 def test_slice_stage_writes_clips_and_manifest(media, make_settings):
     settings = make_settings(
-        separate__enabled=False,
+        separate__mode="off",
         slice__labels=["speech"],
         slice__sample_rate=16000,
         slice__max_duration=4.0,
@@ -108,7 +108,7 @@ def test_slice_stage_writes_clips_and_manifest(media, make_settings):
     assert {"id", "source", "label", "start", "end", "duration", "path", "speech_start", "speech_end"} <= set(first)
     # A changed knob reslices; the same settings are skipped.
     assert run_stage("slice", work, settings).skipped
-    fewer = make_settings(separate__enabled=False, slice__labels=["male"], slice__sample_rate=16000)
+    fewer = make_settings(separate__mode="off", slice__labels=["male"], slice__sample_rate=16000)
     again = run_stage("slice", work, fewer)
     assert not again.skipped and {c.label for c in read_clips(work.path(CLIPS_JSONL))} == {"male"}
     assert len(list(work.path("clips").glob("*.wav"))) == again.info["clips"]

@@ -157,7 +157,7 @@ def two_speaker_file(media, tmp_path) -> Path:
 def test_stage_keeps_only_the_enrolled_target(media, tmp_path, make_settings, two_speaker_file):
     target = enroll(tmp_path, {"host": utterance_files(media, "1998")[:3]})
     settings = make_settings(
-        separate__enabled=False,
+        separate__mode="off",
         denoise__method="none",
         speakers__enroll_dir=str(target),
         speakers__genders={"host": "female"},
@@ -173,7 +173,7 @@ def test_stage_keeps_only_the_enrolled_target(media, tmp_path, make_settings, tw
     assert results[-1].info["mode"] == "enrolled"
 
     everyone = make_settings(
-        separate__enabled=False, denoise__method="none", speakers__enroll_dir=str(target), speakers__keep="all"
+        separate__mode="off", denoise__method="none", speakers__enroll_dir=str(target), speakers__keep="all"
     )
     assert run_stage("denoise", work, everyone).skipped
     relabelled = run_stage("speakers", work, everyone)
@@ -181,7 +181,7 @@ def test_stage_keeps_only_the_enrolled_target(media, tmp_path, make_settings, tw
 
 
 def test_stage_without_enrollment_registers_each_voice(make_settings, two_speaker_file):
-    settings = make_settings(separate__enabled=False, denoise__method="none")
+    settings = make_settings(separate__mode="off", denoise__method="none")
     work, results = process_file(two_speaker_file, settings, until="speakers")
     clips = [c for c in read_clips(work.path("clips.jsonl")) if not c.extra.get("dropped")]
     assert results[-1].info["mode"] == "clustered" and len(results[-1].info["speakers"]) == 2

@@ -93,14 +93,14 @@ def test_a_file_through_transcribe_and_gate(media, make_settings, tmp_path, monk
     joined = tmp_path / "four.wav"
     pads = "".join(f"[{i}]apad=pad_dur=1.5[a{i}];" for i in range(4))
     ffmpeg(*parts, "-filter_complex", pads + "".join(f"[a{i}]" for i in range(4)) + "concat=n=4:v=0:a=1", str(joined))
-    settings = make_settings(separate__enabled=False, slice__labels=["speech"])
+    settings = make_settings(separate__mode="off", slice__labels=["speech"])
     work, _ = process_file(joined, settings, until="speakers")
     monkeypatch.setattr(transcribe, "PROGRESS_EVERY", 1)  # one clip per batch and journal write
     with pytest.raises(WorkerDied):  # killed after its first clip
         run_stage(
             "transcribe",
             work,
-            make_settings(separate__enabled=False, slice__labels=["speech"], transcribe__batch_size=1),
+            make_settings(separate__mode="off", slice__labels=["speech"], transcribe__batch_size=1),
             InterruptedTranscribe(),
         )
     work, results = process_file(joined, settings)
@@ -115,7 +115,7 @@ def test_a_file_through_transcribe_and_gate(media, make_settings, tmp_path, monk
     assert wer([" ".join(r["text"] for r in rows)], [heard]) <= 0.1, heard
     again = process_file(joined, settings)[1]
     assert all(r.skipped for r in again)
-    run_stage("slice", work, make_settings(separate__enabled=False, slice__labels=["speech"], slice__max_duration=3))
+    run_stage("slice", work, make_settings(separate__mode="off", slice__labels=["speech"], slice__max_duration=3))
     assert work.read_stamp("transcribe") is None and work.read_stamp("gate") is None  # not exported meanwhile
 
 

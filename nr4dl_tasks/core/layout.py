@@ -6,8 +6,8 @@ lists the artifacts it opens (`Stage.reads`); the pipeline derives from those
 which stages come before it, and `WorkDir.input` refuses an artifact the stage
 did not list, so the list cannot drift from the code.
 
-The "which audio" rules (vocals unless separation is off, the mix or the vocals
-for segmentation) are written here once, for every stage that applies them.
+The "which audio" rules (the mix or the vocals for segmentation, what a clip may
+be cut from) are written here once, for every stage that applies them.
 """
 
 from __future__ import annotations
@@ -34,11 +34,16 @@ FULL_WAV = Artifact("audio_44k.wav", "ingest")  # stereo at Spleeter's rate; cli
 ANALYSIS_RATE = 16000  # inaSpeechSegmenter's features assume it
 FULL_RATE = 44100  # Spleeter's training rate
 
+SEGMENTS_CSV = Artifact("segments.csv", "segment")
+MUSIC_NPY = Artifact("music.npy", "segment")  # ina's music posterior per 20 ms decision (dsp/music.py)
+SEGMENT_VOCALS_WAV = Artifact("segment_vocals_16k.wav", "segment")  # only with segment.input: vocals
+
+# Silent outside the separated spans; `separated.json` lists them and the speech regions they cover.
 VOCALS_WAV = Artifact("vocals.wav", "separate")
 ACCOMPANIMENT_WAV = Artifact("accompaniment.wav", "separate")
 VOCALS_ANALYSIS_WAV = Artifact("vocals_16k.wav", "separate")
-
-SEGMENTS_CSV = Artifact("segments.csv", "segment")
+VOCALS_MUSIC_NPY = Artifact("vocals_music.npy", "separate")  # the music left in the vocals, per 20 ms
+SEPARATED_JSON = Artifact("separated.json", "separate")
 
 CLIPS_DIR = Artifact("clips", "slice")
 DENOISED_DIR = Artifact("clips_denoised", "denoise")
@@ -61,15 +66,15 @@ def stamp_name(stage: str) -> str:
 
 
 def analysis_input(settings: Settings) -> Artifact:
-    """The 16 kHz file to segment: the vocals when asked for and separation runs, else the original."""
-    if settings.segment.input == "vocals" and settings.separate.enabled:
-        return VOCALS_ANALYSIS_WAV
-    return ANALYSIS_WAV
+    """The 16 kHz file to segment: the original mix, or with `segment.input: vocals` the whole file's vocals."""
+    return SEGMENT_VOCALS_WAV if settings.segment.input == "vocals" else ANALYSIS_WAV
 
 
-def clip_source(settings: Settings) -> Artifact:
-    """The full-rate file clips are cut from: the vocals when asked for and separation runs, else the original."""
-    return VOCALS_WAV if settings.slice.source == "vocals" and settings.separate.enabled else FULL_WAV
+def separation_outputs(settings: Settings) -> tuple[Artifact, ...]:
+    """What the slice stage reads of the separation: nothing when it is off or clips are cut from the original."""
+    if settings.separate.mode == "off" or settings.slice.source == "original":
+        return ()
+    return VOCALS_WAV, VOCALS_MUSIC_NPY, SEPARATED_JSON
 
 
 def clip_audio(which: str) -> tuple[Artifact, ...]:

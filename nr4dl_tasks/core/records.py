@@ -93,6 +93,12 @@ class Clip:
     # slice: the speech inside the padded span
     speech_start = Shared[float]()
     speech_end = Shared[float]()
+    # slice: the audio it was cut from ("vocals" or "original"), the music under its speech in the mix, the music
+    # left in the audio it was cut from, and the share of it that is sung (dsp/music.py, dsp/singing.py)
+    cut_from = Shared[str]()
+    music_bed = Shared[float]()
+    music_bleed = Shared[float]()
+    singing = Shared[float]()
     # denoise: the denoised file (the original's path when denoising left the clip as it was), and what it did
     denoised_path = Shared[str]()
     denoise = Shared[dict[str, Any]]()

@@ -61,7 +61,19 @@ class PathSettings(_Section):
 class SeparateSettings(_Section):
     """Background music removal (Spleeter 2stems, in its own environment)."""
 
-    enabled: bool = Field(True, description="Remove background music with Spleeter 2stems (keep vocals).")
+    mode: Literal["routed", "all", "off"] = Field(
+        "routed",
+        description="routed: separate only the speech that has music under it (clips elsewhere are cut from the "
+        "original); all: separate the whole file; off: never.",
+    )
+    bed_threshold: float = Field(
+        0.015,
+        ge=0,
+        le=1,
+        description="Mean music posterior of ina over a speech segment from which it counts as having a music bed "
+        "and is separated: above what speech without music reached on the tuning speaker (clean 0.001, cafe "
+        "noise 0.010; docs/music.md).",
+    )
     chunk_blocks: int = Field(
         5,
         ge=1,
@@ -77,12 +89,30 @@ class SeparateSettings(_Section):
     )
     crossfade_seconds: float = Field(0.5, ge=0, le=5, description="Linear cross-fade across each seam.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _enabled(cls, data: Any) -> Any:
+        """`mode: off` unquoted, and `enabled: false` (the setting `mode` replaced), mean `mode: off` (settings files
+        and run overrides written before it keep working)."""
+        if isinstance(data, dict) and data.get("mode") is False:  # YAML 1.1 reads a bare `off` as false
+            data = {**data, "mode": "off"}
+        if isinstance(data, dict) and "enabled" in data:
+            data = dict(data)
+            enabled = data.pop("enabled")
+            if not isinstance(enabled, bool):
+                raise ValueError(f"enabled (replaced by mode) must be true or false, not {enabled!r}")
+            if not enabled:
+                data["mode"] = "off"
+        return data
+
 
 class SegmentSettings(_Section):
     """Labelling speech (male/female), music, noise and silence (inaSpeechSegmenter)."""
 
     input: Literal["vocals", "original"] = Field(
-        "vocals", description="Segment the separated vocals (falls back to the original when separation is off)."
+        "original",
+        description="original: segment the mix, as ina was trained (it finds songs as music); vocals: segment the "
+        "whole file's Spleeter vocals (the seed's way; it took half of a song's singing for speech).",
     )
     vad_engine: Literal["smn", "sm"] = Field("smn", description="ina engine: speech/music/noise or speech/music.")
     detect_gender: bool = Field(True, description="Split speech into male/female (else label 'speech').")
@@ -106,7 +136,7 @@ class SliceSettings(_Section):
         ["male", "female"], description="Segment labels to cut into clips; 'speech' means male + female."
     )
     source: Literal["vocals", "original"] = Field(
-        "vocals", description="Audio the clips are cut from (original when separation is off)."
+        "vocals", description="vocals: cut a clip from the vocals where separation ran, else from the original."
     )
     min_duration: float = Field(1.0, ge=0.05, description="Drop clips shorter than this (0.3 keeps catch-phrases).")
     max_duration: float = Field(15.0, gt=0, description="Split longer segments at their quietest point.")
@@ -340,6 +370,20 @@ class GateSettings(_Section):
         description="A clip whose measured bandwidth is below this fraction of half of "
         "slice.sample_rate is band-limited and never gets the best of gates.tiers (with one tier: 'rest'); null "
         "turns it off.",
+    )
+    max_music_bleed: float | None = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Drop clips whose audio still holds music: ina's mean music posterior over the clip's speech in "
+        "the audio it was cut from (the vocals where separation ran) above this (docs/music.md); null keeps all.",
+    )
+    max_singing: float | None = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Drop sung clips: the share of the voiced time on held notes above this. Speech of the tuning "
+        "speakers reached 0.18, so songs were never tuned on (docs/music.md); null keeps all.",
     )
     min_cps: float = Field(
         1.0, ge=0, description="Drop clips with fewer characters of text per second (missed speech)."

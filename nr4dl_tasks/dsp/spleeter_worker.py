@@ -6,7 +6,7 @@ nr4dl_tasks. It reads JSON requests on stdin, one per line, and answers one JSON
 line each on stdout:
 
     {"input": ".../audio_44k.wav", "vocals": ".../tmp.wav", "accompaniment": ".../tmp.wav",
-     "chunk_blocks": 5, "margin_blocks": 1, "crossfade_seconds": 0.5}
+     "spans": [[0, 1048576]], "chunk_blocks": 5, "margin_blocks": 1, "crossfade_seconds": 0.5}
     -> {"progress": 1, "of": 3} ... then {"ok": true, "seconds": 12.3, "chunks": 3}
        or {"ok": false, "error": "..."}
 
@@ -16,6 +16,10 @@ independent blocks of T=512 STFT frames (524288 samples); chunks start on that
 block grid and carry whole context blocks on each side, which are separated and
 thrown away, so every kept sample is computed from exactly the same input as in
 a whole-file run and the seams are inaudible.
+
+`spans` (sample ranges starting on that block grid; null: the whole file)
+separates only those ranges, each with its context blocks, and writes silence
+elsewhere: the separate stage's routing passes the speech that has music under it.
 """
 
 from __future__ import annotations
@@ -85,40 +89,48 @@ def separate_file(separator: ChunkSeparator, request: dict, report: Callable[[di
     margin = int(request["margin_blocks"]) * BLOCK
     with sf.SoundFile(request["input"]) as src:
         rate, total = src.samplerate, src.frames
+        asked = request.get("spans")
+        spans = [(int(a), min(int(b), total)) for a, b in ([(0, total)] if asked is None else asked) if int(a) < total]
         fade = min(int(request["crossfade_seconds"] * rate) // 2, margin)
+        # A tail shorter than the fade joins the chunk before it (the cross-fade needs 2 * fade samples).
+        plans = [[s for s in range(a, max(b, a + 1), chunk) if s == a or b - s >= fade] for a, b in spans]
         # A stem past WAV's 4 GiB size fields (6.8 h at 44.1 kHz stereo) is written as RF64, as ingest writes its input.
         kind = "RF64" if total * 2 * 2 >= 1 << 32 else "WAV"
         writers = {stem: sf.SoundFile(request[stem], "w", rate, 2, subtype="PCM_16", format=kind) for stem in STEMS}
-        pending: dict[str, np.ndarray] = {}
-        chunks = 0
+        done, chunks, written = 0, sum(len(plan) for plan in plans), 0
         try:
-            # A tail shorter than the fade joins the chunk before it (the cross-fade needs 2 * fade samples).
-            starts = [s for s in range(0, max(total, 1), chunk) if s == 0 or total - s >= fade]
-            for start in starts:
-                end = total if start == starts[-1] else start + chunk
-                first = max(0, start - margin)
-                src.seek(first)
-                wave = src.read(min(total, end + margin) - first, dtype="float32", always_2d=True)
-                if wave.shape[1] == 1:
-                    wave = np.repeat(wave, 2, axis=1)
-                stems = separator(wave[:, :2])
-                chunks += 1
-                report({"progress": chunks, "of": len(starts)})
-                # Keep [start - fade, end + fade) of this chunk; the first 2*fade samples overlap the last chunk.
-                lo = start - fade if start > 0 else start
-                hi = end + fade if end < total else end
-                for stem, out in stems.items():
-                    part = out[lo - first : hi - first]
-                    if start > 0 and fade:
-                        ramp = np.linspace(0.0, 1.0, 2 * fade, dtype=np.float32)[:, None]
-                        part[: 2 * fade] = pending[stem] * (1 - ramp) + part[: 2 * fade] * ramp
-                    keep = part if end == total else part[: len(part) - 2 * fade]
-                    writers[stem].write(np.clip(keep, -1.0, 1.0))
-                    pending[stem] = part[len(part) - 2 * fade :] if end < total else part[:0]
+            for (span_start, span_end), starts in zip(spans, plans):
+                for writer in writers.values():  # silence up to the span
+                    writer.write(np.zeros((span_start - written, 2), dtype=np.float32))
+                pending: dict[str, np.ndarray] = {}
+                for start in starts:
+                    end = span_end if start == starts[-1] else start + chunk
+                    first = max(0, start - margin)
+                    src.seek(first)
+                    wave = src.read(min(total, end + margin) - first, dtype="float32", always_2d=True)
+                    if wave.shape[1] == 1:
+                        wave = np.repeat(wave, 2, axis=1)
+                    stems = separator(wave[:, :2])
+                    done += 1
+                    report({"progress": done, "of": chunks})
+                    # Keep [start - fade, end + fade) of this chunk; the first 2*fade samples overlap the last chunk.
+                    lo = start - fade if start > span_start else start
+                    hi = end + fade if end < span_end else end
+                    for stem, out in stems.items():
+                        part = out[lo - first : hi - first]
+                        if start > span_start and fade:
+                            ramp = np.linspace(0.0, 1.0, 2 * fade, dtype=np.float32)[:, None]
+                            part[: 2 * fade] = pending[stem] * (1 - ramp) + part[: 2 * fade] * ramp
+                        keep = part if end == span_end else part[: len(part) - 2 * fade]
+                        writers[stem].write(np.clip(keep, -1.0, 1.0))
+                        pending[stem] = part[len(part) - 2 * fade :] if end < span_end else part[:0]
+                written = span_end
+            for writer in writers.values():
+                writer.write(np.zeros((total - written, 2), dtype=np.float32))
         finally:
             for writer in writers.values():
                 writer.close()
-    return {"chunks": chunks, "frames": total, "rate": rate}
+    return {"chunks": chunks, "frames": total, "rate": rate, "separated_frames": sum(b - a for a, b in spans)}
 
 
 def main() -> int:

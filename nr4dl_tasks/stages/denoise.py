@@ -39,7 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from nr4dl_tasks.core import layout, resources
-from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SEGMENTS_CSV, Artifact, clip_source
+from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, FULL_WAV, SEGMENTS_CSV, Artifact
 from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import Clip, Segment, read_clip_audio, read_manifest, read_segments, write_manifest
 from nr4dl_tasks.core.settings import DenoiseSettings, Settings
@@ -114,7 +114,8 @@ def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNo
     """Measure the file's noise once: tones to notch and the gate's profile."""
     cfg, rate = settings.denoise, settings.slice.sample_rate
     spans = noise_spans(read_segments(work.input(SEGMENTS_CSV)), cfg.noise_labels)
-    noise = [_read_mono(work.input(clip_source(settings)), rate, span) for span in spans]
+    # The original: separation runs only on speech with music under it, so the vocals are silent in noise spans.
+    noise = [_read_mono(work.input(FULL_WAV), rate, span) for span in spans]
     noise_seconds = sum(len(n) for n in noise) / rate
     enough = noise_seconds >= cfg.min_noise_seconds and noise_seconds > 0
     if enough:
@@ -454,17 +455,18 @@ class _FileDenoise:
 
 class DenoiseStage(Stage):
     name = "denoise"
-    version = 2  # 2: hum notched as a harmonic series; auto checks the estimated SI-SDR loss
+    # 2: hum notched as a harmonic series; auto checks the estimated SI-SDR loss. 3: the noise is measured on the
+    # original (separation no longer covers the noise spans)
+    version = 3
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
-        return layout.manifest("slice"), CLIPS_DIR, SEGMENTS_CSV, clip_source(settings)
+        return layout.manifest("slice"), CLIPS_DIR, SEGMENTS_CSV, FULL_WAV
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         return {
             "denoise": settings.denoise.model_dump(),
             "rate": settings.slice.sample_rate,
-            "noise_source": clip_source(settings).name,
         }
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:

@@ -77,6 +77,20 @@ def tier_of(ovrl: float | None, tiers: dict[str, float], band_limited: bool = Fa
     return max(reached)[1] if reached else REST_TIER
 
 
+def music_checks(clip: Clip, cfg: GateSettings, values: dict[str, Any]) -> list[str]:
+    """Music left in the clip's audio and sung clips, as the slice stage measured them (recorded in `values`)."""
+    failed = []
+    if clip.music_bleed is not None:
+        values["music_bleed"] = clip.music_bleed
+        if cfg.max_music_bleed is not None and clip.music_bleed > cfg.max_music_bleed:
+            failed.append(f"music_bleed: {clip.music_bleed:.3f} above {cfg.max_music_bleed} (music in the audio)")
+    if clip.singing is not None:
+        values["singing"] = clip.singing
+        if cfg.max_singing is not None and clip.singing > cfg.max_singing:
+            failed.append(f"singing: {clip.singing:.2f} of the voiced time on held notes, above {cfg.max_singing}")
+    return failed
+
+
 def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tuple[dict[str, Any], list[str]]:
     """The measured values of one clip and the reasons it fails, for every check but DNSMOS."""
     text = clip.text or ""
@@ -90,7 +104,7 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
         "compression_ratio": round(ratio, 3),
         "language_probability": probability,
     }
-    failed = []
+    failed = music_checks(clip, cfg, values)
     if not cfg.min_duration <= clip.duration <= cfg.max_duration:
         failed.append(f"duration: {clip.duration:.2f} s outside [{cfg.min_duration}, {cfg.max_duration}]")
     if letters == 0:  # the text measures below say nothing about an empty text
@@ -142,7 +156,8 @@ def file_median_cps(clips: list[Clip]) -> float | None:
 
 class GateStage(Stage):
     name = "gate"
-    version = 2  # 2: clips record their bandwidth, and band-limited clips never get the best tier
+    # 2: clips record their bandwidth, and band-limited clips never get the best tier. 3: music bleed and singing
+    version = 3
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:

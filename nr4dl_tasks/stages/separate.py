@@ -1,152 +1,134 @@
-"""Separate: Spleeter 2stems -> `vocals.wav` and `accompaniment.wav` (44.1 kHz stereo).
+"""Separate: Spleeter 2stems on the speech that has music under it -> `vocals.wav`, `accompaniment.wav`.
 
-Spleeter lives in its own virtual environment (see `spleeter_worker.py`); this
-module keeps one worker process per Python process, so the model is loaded once
-however many files a CLI run or worker handles. It also writes `vocals_16k.wav`,
-the mono analysis copy the segmenter reads when it segments the vocals.
+`separate.mode: routed` (the default) separates only the speech segments whose
+music score (`dsp/music.py`, from ina's posteriors on the mix) reaches
+`separate.bed_threshold`, each widened to Spleeter's block grid with its context
+blocks, so the separated samples equal a whole-file run's. Music, silence, noise
+and clean speech are never separated; the stems are silent there, and the clips
+of that speech are cut from the original. `all` separates the whole file, `off`
+nothing.
+
+It also measures the music left in the vocals (ina's music posterior on
+`vocals_16k.wav`), which the slice stage turns into each clip's music bleed.
+`separated.json` lists the separated spans and the speech regions they cover.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
-from nr4dl_tasks.core import models, resources
-from nr4dl_tasks.core.children import die_with_parent
-from nr4dl_tasks.core.errors import StageError, WorkerDied
+import numpy as np
+import soundfile as sf
+
 from nr4dl_tasks.core.layout import (
     ACCOMPANIMENT_WAV,
     ANALYSIS_RATE,
     FULL_WAV,
+    MUSIC_NPY,
+    SEGMENTS_CSV,
+    SEPARATED_JSON,
     SOURCE_JSON,
     VOCALS_ANALYSIS_WAV,
+    VOCALS_MUSIC_NPY,
     VOCALS_WAV,
     Artifact,
 )
-from nr4dl_tasks.core.progress import Progress
+from nr4dl_tasks.core.records import read_segments
 from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir
-from nr4dl_tasks.dsp import audio
+from nr4dl_tasks.dsp import audio, music, separation
+from nr4dl_tasks.dsp.ina import segmenter
+from nr4dl_tasks.dsp.spleeter_worker import BLOCK
 
 log = logging.getLogger("nr4dl")
 
-WORKER = Path(__file__).resolve().parents[1] / "dsp" / "spleeter_worker.py"
-
-
-class SpleeterWorker:
-    """A long-lived `.venv-spleeter` process that answers one JSON request per line."""
-
-    def __init__(self, python: Path, model_dir: Path, threads: int) -> None:
-        if not python.exists():
-            raise StageError(f"Spleeter environment not found at {python}; run scripts/setup.sh")
-        self.key = (python, model_dir, threads)
-        # TensorFlow sizes its thread pools from these when the process starts (the default: one per core).
-        env = {
-            **os.environ,
-            "TF_NUM_INTRAOP_THREADS": str(threads),
-            "TF_NUM_INTEROP_THREADS": str(threads),
-            "OMP_NUM_THREADS": str(threads),
-        }
-        self.proc = subprocess.Popen(
-            [str(python), str(WORKER), str(model_dir)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            env=env,
-            preexec_fn=die_with_parent,
-        )
-        ready = self._expect("loading the model")
-        if not ready.get("ok"):
-            self.proc.wait()
-            raise StageError(f"the Spleeter worker could not start: {ready.get('error')}")
-
-    def _expect(self, doing: str, seconds: float = 0.0) -> dict[str, Any]:
-        """Read the worker's answer, logging its progress (of `seconds` of audio) on the way."""
-        assert self.proc.stdout is not None
-        progress = Progress(doing, seconds)
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                code = self.proc.wait()
-                raise WorkerDied(f"the Spleeter worker exited (code {code}) while {doing}; its log is above")
-            message = json.loads(line)
-            if "progress" not in message:
-                return message
-            progress.set(seconds * message["progress"] / message["of"])
-
-    def separate(self, request: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        return self._expect(f"separating {request['input']}", audio.duration(Path(request["input"])))
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()  # type: ignore[union-attr]
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
-_worker: SpleeterWorker | None = None
-
-
-def worker(settings: Settings) -> SpleeterWorker:
-    """The process-wide worker, started on first use (never at import time)."""
-    global _worker
-    python = settings.resolve(settings.paths.spleeter_python)
-    model_dir = settings.resolve(settings.paths.models_dir) / "spleeter" / "2stems"
-    models.check(settings.resolve(settings.paths.models_dir), models.SPLEETER_PACKAGE.files)
-    threads = resources.threads(settings)
-    if _worker is None or _worker.key != (python, model_dir, threads) or _worker.proc.poll() is not None:
-        if _worker is not None:
-            _worker.close()
-        log.info("starting the Spleeter worker (%s, %d CPU threads)", python, threads)
-        _worker = SpleeterWorker(python, model_dir, threads)
-        atexit.register(_worker.close)
-    return _worker
+CONTEXT_S = 1.0  # separated around each region, so a padded clip lies inside what was separated
 
 
 class SeparateStage(Stage):
     name = "separate"
+    version = 2  # 2: routed (only speech with music under it), the music left in the vocals measured
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
-        return (FULL_WAV, SOURCE_JSON) if settings.separate.enabled else ()
+        mode = settings.separate.mode
+        return () if mode == "off" else (FULL_WAV, SOURCE_JSON, SEGMENTS_CSV, MUSIC_NPY)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
-        return {"separate": settings.separate.model_dump()}
+        return {"separate": settings.separate.model_dump(), "segment": settings.segment.model_dump()}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
-        if not settings.separate.enabled:
-            log.info("%s: separation is switched off (separate.enabled=false)", work.source_id)
-            return [], {"enabled": False}
+        cfg = settings.separate
+        if cfg.mode == "off":
+            log.info("%s: separation is switched off (separate.mode=off)", work.source_id)
+            return [], {"mode": "off"}
         src = work.input(FULL_WAV)
-        with work.atomic(VOCALS_WAV.name) as vocals, work.atomic(ACCOMPANIMENT_WAV.name) as accompaniment:
-            reply = worker(settings).separate(
-                {
-                    "input": str(src),
-                    "vocals": str(vocals),
-                    "accompaniment": str(accompaniment),
-                    **settings.separate.model_dump(exclude={"enabled"}),
-                }
-            )
-            if not reply.get("ok"):
-                raise StageError(f"{work.read_source()['path']}: separation failed: {reply.get('error')}")
-        with work.atomic(VOCALS_ANALYSIS_WAV.name) as tmp:
-            audio.convert(work.path(VOCALS_WAV.name), tmp, ANALYSIS_RATE, 1)
-        seconds = reply["frames"] / reply["rate"]
-        info = {
-            "enabled": True,
+        info = sf.info(str(src))
+        rate, total = info.samplerate, info.frames
+        segments = read_segments(work.input(SEGMENTS_CSV))
+        beds = music.bed_regions(segments, music.load(work.input(MUSIC_NPY)), cfg.bed_threshold)
+        speech = sum(seg.duration for seg in segments if seg.label in music.SPEECH)
+        if cfg.mode == "all":
+            spans = [(0, total)]
+        else:
+            spans = music.block_spans([seg for seg, _ in beds], rate, total, BLOCK, CONTEXT_S)
+        bed_seconds = sum(seg.duration for seg, _ in beds)
+        log.info(
+            "%s: %.1f of %.1f s of speech has music under it; separating %.1f of %.1f s (%s)",
+            work.source_id,
+            bed_seconds,
+            speech,
+            sum(b - a for a, b in spans) / rate,
+            total / rate,
+            cfg.mode,
+        )
+        outputs = [VOCALS_MUSIC_NPY, SEPARATED_JSON]
+        reply = {"separated_frames": 0, "chunks": 0, "seconds": 0.0}
+        residual = np.full(int(total / rate / music.DECISION_S) + 1, np.nan, dtype=np.float32)
+        if spans:  # else no clip is cut from vocals, and the worker is not even started
+            with work.atomic(VOCALS_WAV.name) as vocals, work.atomic(ACCOMPANIMENT_WAV.name) as accompaniment:
+                reply = separation.separate(
+                    settings,
+                    src,
+                    vocals,
+                    accompaniment,
+                    None if cfg.mode == "all" else spans,
+                    work.read_source()["path"],
+                )
+            with work.atomic(VOCALS_ANALYSIS_WAV.name) as tmp:
+                audio.convert(work.path(VOCALS_WAV.name), tmp, ANALYSIS_RATE, 1)
+            residual = self._residual_music(work, settings, spans, rate)
+            outputs = [VOCALS_WAV, ACCOMPANIMENT_WAV, VOCALS_ANALYSIS_WAV, *outputs]
+        with work.atomic(VOCALS_MUSIC_NPY.name) as tmp, tmp.open("wb") as out:
+            np.save(out, residual.astype(np.float16))
+        record = {
+            "mode": cfg.mode,
+            "spans": [[round(a / rate, 3), round(b / rate, 3)] for a, b in spans],
+            "beds": [{"start": seg.start, "end": seg.end, "label": seg.label, "score": value} for seg, value in beds],
+        }
+        with work.atomic(SEPARATED_JSON.name) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+        seconds = reply["separated_frames"] / rate
+        facts = {
+            "mode": cfg.mode,
+            "speech_seconds": round(speech, 2),
+            "bed_seconds": round(bed_seconds, 2),
+            "separated_seconds": round(seconds, 2),
             "chunks": reply["chunks"],
-            "audio_seconds": round(seconds, 3),
             "x_realtime": round(seconds / max(reply["seconds"], 1e-6), 1),
         }
-        return [VOCALS_WAV.name, ACCOMPANIMENT_WAV.name, VOCALS_ANALYSIS_WAV.name], info
+        return [artifact.name for artifact in outputs], facts
+
+    @staticmethod
+    def _residual_music(work: WorkDir, settings: Settings, spans: list[tuple[int, int]], rate: int) -> np.ndarray:
+        """ina's music posterior on the vocals, inside the separated spans (NaN elsewhere)."""
+        cfg = settings.segment
+        found = segmenter(settings)(
+            work.path(VOCALS_ANALYSIS_WAV.name), cfg.energy_ratio, cfg.window_seconds, cfg.batch_size
+        )
+        inside = np.zeros(len(found.music), bool)
+        for a, b in spans:
+            inside[int(a / rate / music.DECISION_S) : int(b / rate / music.DECISION_S) + 1] = True
+        return np.where(inside, found.music, np.nan)

@@ -6,10 +6,16 @@ split what is longer than `max_duration` at its quietest 10 ms, drop what is
 shorter than `min_duration`, then pad. Audio is read span by span from disk
 (never the whole file), resampled with an anti-aliasing polyphase filter
 (pydub's own `set_frame_rate` interpolates without one) and written with pydub.
+
+A clip is cut from the vocals where the separate stage separated its whole span
+(speech with a music bed), else from the original, and records its music bed,
+the music left in the audio it was cut from, and how much of it is sung; the
+gate bounds the last two (docs/music.md).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +23,25 @@ from typing import Any
 
 import numpy as np
 
-from nr4dl_tasks.core.layout import ANALYSIS_WAV, CLIPS_DIR, SEGMENTS_CSV, Artifact, analysis_input, clip_source
+from nr4dl_tasks.core.layout import (
+    ANALYSIS_WAV,
+    CLIPS_DIR,
+    FULL_WAV,
+    MUSIC_NPY,
+    SEGMENTS_CSV,
+    SEPARATED_JSON,
+    VOCALS_MUSIC_NPY,
+    VOCALS_WAV,
+    Artifact,
+    analysis_input,
+    separation_outputs,
+)
 from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import Clip, Segment, read_segments, write_manifest
 from nr4dl_tasks.core.settings import Settings, SliceSettings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir, atomic_dir
-from nr4dl_tasks.dsp import audio
+from nr4dl_tasks.dsp import audio, music, singing
 
 log = logging.getLogger("nr4dl")
 
@@ -103,30 +121,60 @@ def loudness_of(wav: Path) -> LoudnessFn:
     return loudness
 
 
-def write_clip(src: Path, span: Segment, dst: Path, rate: int, channels: int) -> None:
-    """Cut one span from `src`, resample it and write a 16-bit WAV with pydub."""
+def write_clip(src: Path, span: Segment, dst: Path, rate: int, channels: int) -> np.ndarray:
+    """Cut one span from `src`, resample it and write a 16-bit WAV with pydub; return it as 16 kHz mono, for
+    measuring."""
     from pydub import AudioSegment
 
     samples, src_rate = audio.read_span(src, span.start, span.end)
-    samples = audio.resample(samples, src_rate, rate)
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    pcm = (np.clip(audio.resample(samples, src_rate, rate), -1.0, 1.0) * 32767).astype("<i2")
     clip = AudioSegment(data=pcm.tobytes(), sample_width=2, frame_rate=rate, channels=pcm.shape[1])
     clip.set_channels(channels).export(str(dst), format="wav")
+    return audio.resample(audio.mono(samples), src_rate, singing.RATE)
+
+
+class Sources:
+    """Which audio each clip is cut from, and the music measures of each: the vocals where its speech overlaps a
+    bed and separation ran over its whole span, else the original."""
+
+    def __init__(self, work: WorkDir, settings: Settings) -> None:
+        self.work = work
+        self.mix_music = music.load(work.input(MUSIC_NPY))
+        self.spans: list[tuple[float, float]] = []
+        self.beds: list[tuple[float, float]] = []
+        if separation_outputs(settings):
+            separated = json.loads(work.input(SEPARATED_JSON).read_text())
+            self.spans = [(a, b) for a, b in separated["spans"]]
+            self.beds = [(bed["start"], bed["end"]) for bed in separated["beds"]]
+            self.vocals_music = music.load(work.input(VOCALS_MUSIC_NPY))
+
+    def measure(self, clip: Clip, speech: Segment, span: Segment) -> Path:
+        """Set the clip's source and music measures; return the file to cut it from."""
+        on_bed = any(a < speech.end and speech.start < b for a, b in self.beds)
+        clip.cut_from = "vocals" if on_bed and music.covered(self.spans, span.start, span.end) else "original"
+        clip.music_bed = music.score(self.mix_music, speech.start, speech.end)
+        if clip.cut_from == "vocals":
+            clip.music_bleed = music.score(self.vocals_music, speech.start, speech.end)
+            return self.work.input(VOCALS_WAV)
+        clip.music_bleed = clip.music_bed
+        return self.work.input(FULL_WAV)
 
 
 class SliceStage(Stage):
     name = "slice"
     manifest = True
 
+    version = 2  # 2: cut from the vocals only where separation ran; music bed, bleed and singing measured
+
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
-        return clip_source(settings), SEGMENTS_CSV, analysis_input(settings), ANALYSIS_WAV
+        return FULL_WAV, SEGMENTS_CSV, MUSIC_NPY, analysis_input(settings), ANALYSIS_WAV, *separation_outputs(settings)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
-        return {"slice": settings.slice.model_dump(), "source": clip_source(settings).name}
+        return {"slice": settings.slice.model_dump(), "separated": bool(separation_outputs(settings))}
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         cfg = settings.slice
-        source = work.input(clip_source(settings))
+        sources = Sources(work, settings)
         segments = read_segments(work.input(SEGMENTS_CSV))
         loudness = loudness_of(work.input(analysis_input(settings)))
         plan = plan_clips(segments, cfg, loudness, audio.duration(work.input(ANALYSIS_WAV)))
@@ -136,7 +184,6 @@ class SliceStage(Stage):
             for index, (speech, span) in enumerate(plan):
                 progress.add(span.duration)
                 clip_id = f"{work.source_id}_{index:05d}"
-                write_clip(source, span, tmp_dir / f"{clip_id}.wav", cfg.sample_rate, cfg.channels)
                 clip = Clip(
                     clip_id,
                     work.source_id,
@@ -147,6 +194,10 @@ class SliceStage(Stage):
                     f"{CLIPS_DIR.name}/{clip_id}.wav",
                 )
                 clip.speech_start, clip.speech_end = speech.start, speech.end
+                source = sources.measure(clip, speech, span)
+                clip.singing = singing.score(
+                    write_clip(source, span, tmp_dir / f"{clip_id}.wav", cfg.sample_rate, cfg.channels)
+                )
                 clips.append(clip)
             manifest = write_manifest(work, self.name, clips)
         if not clips:
@@ -157,4 +208,5 @@ class SliceStage(Stage):
                 cfg.min_duration,
             )
         seconds = round(sum(c.duration for c in clips), 2)
-        return [CLIPS_DIR.name, manifest], {"clips": len(clips), "clip_seconds": seconds, "source": source.name}
+        from_vocals = sum(1 for c in clips if c.cut_from == "vocals")
+        return [CLIPS_DIR.name, manifest], {"clips": len(clips), "clip_seconds": seconds, "from_vocals": from_vocals}
