@@ -19,6 +19,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -26,6 +27,9 @@ from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.errors import Nr4dlError
 from nr4dl_tasks.core.redact import redact, redact_settings
 from nr4dl_tasks.pipeline import STAGE_NAMES  # the order only: importing the pipeline loads no stage
+
+if TYPE_CHECKING:
+    from nr4dl_tasks.state.failures import FailureLog
 
 log = logging.getLogger("nr4dl")
 RESOURCE_FIGURES = ("tasks_per_worker", "heavy_slots", "task_threads")
@@ -99,8 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _process_all(media_files: list[Path], settings: settings_mod.Settings, until: str) -> list[Path]:
-    """Process each file, reporting one line per file; returns the files that failed."""
+def _process_all(
+    media_files: list[Path], settings: settings_mod.Settings, until: str, failure_log: FailureLog | None = None
+) -> list[Path]:
+    """Process each file, reporting one line per file; returns the files that failed. With `failure_log`, each
+    file's outcome also goes on the failed-file list, as an Airflow run's would."""
     from nr4dl_tasks.pipeline import process_file
 
     failed = []
@@ -109,15 +116,31 @@ def _process_all(media_files: list[Path], settings: settings_mod.Settings, until
             work, results = process_file(media, settings, until)
             done = ", ".join(f"{r.stage}{' (skipped)' if r.skipped else ''}" for r in results)
             say("ok     ", media, "->", work.root, f"[{done}]")
+            if failure_log:
+                failure_log.clear(str(media))
+            continue
         except Nr4dlError as exc:
-            failed.append(media)
-            say("FAILED ", f"{one_line(media)}:", exc)
+            error: Exception = exc
+            say("FAILED ", f"{one_line(media)}:", str(exc).removeprefix(f"{media}: "))  # the subject once
         except Exception as exc:  # one bad file never stops the others
-            failed.append(media)
+            error = exc
             log.exception("unexpected error on %s", one_line(media))
             say("FAILED ", f"{one_line(media)}:", f"{type(exc).__name__}: {exc}")
+        failed.append(media)
+        if failure_log:
+            failure_log.record(str(media), _failed_stage(media, settings), error, "nr4dl crawl")
     say(f"{len(media_files) - len(failed)} of {len(media_files)} file(s) processed, {len(failed)} failed")
     return failed
+
+
+def _failed_stage(media: Path, settings: settings_mod.Settings) -> str:
+    """The stage a file's run failed at, as its work folder recorded it (ingest when it has none)."""
+    from nr4dl_tasks.pipeline import open_work
+
+    try:
+        return str((open_work(media, settings).read_failure() or {}).get("stage") or STAGE_NAMES[0])
+    except Exception:  # the file cannot even be opened: its first stage failed
+        return STAGE_NAMES[0]
 
 
 def _process(args: argparse.Namespace, overrides: dict) -> int:
@@ -131,14 +154,21 @@ def _crawl(args: argparse.Namespace, overrides: dict) -> int:
     """Crawl, then process every new file here (what nr4dl_crawl hands to Airflow runs)."""
     from nr4dl_tasks.crawl.catalog import Catalog
     from nr4dl_tasks.crawl.crawler import crawl
+    from nr4dl_tasks.state.db import database_name
+    from nr4dl_tasks.state.failures import FailureLog
 
     settings = settings_mod.load(args.settings, overrides)
     report = crawl(settings, args.source, args.max_items)
+    for where, cause in report.refused.items():
+        say("refused", f"{one_line(where)}:", cause)
     for where, cause in report.failed.items():
         say("FAILED ", f"{one_line(where)}:", cause)
-    say(f"{len(report.new)} new file(s), {len(report.duplicates)} duplicate(s), {len(report.failed)} failure(s)")
-    failed = _process_all([Path(n.path) for n in report.new], settings, STAGE_NAMES[-1]) if report.new else []
-    Catalog(settings).mark_triggered(n.url for n in report.new)  # a failed file is a processing failure now
+    for warning in report.warnings:
+        say("warning", warning)
+    say(f"{report.summary()}; catalog {database_name(settings)}")
+    new = [Path(n.path) for n in report.new]
+    failed = _process_all(new, settings, STAGE_NAMES[-1], FailureLog(settings)) if new else []
+    Catalog(settings).mark_triggered(n.identity for n in report.new)  # a failed file is a processing failure now
     return 1 if failed or report.failed else 0
 
 

@@ -214,6 +214,22 @@ def crawl_schedule() -> str | None:
         raise ValueError(f"nr4dl_crawl cannot read its schedule: {exc}") from None
 
 
+def crawl_access(conn_id: str) -> Any:
+    """A gated source's cookies and headers (the engine's `Access`) from the extra of Airflow connection
+    `conn_id`, e.g. `{"headers": {"Authorization": "..."}, "cookies": {"session": "..."}}`; every value is masked
+    in Airflow's logs before the crawl can log anything."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.log import mask_secret
+
+    from nr4dl_tasks.crawl.web import access_from_extra
+
+    conn = BaseHook.get_connection(conn_id)
+    access = access_from_extra(conn_id, conn.extra_dejson)
+    for value in access.secrets():
+        mask_secret(value)
+    return access
+
+
 class CrawlOperator(_SettingsOperator):
     """Discover and download new media from the crawl sources; returns one trigger request per new file.
 
@@ -241,11 +257,12 @@ class CrawlOperator(_SettingsOperator):
         loaded = self.load_settings()
         source = self.source if self.source is not None else context["params"].get("source")
         try:
-            report = crawl(loaded, str(source or "") or None, int(self.max_items or 0) or None)
+            report = crawl(loaded, str(source or "") or None, int(self.max_items or 0) or None, crawl_access)
         except Nr4dlError as exc:
             raise AirflowFailException(redact(str(exc))) from exc
-        if report.failed and not report.seen:  # every source failed: nothing crawled, say so in red
-            raise AirflowFailException(redact("no source could be crawled: " + "; ".join(report.failed.values())))
+        if not report.seen and (report.failed or report.refused):  # nothing crawled at all: say so in red
+            causes = [f"{subject}: {cause}" for subject, cause in (report.failed | report.refused).items()]
+            raise AirflowFailException(redact("no source could be crawled: " + "; ".join(causes)))
         requests = [
             {
                 "trigger_run_id": run_id_for(new),
@@ -261,6 +278,7 @@ class CrawlOperator(_SettingsOperator):
                 "duplicates": report.duplicates,
                 "failed": report.failed,
                 "refused": report.refused,
+                "warnings": report.warnings,
             },
         )
         return requests

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,9 +51,16 @@ def js_page(links: list[list[str]]) -> str:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Static files; a file named *.redirect answers 302 to the URL it holds."""
+    """Static files; a file named *.redirect answers 302 to the URL it holds. Each request is noted in `requests`
+    (Host header, path, time, headers) when a list is given."""
+
+    def __init__(self, *args, requests: list | None = None, **kwargs):
+        self.requests = requests
+        super().__init__(*args, **kwargs)
 
     def send_head(self):
+        if self.requests is not None:
+            self.requests.append((self.headers.get("Host", ""), self.path, time.monotonic(), dict(self.headers)))
         target = Path(self.translate_path(self.path))
         if target.suffix == ".redirect" and target.is_file():
             self.send_response(302)
@@ -67,9 +75,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    """Serve a folder over HTTP on 127.0.0.1; yields the base URL."""
-    handler = functools.partial(_Handler, directory=str(folder))
+def serve(folder: Path, requests: list | None = None) -> Iterator[str]:
+    """Serve a folder over HTTP on 127.0.0.1; yields the base URL. `requests` collects (host, path, time, headers)."""
+    handler = functools.partial(_Handler, directory=str(folder), requests=requests)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

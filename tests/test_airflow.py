@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, airflow_env, js_page, serve
+from helpers import ROOT, airflow_env, ffmpeg, js_page, serve
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.records import read_clips
 from nr4dl_tasks.pipeline import STAGE_NAMES
@@ -105,9 +105,10 @@ def test_standalone_nightly_crawl_fans_out_one_run_per_new_file_and_isolates_a_b
     site = tmp_path / "site"
     site.mkdir()
     shutil.copy(media / "segmentation" / "musanmix.mp3", site / "musanmix.mp3")
-    (site / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 100)
+    # media to the crawl (ffprobe reads a video stream), useless to processing: it has no sound
+    ffmpeg("-f", "lavfi", "-i", "testsrc=duration=1:size=64x64:rate=5", str(site / "broken.mp4"))
     (site / "index.html").write_text(
-        js_page([["musanmix.mp3", "Music, noise, then a reader", "ep"], ["corrupt.wav", "A broken upload", "ep"]])
+        js_page([["musanmix.mp3", "Music, noise, then a reader", "ep"], ["broken.mp4", "A broken upload", "ep"]])
     )
     home, work, dataset = tmp_path / "airflow", tmp_path / "work", tmp_path / "dataset"
     with serve(site) as base:
@@ -151,4 +152,4 @@ def test_standalone_nightly_crawl_fans_out_one_run_per_new_file_and_isolates_a_b
     assert "nothing new to process" in again.stdout and again.returncode == 0, again.stdout + again.stderr
     failed = FailureLog(settings_mod.load(settings_file)).failures()  # recorded by the tasks' failure callback
     assert [(Path(f.media).name[:15], f.stage) for f in failed] == [("A-broken-upload", "ingest")]
-    assert "not readable as media" in failed[0].error and "\n" not in failed[0].error
+    assert "no audio stream" in failed[0].error and "\n" not in failed[0].error

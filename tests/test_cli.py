@@ -17,7 +17,7 @@ def test_process_reports_a_bad_file_and_finishes_the_others(media, tmp_path):
     good = media / "segmentation" / "lamartine.wav"
     first = nr4dl("process", str(corrupt), str(good), "--out", str(out), "--set", "slice.min_duration=0.3")
     assert first.returncode == 1, first.stdout + first.stderr
-    assert f"FAILED  {corrupt}: {corrupt}: not readable as media" in first.stdout
+    assert f"FAILED  {corrupt}: not readable as media" in first.stdout
     assert "1 of 2 file(s) processed, 1 failed" in first.stdout
     (folder,) = [p for p in out.iterdir() if p.name.startswith("lamartine-")]
     labels = {s.label for s in read_segments(folder / "segments.csv")}

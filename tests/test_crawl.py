@@ -16,6 +16,7 @@ from nr4dl_tasks.crawl import catalog as cat
 from nr4dl_tasks.crawl.crawler import crawl
 from nr4dl_tasks.crawl.discover import Link, discover
 from nr4dl_tasks.crawl.download import safe_stem
+from nr4dl_tasks.crawl.web import NO_ACCESS, Web
 
 LONG_TITLE = "episode " * 700  # 5,600 characters
 
@@ -31,6 +32,8 @@ def site(tmp_path_factory):
         ffmpeg("-i", str(wav), str(root / "media" / f"{name}.mp3"))
         wav.unlink()
     (root / "media" / "ep1-again.mp3").write_bytes((root / "media" / "ep1.mp3").read_bytes())  # re-published
+    # media (ffprobe reads a video stream) that processing cannot use: it has no sound
+    ffmpeg("-f", "lavfi", "-i", "testsrc=duration=1:size=64x64:rate=5", str(root / "media" / "mute.mp4"))
     (root / "index.html").write_text(
         js_page(
             [
@@ -90,9 +93,9 @@ def test_links_exist_only_after_javascript_ran(site):
 
 
 def test_the_rendered_crawl_finds_exactly_the_links_across_pages(site, make_settings, tmp_path):
-    source = settings_for(make_settings, tmp_path, page_source(site)).crawl.sources[0]
-    links, refused = discover(source)
-    assert sorted(link.url for link in links) == sorted(
+    settings = settings_for(make_settings, tmp_path, page_source(site))
+    found = discover(settings.crawl.sources[0], Web(settings.crawl), NO_ACCESS, lambda _: False)
+    assert sorted(link.url for link in found.links) == sorted(
         [
             f"{site}/media/ep1.mp3",
             f"{site}/media/ep2.mp3",
@@ -101,7 +104,7 @@ def test_the_rendered_crawl_finds_exactly_the_links_across_pages(site, make_sett
             f"{site}/media/..%2f..%2fsecret.mp3",
         ]
     )
-    assert refused == ["http://evil.example.com/steal.mp3"]
+    assert list(found.refused) == ["http://evil.example.com/steal.mp3"]
 
 
 def test_hostile_names_never_leave_the_download_folder():
@@ -121,7 +124,7 @@ def test_a_crawl_downloads_new_media_once_and_skips_it_next_time(site, make_sett
     assert all(len(f.name) < 90 for f in files)
     assert first.duplicates == [f"{site}/media/ep1-again.mp3"]
     assert list(first.failed) == [f"{site}/media/..%2f..%2fsecret.mp3"]
-    assert first.refused == {"radio": ["http://evil.example.com/steal.mp3"]}
+    assert list(first.refused) == ["http://evil.example.com/steal.mp3"]
     assert sorted(downloads.rglob("*")) == [downloads / "radio", *files]  # nothing else written anywhere
 
     catalog = cat.Catalog(settings)
@@ -150,7 +153,7 @@ def test_an_unreachable_page_is_named_and_the_other_sources_still_run(site, make
         {"name": "direct", "kind": "url", "url": f"{site}/media/ep2.mp3"},
     )
     report = crawl(settings)
-    assert "page http://127.0.0.1:9/index.html is unreachable" in report.failed["source down"]
+    assert "http://127.0.0.1:9/robots.txt is unreachable" in report.failed["source down"]
     assert [n.source for n in report.new] == ["direct"]
 
 
@@ -166,11 +169,12 @@ def test_a_link_redirecting_off_the_allow_list_is_refused_before_download(site, 
         make_settings, tmp_path, {"name": "direct", "kind": "url", "url": f"{site}/media/ep2.redirect"}
     )
     report = crawl(settings)
-    assert not report.new and "not on the allow-list" in report.failed[f"{site}/media/ep2.redirect"]
+    assert not report.new and "not on the allow-list" in report.refused[f"{site}/media/ep2.redirect"]
     assert not list((tmp_path / "downloads").rglob("*.mp3"))
     (entry,) = cat.Catalog(settings).entries("direct")
     assert entry.status == cat.REFUSED
-    assert not crawl(settings).failed  # refused for good: not tried again
+    again = crawl(settings)
+    assert not again.failed and not again.refused  # refused for good: not tried again
 
 
 def test_size_limit_and_unknown_source(site, make_settings, tmp_path):
@@ -181,7 +185,7 @@ def test_size_limit_and_unknown_source(site, make_settings, tmp_path):
         crawl__max_megabytes=0.001,
     )
     report = crawl(settings)
-    assert not report.new and "max_megabytes" in report.failed[f"{site}/media/ep1.mp3"]
+    assert not report.new and "max_megabytes" in report.refused[f"{site}/media/ep1.mp3"]
     assert not list((tmp_path / "downloads").rglob("*.mp3"))
     with pytest.raises(SettingsError, match="no crawl source named 'nope'"):
         crawl(settings, "nope")
@@ -208,15 +212,47 @@ def test_the_cli_crawls_and_processes_new_files_once(site, tmp_path):
                 "crawl": {
                     "download_dir": str(tmp_path / "downloads"),
                     "domain_interval_seconds": 0,
-                    "sources": [{"name": "one", "kind": "url", "url": f"{site}/media/ep1.mp3"}],
+                    "sources": [
+                        {"name": "one", "kind": "url", "url": f"{site}/media/ep1.mp3"},
+                        {"name": "mute", "kind": "url", "url": f"{site}/media/mute.mp4"},
+                        {"name": "far", "kind": "url", "url": f"{site}/media/ep2.redirect"},
+                    ],
                 },
             }
         )
     )
     nr4dl = [str(NR4DL), "crawl", "--settings", str(settings)]
     first = subprocess.run(nr4dl, capture_output=True, text=True)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "1 new file(s)" in first.stdout and "1 of 1 file(s) processed" in first.stdout
-    assert len([p for p in (tmp_path / "work").iterdir() if p.is_dir()]) == 1
+    assert first.returncode == 1, first.stdout + first.stderr  # one file failed processing
+    assert "2 new file(s), 0 duplicate(s), 1 refused, 0 failure(s)" in first.stdout
+    assert f"catalog {tmp_path / 'catalog.sqlite'}" in first.stdout
+    assert f"refused {site}/media/ep2.redirect: redirected to http://localhost:" in first.stdout
+    assert "1 of 2 file(s) processed, 1 failed" in first.stdout
+    failures = subprocess.run([str(NR4DL), "failures", "--settings", str(settings)], capture_output=True, text=True)
+    (line,) = [line for line in failures.stdout.splitlines() if "mute" in line]
+    assert " ingest " in line and "(run nr4dl crawl)" in line, failures.stdout
     second = subprocess.run(nr4dl, capture_output=True, text=True)
     assert "0 new file(s)" in second.stdout and second.returncode == 0, second.stdout
+
+
+def test_a_catalog_from_before_feeds_gets_the_new_columns_and_keeps_its_rows(make_settings, tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "catalog.sqlite")  # beside the work folder: where the default puts it
+    old.execute(
+        "CREATE TABLE nr4dl_catalog (url_sha256 VARCHAR(64) PRIMARY KEY, url TEXT NOT NULL, source VARCHAR(200) "
+        "NOT NULL, title TEXT, sha256 VARCHAR(64), path VARCHAR(4096), status VARCHAR(20) NOT NULL, attempts "
+        "INTEGER NOT NULL, error TEXT, first_seen DATETIME NOT NULL, last_seen DATETIME NOT NULL)"
+    )
+    url = "http://radio.example/ep1.mp3"
+    old.execute(
+        "INSERT INTO nr4dl_catalog VALUES (?, ?, 'radio', 'Ep 1', NULL, NULL, 'triggered', 0, NULL, "
+        "'2025-01-01 00:00:00', '2025-01-01 00:00:00')",
+        (cat._key(url), url),
+    )
+    old.commit()
+    old.close()
+    catalog = cat.Catalog(make_settings())
+    assert catalog.seen("radio", Link(url, "Ep 1")).status == cat.TRIGGERED
+    (entry,) = catalog.entries()
+    assert entry.item is None and entry.published is None and catalog.held(url, 3)

@@ -82,7 +82,7 @@ def test_a_symlink_loop_is_one_line(tmp_path):
     os.symlink(loop, tmp_path / "back.mp3")
     run = nr4dl("process", str(loop), "--out", str(tmp_path / "out"))
     assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert f"FAILED  {loop}: {loop}: a symbolic link loop" in run.stdout
+    assert f"FAILED  {loop}: a symbolic link loop" in run.stdout
 
 
 @pytest.mark.parametrize("kind", ["folder", "not utf-8"])

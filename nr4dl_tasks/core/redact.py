@@ -24,8 +24,19 @@ _NAMED_VALUE = re.compile(
 )
 
 
+# Secret values known only at run time (a crawl source's cookies and headers): hidden wherever they appear.
+_VALUES: set[str] = set()
+
+
+def hide(*values: str) -> None:
+    """From now on, `redact` hides these values in every text (values shorter than 4 characters are too common)."""
+    _VALUES.update(v for v in values if len(v) >= 4)
+
+
 def redact(text: str) -> str:
-    """`text` with URL passwords and `name=value` / `name: value` secrets replaced by ***."""
+    """`text` with URL passwords, `name=value` / `name: value` secrets and hidden values replaced by ***."""
+    for value in _VALUES:
+        text = text.replace(value, HIDDEN)
     text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{HIDDEN}@", text)
     return _NAMED_VALUE.sub(lambda m: f"{m['head']}{HIDDEN}", text)
 

@@ -47,6 +47,11 @@ class PathSettings(_Section):
 
     work_dir: Path = Field(Path("data/work"), description="One sub-folder per source file is written here.")
     models_dir: Path = Field(Path("models"), description="Where scripts/setup.sh provisions the model files.")
+    database: Path | None = Field(
+        None,
+        description="nr4dl's SQLite database (crawl catalog, failed-file list) when crawl.catalog_url is null; "
+        "null: catalog.sqlite beside work_dir.",
+    )
     spleeter_python: Path = Field(
         Path(".venv-spleeter/bin/python"),
         description="Interpreter of the separate Spleeter environment (its pins clash with Airflow).",
@@ -454,29 +459,76 @@ class ExportSettings(_Section):
         return self
 
 
+MEDIA_LINKS = ", ".join(
+    f'a[href$=".{ext}" i]' for ext in ("mp3", "m4a", "aac", "ogg", "opus", "wav", "flac", "mp4", "webm")
+)
+
+
+class ActionSettings(_Section):
+    """One step done on a rendered page before its links are read (exactly one of click, scroll, wait_for,
+    network_idle)."""
+
+    click: str | None = Field(None, description="Click this element (a 'Load more' button) until it is gone.")
+    times: int | None = Field(None, ge=1, le=1000, description="click: at most this many clicks.")
+    scroll: str | None = Field(None, description="Scroll to the bottom until no more of these items appear.")
+    wait_for: str | None = Field(None, description="Wait until this selector matches `count` elements.")
+    count: int = Field(1, ge=1, description="wait_for: the least number of matches.")
+    network_idle: bool = Field(False, description="Wait until the page has loaded nothing new for half a second.")
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="Longest wait for one step to take effect.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ActionSettings:
+        chosen = [k for k in ("click", "scroll", "wait_for") if getattr(self, k)] + (
+            ["network_idle"] if self.network_idle else []
+        )
+        if len(chosen) != 1:
+            raise ValueError(f"an action is exactly one of click, scroll, wait_for, network_idle (got {chosen})")
+        return self
+
+
 class SourceSettings(_Section):
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
         description="Names the source in the catalog, the download folder and run ids.",
     )
-    kind: Literal["page", "ytdlp", "url", "inbox"] = Field(
-        description="page: a web page rendered in headless Chromium; ytdlp: a video, playlist or channel URL; "
-        "url: one direct media URL; inbox: a local folder.",
+    kind: Literal["page", "feed", "ytdlp", "url", "inbox"] = Field(
+        description="page: a web page rendered in headless Chromium; feed: an RSS/Atom/podcast feed; ytdlp: a "
+        "video, playlist or channel URL; url: one direct media URL; inbox: a local folder.",
     )
-    url: str | None = Field(None, description="The page, playlist or media URL (page, ytdlp, url).")
+    url: str | None = Field(None, description="The page, feed, playlist or media URL (page, feed, ytdlp, url).")
     path: Path | None = Field(None, description="The folder (inbox).")
-    link_selector: str = Field(
-        "a[href]",
-        description="page: CSS selector of the media or episode links ('xpath:...' for XPath).",
+    actions: list[ActionSettings] = Field([], description="page: steps done on each listing page, in order.")
+    episode_selector: str = Field(
+        MEDIA_LINKS,
+        description="page: CSS selector ('xpath:...' for XPath) of the links on the listing pages: the media, or "
+        "the episode pages when media_selector is set. Default: links to media files.",
     )
-    next_selector: str | None = Field(None, description="page: selector of the link to the next page.")
-    max_pages: int = Field(5, ge=1, le=1000, description="page: most pages followed.")
+    media_selector: str | None = Field(
+        None,
+        description="page: selector of the media on each episode page (<audio>, <source>, a download link); "
+        "none matching: yt-dlp extracts the page.",
+    )
+    next_selector: str | None = Field(None, description="page, feed: selector of the link to the next page.")
+    max_pages: int = Field(5, ge=1, le=1000, description="page, feed: most listing pages followed.")
     wait_seconds: float = Field(10.0, gt=0, le=300, description="page: longest wait for links to appear.")
     allow_domains: list[str] = Field(
         [],
-        description="Domains links may point to (sub-domains included); empty: the source URL's own domain.",
+        description="Domains any request may go to (sub-domains included), media and redirects too; empty: the "
+        "source URL's own domain.",
+    )
+    connection: str | None = Field(
+        None,
+        description="Airflow connection whose extra holds {headers: {...}, cookies: {...}} for a gated archive.",
     )
     max_items: int | None = Field(None, ge=1, description="Most new items downloaded from this source per crawl.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "link_selector" in data and "episode_selector" not in data:
+            data = {**data, "episode_selector": data["link_selector"]}
+            del data["link_selector"]
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> SourceSettings:
@@ -498,23 +550,30 @@ class CrawlSettings(_Section):
     catalog_url: str | None = Field(
         None,
         description="SQLAlchemy URL of nr4dl's database (crawl catalog, failed-file list); null: SQLite "
-        "catalog.sqlite beside the work folders. In scale-out, a PostgreSQL database (e.g. "
+        "paths.database. In scale-out, a PostgreSQL database (e.g. "
         "postgresql+psycopg2://airflow:airflow@postgres/nr4dl).",
     )
     max_megabytes: float = Field(2048, gt=0, description="Largest file downloaded, in MiB.")
-    domain_interval_seconds: float = Field(2.0, ge=0, description="Least time between two requests to one domain.")
+    domain_interval_seconds: float = Field(
+        2.0, ge=0, description="Least time between two requests to one domain (page loads and media alike)."
+    )
+    robots_txt: bool = Field(True, description="Honour each host's robots.txt (pages, feeds and media).")
+    user_agent: str = Field(
+        "nr4dl/1 (speech dataset crawler)",
+        description="User agent of every crawl request, Chromium's included; robots.txt rules are matched on it.",
+    )
     max_attempts: int = Field(3, ge=1, description="A failed download is retried by this many crawls in all.")
     max_items_per_run: int = Field(50, ge=1, description="Most new items one crawl downloads (the rest wait).")
     sources: list[SourceSettings] = Field(
         [],
-        description="""What to crawl. Each source has a unique name and a kind:
-  - {name: radio, kind: page, url: "https://radio.example/shows", link_selector: "a.episode-audio",
-     next_selector: "a.next", max_pages: 5, allow_domains: [radio.example, cdn.radio.example]}
+        description="""What to crawl (docs/crawl.md). Each source has a unique name and a kind:
+  - {name: radio, kind: page, url: "https://radio.example/shows", actions: [{click: "button.more"}],
+     episode_selector: "a.episode", media_selector: "audio", allow_domains: [radio.example, cdn.radio.example]}
+  - {name: podcast, kind: feed, url: "https://radio.example/podcast.xml", allow_domains: [radio.example]}
   - {name: channel, kind: ytdlp, url: "https://www.youtube.com/@somechannel/videos", max_items: 20}
   - {name: one, kind: url, url: "https://media.example/show.mp3"}
   - {name: inbox, kind: inbox, path: "data/inbox"}
-page links are read once JavaScript has rendered them (CSS selector, or "xpath:..."); links outside the source's
-allow_domains (default: its own domain) are never fetched.""",
+Every request (pages, redirects, media) must stay on the source's allow_domains (default: its own domain).""",
     )
 
     @model_validator(mode="after")

@@ -1,72 +1,48 @@
 """Discover: the media links each crawl source offers right now.
 
-Four kinds of source (`crawl.sources` in the settings):
+Five kinds of source (`crawl.sources` in the settings):
 
-* `page`: a web page rendered in headless Chromium through Selenium, because
-  broadcasters' episode lists are built by JavaScript. Links are the elements
-  matching `link_selector` (CSS, or XPath after `xpath:`), read once they have
-  appeared; `next_selector` names the link to the next page, followed up to
-  `max_pages`. Chromium runs with background networking, sync, extensions and
-  component updates off, so the crawl makes no request but the pages' own.
+* `page`: listing pages rendered in headless Chromium (`browser.py`), because
+  broadcasters' episode lists are built by JavaScript. The source's `actions`
+  run first (click "Load more" until it is gone, scroll until no new items,
+  wait for N items or for the network to go idle); then the links matching
+  `episode_selector` are read, once at least one of them has appeared;
+  `next_selector` names the link to the next listing page, followed up to
+  `max_pages`. With `media_selector`, each link is an episode page, opened in
+  turn, whose matching `<audio>`, `<source>` or download link is the media (none
+  matching: yt-dlp extracts the page); its title is the page's own. An episode
+  page the catalog holds for good is not opened again.
+* `feed`: an RSS/Atom/podcast feed (`feed.py`).
 * `ytdlp`: a video, playlist or channel URL, listed by yt-dlp without download.
 * `url`: one direct media URL.
 * `inbox`: a local folder; every file in it that has not changed for a minute
   (so files still being copied wait for the next crawl).
 
-Each link is checked against the source's allow-list of domains before anything
-is fetched; links elsewhere are reported and never followed.
+Each link is checked against the source's allow-list before anything is
+fetched; links elsewhere are reported and never followed. A selector that
+matches nothing and a page that yields no link are warnings.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 from nr4dl_tasks.core.errors import SourceError
 from nr4dl_tasks.core.settings import SourceSettings
+from nr4dl_tasks.crawl.browser import Browser
+from nr4dl_tasks.crawl.feed import feed_links
+from nr4dl_tasks.crawl.links import Found, Link
+from nr4dl_tasks.crawl.web import Access, Refused, Web, allowed
+from nr4dl_tasks.crawl.ytdlp import guarded_class
 
 log = logging.getLogger("nr4dl")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-default-apps",
-    "--no-first-run",
-    "--mute-audio",
-    "--disable-features=MediaRouter,OptimizationHints,Translate",
-)
 INBOX_SETTLE_SECONDS = 60.0
-PAGE_LOAD_SECONDS = 60
-# Chromium shows its own error page instead of raising when a host refuses or does not resolve.
-NETWORK_ERROR_JS = """
-if (!location.href.startsWith("chrome-error://") && !document.querySelector("body.neterror")) return "";
-var code = document.querySelector(".error-code");
-return (code && code.textContent.trim()) || "network error";
-"""
-
-
-@dataclass(frozen=True)
-class Link:
-    url: str
-    title: str | None  # link text or title attribute: only ever used, made safe, in the file name
-
-
-def allowed(url: str, domains: list[str]) -> bool:
-    """True when the URL is http(s) on one of the domains or a sub-domain of one."""
-    parsed = urlparse(url)
-    host = (parsed.hostname or "").lower()
-    return parsed.scheme in ("http", "https") and any(host == d or host.endswith("." + d) for d in domains)
+__all__ = ["Link", "allow_list", "discover"]
 
 
 def allow_list(source: SourceSettings) -> list[str]:
@@ -76,28 +52,113 @@ def allow_list(source: SourceSettings) -> list[str]:
     return [(urlparse(source.url or "").hostname or "").lower()]
 
 
-def discover(source: SourceSettings) -> tuple[list[Link], list[str]]:
-    """(links to fetch, links refused by the allow-list). SourceError names the source and cause."""
+def discover(source: SourceSettings, web: Web, access: Access, known: Callable[[str], bool]) -> Found:
+    """What the source offers now; `known(identity)`: the catalog holds it for good (its page is not opened).
+
+    SourceError (Refused) when the source itself cannot be read (may not be read)."""
+    domains = allow_list(source)
+    found = Found()
     if source.kind == "inbox":
-        return inbox_files(source), []
+        found.links = inbox_files(source)
+        return found
     if source.kind == "url":
         links = [Link(str(source.url), None)]
     elif source.kind == "ytdlp":
-        links = ytdlp_entries(source)
+        links = ytdlp_entries(source, web, domains, access)
+    elif source.kind == "feed":
+        links = feed_links(source, web, domains, access)
     else:
-        links = rendered_links(source)
-    domains = allow_list(source)
-    refused = [link.url for link in links if not allowed(link.url, domains)]
-    kept = list({link.url: link for link in links if allowed(link.url, domains)}.values())  # first title wins
-    for url in refused:
-        log.warning("source %s: %s is not on the allow-list %s; not fetched", source.name, url, domains)
-    return kept, refused
+        return rendered(source, web, domains, access, known)
+    found.links = _kept(links, domains, found)
+    return found
+
+
+def _kept(links: list[Link], domains: list[str], found: Found) -> list[Link]:
+    """The links on the allow-list, each once (the first title wins); the others go to `found.refused`."""
+    kept: dict[str, Link] = {}
+    for link in links:
+        if allowed(link.url, domains):
+            kept.setdefault(link.identity, link)
+        else:
+            found.refused[link.url] = f"not on the allow-list {domains}"
+    return list(kept.values())
+
+
+def rendered(
+    source: SourceSettings, web: Web, domains: list[str], access: Access, known: Callable[[str], bool]
+) -> Found:
+    """Listing pages (actions, then episode links), then each episode page's media when media_selector is set."""
+    found = Found()
+    listed: list[Link] = []
+    with Browser(web, domains, access, source.name) as browser:
+        url: str | None = str(source.url)
+        visited: set[str] = set()
+        while url and url not in visited and len(visited) < source.max_pages:
+            visited.add(url)
+            browser.load(url)
+            for action in source.actions:
+                if warning := browser.act(action):
+                    found.warnings.append(f"{url}: {warning}")
+            items = browser.wait_for_urls(source.episode_selector, source.wait_seconds)
+            if not items:
+                found.warnings.append(
+                    f"{url}: no link matching {source.episode_selector!r} within {source.wait_seconds:g} s"
+                )
+            log.info("source %s: %d link(s) on %s", source.name, len(items), url)
+            listed += [Link(urljoin(url, href), text) for href, text in items]
+            url = _next_page(browser, source, url, domains, found)
+        episodes = _kept(listed, domains, found)
+        if not source.media_selector:
+            found.links = episodes
+            return found
+        for episode in episodes:
+            if known(episode.url):
+                found.links.append(Link(episode.url, episode.title, item=episode.url))
+                continue
+            try:
+                found.links.append(_episode_media(browser, source, episode, found))
+            except Refused as exc:
+                found.refused[episode.url] = str(exc)
+            except SourceError as exc:
+                found.links.append(Link(episode.url, episode.title, item=episode.url))  # fails again, recorded
+                found.warnings.append(str(exc))
+    return found
+
+
+def _episode_media(browser: Browser, source: SourceSettings, episode: Link, found: Found) -> Link:
+    """The media of one episode page, identified by the page; the page itself when no element matches."""
+    selector = str(source.media_selector)
+    browser.load(episode.url)
+    items = browser.wait_for_urls(selector, source.wait_seconds)
+    title = browser.title() or episode.title
+    if not items:
+        found.warnings.append(f"{episode.url}: nothing matching media_selector {selector!r}; yt-dlp reads the page")
+        return Link(episode.url, title, item=episode.url)
+    return Link(urljoin(episode.url, items[0][0]), title, item=episode.url)
+
+
+def _next_page(browser: Browser, source: SourceSettings, current: str, domains: list[str], found: Found) -> str | None:
+    if not source.next_selector:
+        return None
+    if not browser.count(source.next_selector):
+        return None  # the last page
+    items = browser.elements(source.next_selector)
+    if not items:
+        found.warnings.append(
+            f"{current}: next_selector {source.next_selector!r} matches no link (a button? use a click action)"
+        )
+        return None
+    target = urljoin(current, items[0][0])
+    if not allowed(target, domains):
+        found.warnings.append(f"{current}: next page {target} is not on the allow-list; pagination stops")
+        return None
+    return target
 
 
 def inbox_files(source: SourceSettings) -> list[Link]:
     folder = Path(str(source.path))
     if not folder.is_dir():
-        raise SourceError(f"source {source.name}: inbox {folder} is not a folder")
+        raise SourceError(f"inbox {folder} is not a folder")
     settled = time.time() - INBOX_SETTLE_SECONDS
     files = sorted(
         f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".") and f.stat().st_mtime <= settled
@@ -113,8 +174,9 @@ def _inside(file: Path, folder: Path, source: str) -> bool:
     return False
 
 
-def ytdlp_entries(source: SourceSettings) -> list[Link]:
-    """The videos of a playlist or channel (or the one video), listed without downloading."""
+def ytdlp_entries(source: SourceSettings, web: Web, domains: list[str], access: Access) -> list[Link]:
+    """The videos of a playlist or channel (or the one video), listed without downloading, every request
+    checked."""
     import yt_dlp
 
     options = {
@@ -123,118 +185,28 @@ def ytdlp_entries(source: SourceSettings) -> list[Link]:
         "no_warnings": True,
         "skip_download": True,
         "socket_timeout": 30,
+        "http_headers": {"User-Agent": web.user_agent, **access.request_headers()},
     }
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
+        with guarded_class()(options, web, domains) as ydl:
             info = ydl.extract_info(str(source.url), download=False)
+    except yt_dlp.utils.DownloadCancelled as exc:
+        raise getattr(exc, "error", None) or SourceError(f"yt-dlp cannot list {source.url}: {exc}") from None
     except yt_dlp.utils.DownloadError as exc:
-        raise SourceError(f"source {source.name}: yt-dlp cannot list {source.url}: {exc}") from None
+        raise SourceError(f"yt-dlp cannot list {source.url}: {str(exc).removeprefix('ERROR: ')}") from None
     entries = info.get("entries") if info else None
     if entries is None:
-        return [Link(info.get("webpage_url") or str(source.url), info.get("title"))]
+        return [Link(_clean(info.get("webpage_url") or str(source.url)), info.get("title"), extract=True)]
     return [
-        Link(e.get("url") or e.get("webpage_url"), e.get("title"))
+        Link(_clean(e.get("url") or e.get("webpage_url")), e.get("title"), extract=True)
         for e in entries
         if e and (e.get("url") or e.get("webpage_url"))
     ]
 
 
-def _browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def _clean(url: str) -> str:
+    """The URL without yt-dlp's internal `#__youtubedl_smuggle=` fragment (the catalog stores what a person
+    can open)."""
+    from yt_dlp.utils import unsmuggle_url
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # explicit paths: Selenium Manager would try to download a driver
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-
-
-def _locator(selector: str) -> tuple[str, str]:
-    from selenium.webdriver.common.by import By
-
-    if selector.startswith("xpath:"):
-        return By.XPATH, selector.removeprefix("xpath:")
-    return By.CSS_SELECTOR, selector
-
-
-def rendered_links(source: SourceSettings) -> list[Link]:
-    """Links matching `link_selector` on the rendered page and the pages `next_selector` leads to."""
-    from selenium.common.exceptions import TimeoutException, WebDriverException
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    links: list[Link] = []
-    url: str | None = str(source.url)
-    visited: set[str] = set()
-    try:
-        driver = _browser()
-        driver.set_page_load_timeout(PAGE_LOAD_SECONDS)
-    except WebDriverException as exc:
-        raise SourceError(
-            f"source {source.name}: Chromium did not start ({exc.msg}); scripts/setup.sh installs "
-            f"chromium and chromium-driver"
-        ) from None
-    try:
-        while url and url not in visited and len(visited) < source.max_pages:
-            visited.add(url)
-            try:
-                driver.get(url)
-            except WebDriverException as exc:
-                raise SourceError(
-                    f"source {source.name}: page {url} is unreachable "
-                    f"({(exc.msg or type(exc).__name__).splitlines()[0]})"
-                ) from None
-            if failure := driver.execute_script(NETWORK_ERROR_JS):
-                raise SourceError(f"source {source.name}: page {url} is unreachable ({failure})")
-            try:
-                WebDriverWait(driver, source.wait_seconds).until(
-                    ec.presence_of_element_located(_locator(source.link_selector))
-                )
-            except TimeoutException:
-                log.warning(
-                    "source %s: no link matching %r appeared on %s within %.0f s",
-                    source.name,
-                    source.link_selector,
-                    url,
-                    source.wait_seconds,
-                )
-            found = _read_links(driver, source, url)
-            log.info("source %s: %d link(s) on %s", source.name, len(found), url)
-            links += found
-            url = _next_page(driver, source, url)
-    finally:
-        driver.quit()
-    return links
-
-
-def _read_links(driver, source: SourceSettings, url: str) -> list[Link]:
-    """The matching links as they are now; read again once if the script redrew the page meanwhile."""
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    for attempt in (1, 2):
-        try:
-            return [
-                Link(urljoin(url, href), (el.text or el.get_attribute("title") or "").strip() or None)
-                for el in driver.find_elements(*_locator(source.link_selector))
-                if (href := el.get_attribute("href"))
-            ]
-        except StaleElementReferenceException:
-            if attempt == 2:
-                raise SourceError(f"source {source.name}: the links on {url} kept changing while read") from None
-            time.sleep(1)
-    return []
-
-
-def _next_page(driver, source: SourceSettings, current: str) -> str | None:
-    if not source.next_selector:
-        return None
-    nxt = driver.find_elements(*_locator(source.next_selector))
-    href = nxt[0].get_attribute("href") if nxt else None
-    if not href:
-        return None
-    target = urljoin(current, href)
-    if not allowed(target, allow_list(source)):
-        log.warning("source %s: next page %s is not on the allow-list; pagination stops", source.name, target)
-        return None
-    return target
+    return unsmuggle_url(url)[0]
