@@ -13,10 +13,9 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mixes
 import numpy as np
 import soundfile as sf
-
-from nr4dl_tasks.dsp import audio
 
 MEDIA = (Path(__file__).resolve().parent.parent / ".." / "shared" / "media").resolve()
 RATE = 16000
@@ -28,18 +27,12 @@ GAP = np.zeros(RATE // 2, dtype=np.float32)
 
 
 def load(path: Path) -> np.ndarray:
-    samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    return audio.resample(audio.mono(samples), rate, RATE)
-
-
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+    return mixes.load(path, RATE)
 
 
 def under(bed: np.ndarray, speech: np.ndarray, snr_db: float) -> np.ndarray:
     """`speech` with `bed` (looped or cut to its length) `snr_db` under it."""
-    bed = np.resize(bed, len(speech))
-    return (speech + bed * _rms(speech) / _rms(bed) / 10 ** (snr_db / 20)).astype(np.float32)
+    return (speech + mixes.scaled(bed, speech, snr_db)).astype(np.float32)
 
 
 def korean(speaker: str) -> list[np.ndarray]:
