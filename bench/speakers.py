@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zlib
 from itertools import permutations
 from pathlib import Path
 
@@ -37,7 +38,11 @@ from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.dsp import audio  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
 from nr4dl_tasks.stages.speakers import single_voice_pieces  # noqa: E402
-from nr4dl_tasks.voice import embedding as voices
+from nr4dl_tasks.voice import calibration, encoders  # noqa: E402
+from nr4dl_tasks.voice import embedding as voices  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+import speaker_sets as sets  # noqa: E402
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 SPEAKERS = ("1688", "1998", "2033", "3080")
@@ -96,32 +101,89 @@ def stage_speed(tmp: Path) -> list[list[str]]:
     return rows
 
 
-def selection() -> tuple[list[list[str]], dict[str, np.ndarray]]:
-    emb = {f: voices.voiceprint(load(f), THREADS).embedding for s in SPEAKERS for f in files(s)}
-    scores, truth = [], []
-    for target in SPEAKERS:
-        voice = voices.unit([emb[f] for f in files(target)[:ENROLL]])
-        for s in SPEAKERS:
-            for f in files(s)[ENROLL if s == target else 0 :]:
-                scores.append(float(emb[f] @ voice))
-                truth.append(s == target)
-    scores_a, truth_a = np.array(scores), np.array(truth)
-    default = settings_mod.SpeakerSettings().threshold
+def eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """The equal error rate: where the share of impostors accepted equals the share of genuine trials rejected."""
+    points = np.sort(np.concatenate([genuine, impostor]))
+    far = np.array([(impostor >= t).mean() for t in points])
+    frr = np.array([(genuine < t).mean() for t in points])
+    i = int(np.argmin(np.abs(far - frr)))
+    return float((far[i] + frr[i]) / 2)
+
+
+class Embeddings:
+    """Every recording's embedding by one encoder, clean or with a held-out music bed (computed once)."""
+
+    def __init__(self, encoder: encoders.Encoder) -> None:
+        self.encoder, self.cache, self.seconds, self.wall = encoder, {}, 0.0, 0.0
+
+    def __call__(self, path: Path, music: bool = False) -> np.ndarray:
+        key = (path, music)
+        if key not in self.cache:
+            wav = sets.load(path)
+            if music:
+                index = zlib.crc32(path.name.encode()) % 1000  # the same bed and offset in every run
+                wav = sets.with_music(wav, sets.BEDS_HELD_OUT[index % 2], index)
+            began = time.monotonic()
+            self.cache[key] = encoders.embed(self.encoder, wav, THREADS)
+            self.wall += time.monotonic() - began
+            self.seconds += len(wav) / sets.RATE
+        return self.cache[key]
+
+
+def equal_error_rates(emb: Embeddings) -> list[str]:
+    """Raw and s-normalised EER on held-out speakers: each enrolled with 3 clean utterances, tested on every
+    held-out utterance with music (not its enrollment ones)."""
+    cohort = np.array([emb(f) for f in sets.tuning_cohort()])
+    top = settings_mod.SpeakerSettings().cohort_top
+    raw_g, raw_i, norm_g, norm_i = [], [], [], []
+    tests = [(s, f) for s in sets.HELD_OUT for f in sets.utterances(s)]
+    clips = np.array([emb(f, music=True) for _, f in tests])
+    for target in sets.HELD_OUT:
+        enrolled = sets.utterances(target)[: sets.ENROLL]
+        cal = calibration.calibrate(target, np.array([emb(f) for f in enrolled]), cohort, 0.01, top)
+        keep = [i for i, (_, f) in enumerate(tests) if f not in enrolled]
+        raw, norm = calibration.score_clips([cal], clips[keep])
+        same = np.array([tests[i][0] == target for i in keep])
+        raw_g += list(raw[same, 0]); raw_i += list(raw[~same, 0])
+        norm_g += list(norm[same, 0]); norm_i += list(norm[~same, 0])
+    return [
+        f"{eer(np.array(raw_g), np.array(raw_i)):.3f}",
+        f"{eer(np.array(norm_g), np.array(norm_i)):.3f}",
+        f"{len(raw_g)} / {len(raw_i)}",
+    ]
+
+
+def programmes(emb: Embeddings, far: float) -> list[list[str]]:
+    """Precision and recall per host of every held-out programme at the automatic threshold."""
+    cfg = settings_mod.SpeakerSettings()
+    open_cohort = [emb(f) for f in sets.tuning_cohort()]
     rows = []
-    for threshold in sorted({0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, default}):
-        chosen = scores_a >= threshold
-        tp = int((chosen & truth_a).sum())
-        precision = tp / max(1, int(chosen.sum()))
-        recall = tp / int(truth_a.sum())
-        rows.append(
-            [
-                f"{threshold:.2f}{' (default)' if threshold == default else ''}",
-                f"{precision:.3f}",
-                f"{recall:.3f}",
-                str(int(chosen.sum())),
-            ]
-        )
-    return rows, emb
+    for prog in sets.held_out_programmes():
+        targets = []
+        for host in prog.hosts:
+            others = [emb(f) for h in prog.hosts if h != host for f in prog.enrollment(h)]
+            recordings = np.array([emb(f) for f in prog.enrollment(host)])
+            targets.append(calibration.calibrate(host, recordings, np.array(open_cohort + others), far, cfg.cohort_top))
+        truth = [s for s, _ in prog.clips()]
+        raw, norm = calibration.score_clips(targets, np.array([emb(f, music=True) for _, f in prog.clips()]))
+        thresholds = np.array([t.threshold for t in targets])
+        best, accepted = calibration.decide(norm, thresholds)
+        for k, cal in enumerate(targets):
+            chosen = [i for i in range(len(truth)) if accepted[i] and best[i] == k]
+            tp = sum(truth[i] == cal.name for i in chosen)
+            own = truth.count(cal.name)
+            near = int(np.sum(np.abs(norm[:, k] - cal.threshold) <= cfg.review_margin))
+            rows.append(
+                [
+                    f"{cal.name} ({'+'.join(prog.hosts)} / {'+'.join(prog.guests)})",
+                    f"{cal.threshold:.2f}",
+                    f"{tp / max(1, len(chosen)):.3f}",
+                    f"{tp / own:.3f}",
+                    f"{len(chosen)}",
+                    f"{near}",
+                ]
+            )
+    return rows
 
 
 def purity() -> list[list[str]]:
@@ -149,16 +211,29 @@ def purity() -> list[list[str]]:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="nr4dl-bench-speakers-") as tmp:
-        speed = stage_speed(Path(tmp))
-    sweep, _ = selection()
+    chosen = [e for e in ("resemblyzer", "campplus") if e in sys.argv[1:]] or ["resemblyzer", "campplus"]
+    far = settings_mod.SpeakerSettings().false_accept_rate
     print("# speakers benchmark\n")
-    print("## stage speed (6-minute file, 40 utterances)\n")
-    print(table(["mode", "audio s", "wall s", "x real time", "clips", "kept"], speed) + "\n")
-    print(f"## target selection ({ENROLL} enrollment utterances per target, 37 candidates each)\n")
-    print(table(["threshold", "precision", "recall", "selected"], sweep) + "\n")
-    print("## purity (two utterances of different speakers back to back)\n")
-    print(table(["split", "mean cut error s", "max cut error s", "same speaker split"], purity()))
+    print(f"Held-out speakers: {' '.join(sets.HELD_OUT)}; beds {', '.join(sets.BEDS_HELD_OUT)}.")
+    print(f"Tuning speakers (also the open cohort): {' '.join(sets.TUNING)}.\n")
+    rows, speed = [], []
+    for encoder in chosen:
+        emb = Embeddings(encoder)  # type: ignore[arg-type]
+        rows.append([encoder, *equal_error_rates(emb)])
+        speed.append([encoder, f"{emb.seconds:.0f}", f"{emb.wall:.1f}", f"{emb.seconds / emb.wall:.0f}"])
+        print(f"## {encoder}: held-out programmes at false_accept_rate {far} (music beds at {sets.MUSIC_SNR_DB:.0f} dB)\n")
+        print(table(["target (hosts / guests)", "threshold", "precision", "recall", "kept", "review"], programmes(emb, far)))
+        print()
+    print("## equal error rate on held-out speakers (3 clean enrollment utterances, tests with music)\n")
+    print(table(["encoder", "EER raw cosine", "EER s-norm", "genuine / impostor trials"], rows) + "\n")
+    print("## encoder speed (embedding the clips above, this process)\n")
+    print(table(["encoder", "audio s", "wall s", "x real time"], speed) + "\n")
+    if "--stage" in sys.argv:
+        with tempfile.TemporaryDirectory(prefix="nr4dl-bench-speakers-") as tmp:
+            print("## stage speed (6-minute file, 40 utterances)\n")
+            print(table(["mode", "audio s", "wall s", "x real time", "clips", "kept"], stage_speed(Path(tmp))) + "\n")
+        print("## purity (two utterances of different speakers back to back)\n")
+        print(table(["split", "mean cut error s", "max cut error s", "same speaker split"], purity()))
     return 0
 
 

