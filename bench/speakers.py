@@ -37,7 +37,7 @@ from nr4dl_tasks.core import resources
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.dsp import audio  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.stages.speakers import single_voice_pieces  # noqa: E402
+from nr4dl_tasks.stages.speakers import cluster, single_voice_pieces  # noqa: E402
 from nr4dl_tasks.voice import calibration, encoders  # noqa: E402
 from nr4dl_tasks.voice import embedding as voices  # noqa: E402
 
@@ -140,12 +140,16 @@ def equal_error_rates(emb: Embeddings) -> list[str]:
     clips = np.array([emb(f, music=True) for _, f in tests])
     for target in sets.HELD_OUT:
         enrolled = sets.utterances(target)[: sets.ENROLL]
-        cal = calibration.calibrate(target, np.array([emb(f) for f in enrolled]), cohort, 0.01, top)
+        cal = calibration.calibrate(
+            target, np.array([emb(f) for f in enrolled]), cohort, np.zeros(len(cohort)), 0.01, top
+        )
         keep = [i for i, (_, f) in enumerate(tests) if f not in enrolled]
         raw, norm = calibration.score_clips([cal], clips[keep])
         same = np.array([tests[i][0] == target for i in keep])
-        raw_g += list(raw[same, 0]); raw_i += list(raw[~same, 0])
-        norm_g += list(norm[same, 0]); norm_i += list(norm[~same, 0])
+        raw_g += list(raw[same, 0])
+        raw_i += list(raw[~same, 0])
+        norm_g += list(norm[same, 0])
+        norm_i += list(norm[~same, 0])
     return [
         f"{eer(np.array(raw_g), np.array(raw_i)):.3f}",
         f"{eer(np.array(norm_g), np.array(norm_i)):.3f}",
@@ -153,19 +157,21 @@ def equal_error_rates(emb: Embeddings) -> list[str]:
     ]
 
 
-def programmes(emb: Embeddings, far: float) -> list[list[str]]:
-    """Precision and recall per host of every held-out programme at the automatic threshold."""
+def programmes(emb: Embeddings, resemblyzer: Embeddings, far: float) -> list[list[str]]:
+    """Precision and recall per host of every held-out programme at the automatic threshold, calibrated as the
+    stage does: the open cohort, the other host, and the programme's other voices (clustered as the stage does)."""
     cfg = settings_mod.SpeakerSettings()
-    open_cohort = [emb(f) for f in sets.tuning_cohort()]
+    open_cohort = np.array([emb(f) for f in sets.tuning_cohort()])
     rows = []
     for prog in sets.held_out_programmes():
-        targets = []
-        for host in prog.hosts:
-            others = [emb(f) for h in prog.hosts if h != host for f in prog.enrollment(h)]
-            recordings = np.array([emb(f) for f in prog.enrollment(host)])
-            targets.append(calibration.calibrate(host, recordings, np.array(open_cohort + others), far, cfg.cohort_top))
+        files = [f for _, f in prog.clips()]
+        durations = [len(sets.load(f)) / sets.RATE for f in files]
+        labels = cluster(np.array([resemblyzer(f, music=True) for f in files]), durations, cfg.cluster_threshold)
+        clips = np.array([emb(f, music=True) for f in files])
+        recordings = {h: np.array([emb(f) for f in prog.enrollment(h)]) for h in prog.hosts}
+        targets = calibration.calibrate_targets(recordings, open_cohort, clips, labels, far, cfg.cohort_top)
         truth = [s for s, _ in prog.clips()]
-        raw, norm = calibration.score_clips(targets, np.array([emb(f, music=True) for _, f in prog.clips()]))
+        raw, norm = calibration.score_clips(targets, clips)
         thresholds = np.array([t.threshold for t in targets])
         best, accepted = calibration.decide(norm, thresholds)
         for k, cal in enumerate(targets):
@@ -217,12 +223,14 @@ def main() -> int:
     print(f"Held-out speakers: {' '.join(sets.HELD_OUT)}; beds {', '.join(sets.BEDS_HELD_OUT)}.")
     print(f"Tuning speakers (also the open cohort): {' '.join(sets.TUNING)}.\n")
     rows, speed = [], []
+    resemblyzer = Embeddings("resemblyzer")
     for encoder in chosen:
-        emb = Embeddings(encoder)  # type: ignore[arg-type]
+        emb = resemblyzer if encoder == "resemblyzer" else Embeddings(encoder)  # type: ignore[arg-type]
         rows.append([encoder, *equal_error_rates(emb)])
         speed.append([encoder, f"{emb.seconds:.0f}", f"{emb.wall:.1f}", f"{emb.seconds / emb.wall:.0f}"])
-        print(f"## {encoder}: held-out programmes at false_accept_rate {far} (music beds at {sets.MUSIC_SNR_DB:.0f} dB)\n")
-        print(table(["target (hosts / guests)", "threshold", "precision", "recall", "kept", "review"], programmes(emb, far)))
+        print(f"## {encoder}: held-out programmes, false_accept_rate {far}, music {sets.MUSIC_SNR_DB:.0f} dB below\n")
+        header = ["target (hosts / guests)", "threshold", "precision", "recall", "kept", "review"]
+        print(table(header, programmes(emb, resemblyzer, far)))
         print()
     print("## equal error rate on held-out speakers (3 clean enrollment utterances, tests with music)\n")
     print(table(["encoder", "EER raw cosine", "EER s-norm", "genuine / impostor trials"], rows) + "\n")

@@ -72,13 +72,23 @@ def top_stats(scores: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calibrate(
-    name: str, recordings: np.ndarray, cohort: np.ndarray, false_accept_rate: float, top: int
+    name: str,
+    recordings: np.ndarray,
+    cohort: np.ndarray,
+    groups: np.ndarray,
+    false_accept_rate: float,
+    top: int,
 ) -> Calibrated:
-    """The target `name` with enrollment embeddings `recordings` (n, d), against `cohort` (m, d) of other voices."""
+    """The target `name` with enrollment embeddings `recordings` (n, d), against `cohort` (m, d) of other voices.
+
+    `groups` (m,) says where each cohort member comes from (the open cohort and
+    other targets, or this file's other voices): the threshold is the strictest
+    of the groups' operating points, so neither a far-away open cohort nor a
+    file with few other voices sets it alone. A group of fewer than MIN_COHORT
+    members sets none; a ValueError when no group has enough.
+    """
     from scipy.stats import norm
 
-    if len(cohort) < MIN_COHORT:
-        raise ValueError(f"{len(cohort)} cohort voice(s) for {name}, at least {MIN_COHORT} are needed")
     voice = unit_rows(recordings.mean(axis=0))
     mu, sd = top_stats(cohort @ voice, top)
     # impostor trials: each cohort member as a clip, the cohort without it
@@ -90,8 +100,16 @@ def calibrate(
     np.fill_diagonal(target_side, -np.inf)
     t_mu, t_sd = top_stats(target_side, top)
     impostor = 0.5 * ((raw - t_mu) / t_sd + (raw - clip_mu) / clip_sd)
-    i_mean, i_sd = float(impostor.mean()), float(max(impostor.std(), 1e-3))
-    threshold = i_mean + float(norm.ppf(1 - false_accept_rate)) * i_sd
+    fits = [
+        (float(impostor[groups == g].mean()), float(max(impostor[groups == g].std(), 1e-3)))
+        for g in np.unique(groups)
+        if np.sum(groups == g) >= MIN_COHORT
+    ]
+    if not fits:
+        raise ValueError(f"{len(cohort)} cohort voice(s) for {name}, at least {MIN_COHORT} of one kind are needed")
+    z = float(norm.ppf(1 - false_accept_rate))
+    i_mean, i_sd = max(fits, key=lambda f: f[0] + z * f[1])
+    threshold = i_mean + z * i_sd
     genuine = []
     for j in range(len(recordings) if len(recordings) > 1 else 0):
         model = unit_rows(np.delete(recordings, j, axis=0).mean(axis=0))
@@ -117,3 +135,34 @@ def decide(norm: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.nda
     margin = norm - thresholds[None, :]
     best = np.argmax(margin, axis=1)
     return best, margin[np.arange(len(norm)), best] >= 0
+
+
+def file_impostors(voice: np.ndarray, clips: np.ndarray, labels: list[int]) -> np.ndarray:
+    """Mask of the clips (n, d) that are another voice than `voice`'s, by the file's clustering `labels`: all but
+    the cluster whose centroid is nearest the voice (the target's own, when it speaks in the file)."""
+    groups = sorted(set(labels))
+    lab = np.array(labels)
+    centroids = unit_rows(np.array([clips[lab == g].mean(axis=0) for g in groups]))
+    return lab != groups[int(np.argmax(centroids @ voice))]
+
+
+def calibrate_targets(
+    recordings: dict[str, np.ndarray],
+    open_cohort: np.ndarray,
+    clips: np.ndarray,
+    labels: list[int],
+    false_accept_rate: float,
+    top: int,
+) -> list[Calibrated]:
+    """Every target calibrated against the open cohort with the other targets' recordings (one group), and the
+    file's clips of voices other than its own (a second group)."""
+    targets = []
+    for name, own in recordings.items():
+        known = [open_cohort.reshape(-1, own.shape[1])] + [r for n, r in recordings.items() if n != name]
+        base = np.concatenate(known)
+        voice = unit_rows(own.mean(axis=0))
+        in_file = clips[file_impostors(voice, clips, labels)] if len(clips) else clips.reshape(0, own.shape[1])
+        cohort = np.concatenate([base, in_file])
+        groups = np.array([0] * len(base) + [1] * len(in_file))
+        targets.append(calibrate(name, own, cohort, groups, false_accept_rate, top))
+    return targets
