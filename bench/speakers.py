@@ -19,11 +19,12 @@ Usage: .venv/bin/python bench/speakers.py
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import shutil
 import sys
 import tempfile
 import time
-import zlib
 from itertools import permutations
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from nr4dl_tasks.core import resources
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.dsp import audio  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.stages.speakers import cluster, single_voice_pieces  # noqa: E402
+from nr4dl_tasks.stages.speakers import single_voice_pieces  # noqa: E402
 from nr4dl_tasks.voice import calibration, encoders  # noqa: E402
 from nr4dl_tasks.voice import embedding as voices  # noqa: E402
 
@@ -47,6 +48,7 @@ import speaker_sets as sets  # noqa: E402
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 SPEAKERS = ("1688", "1998", "2033", "3080")
 ENROLL = 3
+CACHE = "NR4DL_BENCH_CACHE"  # a folder: embeddings kept between runs of this script (for tuning)
 THREADS = resources.cores()  # one job on the machine, as with nr4dl process
 
 
@@ -115,16 +117,23 @@ class Embeddings:
 
     def __init__(self, encoder: encoders.Encoder) -> None:
         self.encoder, self.cache, self.seconds, self.wall = encoder, {}, 0.0, 0.0
+        settings = settings_mod.load()
+        self.model = encoders.VoiceModel(encoder, settings.resolve(settings.paths.models_dir), THREADS)
+        self.store = Path(os.environ[CACHE]) / f"{encoder}.pkl" if os.environ.get(CACHE) else None
+        if self.store and self.store.exists():  # speed then counts only what this run embedded
+            self.cache = pickle.loads(self.store.read_bytes())
+
+    def save(self) -> None:
+        if self.store:
+            self.store.parent.mkdir(parents=True, exist_ok=True)
+            self.store.write_bytes(pickle.dumps(self.cache))
 
     def __call__(self, path: Path, music: bool = False) -> np.ndarray:
         key = (path, music)
         if key not in self.cache:
-            wav = sets.load(path)
-            if music:
-                index = zlib.crc32(path.name.encode()) % 1000  # the same bed and offset in every run
-                wav = sets.with_music(wav, sets.BEDS_HELD_OUT[index % 2], index)
+            wav = sets.music_clip(path) if music else sets.load(path)
             began = time.monotonic()
-            self.cache[key] = encoders.embed(self.encoder, wav, THREADS)
+            self.cache[key] = self.model.embed(wav)
             self.wall += time.monotonic() - began
             self.seconds += len(wav) / sets.RATE
         return self.cache[key]
@@ -158,37 +167,14 @@ def equal_error_rates(emb: Embeddings) -> list[str]:
 
 
 def programmes(emb: Embeddings, resemblyzer: Embeddings, far: float) -> list[list[str]]:
-    """Precision and recall per host of every held-out programme at the automatic threshold, calibrated as the
-    stage does: the open cohort, the other host, and the programme's other voices (clustered as the stage does)."""
-    cfg = settings_mod.SpeakerSettings()
-    open_cohort = np.array([emb(f) for f in sets.tuning_cohort()])
+    """Precision and recall per host of every held-out programme at the automatic threshold."""
+    cfg = settings_mod.SpeakerSettings(false_accept_rate=far)
     rows = []
     for prog in sets.held_out_programmes():
-        files = [f for _, f in prog.clips()]
-        durations = [len(sets.load(f)) / sets.RATE for f in files]
-        labels = cluster(np.array([resemblyzer(f, music=True) for f in files]), durations, cfg.cluster_threshold)
-        clips = np.array([emb(f, music=True) for f in files])
-        recordings = {h: np.array([emb(f) for f in prog.enrollment(h)]) for h in prog.hosts}
-        targets = calibration.calibrate_targets(recordings, open_cohort, clips, labels, far, cfg.cohort_top)
-        truth = [s for s, _ in prog.clips()]
-        raw, norm = calibration.score_clips(targets, clips)
-        thresholds = np.array([t.threshold for t in targets])
-        best, accepted = calibration.decide(norm, thresholds)
-        for k, cal in enumerate(targets):
-            chosen = [i for i in range(len(truth)) if accepted[i] and best[i] == k]
-            tp = sum(truth[i] == cal.name for i in chosen)
-            own = truth.count(cal.name)
-            near = int(np.sum(np.abs(norm[:, k] - cal.threshold) <= cfg.review_margin))
-            rows.append(
-                [
-                    f"{cal.name} ({'+'.join(prog.hosts)} / {'+'.join(prog.guests)})",
-                    f"{cal.threshold:.2f}",
-                    f"{tp / max(1, len(chosen)):.3f}",
-                    f"{tp / own:.3f}",
-                    f"{len(chosen)}",
-                    f"{near}",
-                ]
-            )
+        for o in sets.evaluate(prog, emb, resemblyzer, cfg):
+            programme = f"{'+'.join(prog.hosts)} / {'+'.join(prog.guests)}"
+            row = [f"{o.threshold:.2f}", f"{o.precision:.3f}", f"{o.recall:.3f}", str(o.kept), str(o.review)]
+            rows.append([f"{o.target} ({programme})", *row])
     return rows
 
 
@@ -231,6 +217,7 @@ def main() -> int:
         print(f"## {encoder}: held-out programmes, false_accept_rate {far}, music {sets.MUSIC_SNR_DB:.0f} dB below\n")
         header = ["target (hosts / guests)", "threshold", "precision", "recall", "kept", "review"]
         print(table(header, programmes(emb, resemblyzer, far)))
+        emb.save()
         print()
     print("## equal error rate on held-out speakers (3 clean enrollment utterances, tests with music)\n")
     print(table(["encoder", "EER raw cosine", "EER s-norm", "genuine / impostor trials"], rows) + "\n")

@@ -20,13 +20,18 @@ radio programme's talk over a jingle.
 from __future__ import annotations
 
 import functools
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from nr4dl_tasks.core.settings import SpeakerSettings
 from nr4dl_tasks.dsp import audio
+from nr4dl_tasks.stages.speakers import cluster
+from nr4dl_tasks.voice import calibration
 
 MEDIA = (Path(__file__).resolve().parent.parent / ".." / "shared" / "media").resolve()
 RATE = 16000
@@ -104,3 +109,52 @@ def held_out_programmes() -> list[Programme]:
 def tuning_cohort() -> list[Path]:
     """One recording in three of every tuning speaker: the open impostor cohort for held-out programmes."""
     return [f for s in TUNING for f in utterances(s)[::3]]
+
+
+Embed = Callable[[Path, bool], np.ndarray]  # (recording, with a music bed) -> unit embedding
+
+
+def music_clip(path: Path) -> np.ndarray:
+    """A recording with a held-out bed under it, the same bed and offset in every run."""
+    index = zlib.crc32(path.name.encode()) % 1000
+    return with_music(load(path), BEDS_HELD_OUT[index % 2], index)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One host's decisions in a programme."""
+
+    target: str
+    threshold: float
+    precision: float
+    recall: float
+    kept: int
+    review: int
+
+
+def evaluate(prog: Programme, emb: Embed, resemblyzer: Embed, cfg: SpeakerSettings) -> list[Outcome]:
+    """Calibrate the hosts as the speakers stage does (the open cohort, the other host, and the programme's other
+    voices found by clustering its clips' resemblyzer embeddings) and score every clip."""
+    files = [f for _, f in prog.clips()]
+    durations = [len(load(f)) / RATE for f in files]
+    labels = cluster(np.array([resemblyzer(f, True) for f in files]), durations, cfg.cluster_threshold)
+    clips = np.array([emb(f, True) for f in files])
+    recordings = {h: np.array([emb(f, False) for f in prog.enrollment(h)]) for h in prog.hosts}
+    open_cohort = np.array([emb(f, False) for f in tuning_cohort()])
+    targets = calibration.calibrate_targets(
+        recordings, open_cohort, clips, labels, cfg.false_accept_rate, cfg.cohort_top
+    )
+    _, norm = calibration.score_clips(targets, clips)
+    best, accepted = calibration.decide(norm, np.array([t.threshold for t in targets]))
+    truth = [s for s, _ in prog.clips()]
+    out = []
+    for k, cal in enumerate(targets):
+        chosen = [i for i in range(len(truth)) if accepted[i] and best[i] == k]
+        hits = sum(truth[i] == cal.name for i in chosen)
+        near = int(np.sum(np.abs(norm[:, k] - cal.threshold) <= cfg.review_margin))
+        out.append(
+            Outcome(
+                cal.name, cal.threshold, hits / max(1, len(chosen)), hits / truth.count(cal.name), len(chosen), near
+            )
+        )
+    return out

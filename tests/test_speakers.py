@@ -19,10 +19,12 @@ from nr4dl_tasks.dsp import audio
 from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.stages.speakers import cluster, enrolled_voices, single_voice_pieces
 from nr4dl_tasks.voice import embedding as voices
+from nr4dl_tasks.voice.encoders import VoiceModel
 from nr4dl_tasks.voice.registry import SpeakerRegistry, Voice
 
 SPEAKERS = ("1688", "1998", "2033", "3080")  # LibriSpeech test-other: M, F, M, F
 THREADS = 2
+RESEMBLYZER = VoiceModel("resemblyzer", Path("models"), THREADS)
 
 
 def utterance_files(media: Path, speaker: str) -> list[Path]:
@@ -51,14 +53,14 @@ def enroll(tmp_path: Path, files: dict[str, list[Path]]) -> Path:
 
 def test_enrollment_errors_name_the_folder(tmp_path):
     with pytest.raises(SettingsError, match="is not a folder"):
-        enrolled_voices(tmp_path / "missing", "resemblyzer", THREADS)
+        enrolled_voices(tmp_path / "missing", RESEMBLYZER)
     (tmp_path / "empty" / "host").mkdir(parents=True)
     with pytest.raises(SettingsError, match=r"empty: \['host'\]"):
-        enrolled_voices(tmp_path / "empty", "resemblyzer", THREADS)
+        enrolled_voices(tmp_path / "empty", RESEMBLYZER)
     (tmp_path / "bad" / "host").mkdir(parents=True)
     (tmp_path / "bad" / "host" / "ref.mp3").write_bytes(b"not audio")
     with pytest.raises(SettingsError, match="enrollment recording unusable"):
-        enrolled_voices(tmp_path / "bad", "resemblyzer", THREADS)
+        enrolled_voices(tmp_path / "bad", RESEMBLYZER)
 
 
 @pytest.mark.parametrize("first, second", [("1688", "1998"), ("1688", "2033"), ("3080", "1998")])

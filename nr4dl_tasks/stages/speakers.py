@@ -144,7 +144,7 @@ def enrollment_files(enroll_dir: Path) -> dict[str, list[Path]]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _reference_embedding(path: Path, sha256: str, encoder: encoders.Encoder, threads: int) -> np.ndarray:
+def _reference_embedding(path: Path, sha256: str, model: encoders.VoiceModel) -> np.ndarray:
     """One reference recording's voice (cached per process by content); MediaError when it is unusable."""
     with tempfile.TemporaryDirectory(prefix="nr4dl-enroll-") as tmp:
         wav_path = Path(tmp) / "ref.wav"
@@ -152,7 +152,7 @@ def _reference_embedding(path: Path, sha256: str, encoder: encoders.Encoder, thr
         wav, _ = sf.read(str(wav_path), dtype="float32")
     if len(wav) < voices.RATE * 0.5 or not wav.any():
         raise MediaError(f"{path}: holds less than 0.5 s of sound")
-    return encoders.embed(encoder, wav, threads)
+    return model.embed(wav)
 
 
 def cohort_files(cohort_dir: Path) -> list[Path]:
@@ -162,18 +162,18 @@ def cohort_files(cohort_dir: Path) -> list[Path]:
     return sorted(f for f in cohort_dir.rglob("*") if f.is_file() and not any(p.startswith(".") for p in f.parts[-2:]))
 
 
-def cohort_voices(cohort_dir: Path | None, encoder: encoders.Encoder, threads: int) -> np.ndarray:
+def cohort_voices(cohort_dir: Path | None, model: encoders.VoiceModel) -> np.ndarray:
     """(n, d) embeddings of the open cohort's usable recordings (none without a cohort_dir)."""
     found = []
     for f in cohort_files(cohort_dir) if cohort_dir else []:
         try:
-            found.append(_reference_embedding(f, file_sha256(f), encoder, threads))
+            found.append(_reference_embedding(f, file_sha256(f), model))
         except MediaError as exc:
             log.warning("speakers cohort: skipped %s", exc)
     return np.array(found).reshape(len(found), -1)
 
 
-def enrolled_voices(enroll_dir: Path, encoder: encoders.Encoder, threads: int) -> dict[str, np.ndarray]:
+def enrolled_voices(enroll_dir: Path, model: encoders.VoiceModel) -> dict[str, np.ndarray]:
     """name -> (n, d) embeddings of its usable reference recordings.
 
     A file that is not usable audio (notes.txt, Thumbs.db) is skipped with a
@@ -184,7 +184,7 @@ def enrolled_voices(enroll_dir: Path, encoder: encoders.Encoder, threads: int) -
         found, skipped = [], []
         for f in files:
             try:
-                found.append(_reference_embedding(f, file_sha256(f), encoder, threads))
+                found.append(_reference_embedding(f, file_sha256(f), model))
             except MediaError as exc:
                 skipped.append(str(exc))
         if skipped:
@@ -195,6 +195,13 @@ def enrolled_voices(enroll_dir: Path, encoder: encoders.Encoder, threads: int) -
             )
         voices_by_name[name] = np.array(found)
     return voices_by_name
+
+
+def voice_model(settings: Settings) -> encoders.VoiceModel:
+    """The encoder speakers.encoder names, with this task's threads."""
+    return encoders.VoiceModel(
+        settings.speakers.encoder, settings.resolve(settings.paths.models_dir), resources.threads(settings)
+    )
 
 
 # --- clustering ---------------------------------------------------------------------------------------------------
@@ -258,10 +265,10 @@ def _gender_mismatch(clips: list[Clip], declared: Mapping[str, str]) -> None:
 def _name_targets(settings: Settings, clips: list[Clip], ids: np.ndarray, labels: list[int]) -> dict[str, Any]:
     """Each clip's best target by normalised score against thresholds calibrated on this file (module docstring)."""
     cfg = settings.speakers
-    threads = resources.threads(settings)
     assert cfg.enroll_dir is not None
-    recordings = enrolled_voices(settings.resolve(cfg.enroll_dir), cfg.encoder, threads)
-    open_cohort = cohort_voices(settings.resolve(cfg.cohort_dir) if cfg.cohort_dir else None, cfg.encoder, threads)
+    model = voice_model(settings)
+    recordings = enrolled_voices(settings.resolve(cfg.enroll_dir), model)
+    open_cohort = cohort_voices(settings.resolve(cfg.cohort_dir) if cfg.cohort_dir else None, model)
     try:
         targets = calibration.calibrate_targets(
             recordings, open_cohort, ids, labels, cfg.false_accept_rate, cfg.cohort_top
@@ -357,7 +364,7 @@ class SpeakersStage(Stage):
                     out.append(clip)
                     labelled.append(clip)
                     prints.append(pieces[0].vp.embedding)
-                    ids.append(self._identity(cfg, wav, pieces[0], threads))
+                    ids.append(self._identity(settings, wav, pieces[0]))
                 elif cfg.purity_action == "drop" or not pieces:
                     clip.dropped = "speakers: more than one voice" + (
                         "" if pieces else ", no single-voice part long enough"
@@ -372,7 +379,7 @@ class SpeakersStage(Stage):
                         out.append(child)
                         labelled.append(child)
                         prints.append(piece.vp.embedding)
-                        ids.append(self._identity(cfg, wav, piece, threads))
+                        ids.append(self._identity(settings, wav, piece))
             info = self._assign(work, settings, labelled, np.array(prints), np.array(ids))
             _gender_mismatch(labelled, cfg.genders)
             manifest = write_manifest(work, self.name, out)
@@ -394,11 +401,11 @@ class SpeakersStage(Stage):
         return audio.resample(audio.mono(samples), rate, voices.RATE)
 
     @staticmethod
-    def _identity(cfg: SpeakerSettings, wav: np.ndarray, piece: Piece, threads: int) -> np.ndarray:
+    def _identity(settings: Settings, wav: np.ndarray, piece: Piece) -> np.ndarray:
         """A piece's embedding by the encoder naming enrolled targets (resemblyzer's is at hand)."""
-        if cfg.encoder == "resemblyzer" or not cfg.enroll_dir:
+        if settings.speakers.encoder == "resemblyzer" or not settings.speakers.enroll_dir:
             return piece.vp.embedding
-        return encoders.embed(cfg.encoder, wav[piece.start : piece.end], threads)
+        return voice_model(settings).embed(wav[piece.start : piece.end])
 
     @staticmethod
     def _whole(wav: np.ndarray, threads: int) -> Piece:

