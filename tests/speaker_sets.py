@@ -106,18 +106,28 @@ def held_out_programmes() -> list[Programme]:
     return [*korean[::2], Programme(VCTK_HELD_OUT, k[:3])]
 
 
-def tuning_cohort() -> list[Path]:
-    """One recording in three of every tuning speaker: the open impostor cohort for held-out programmes."""
-    return [f for s in TUNING for f in utterances(s)[::3]]
+def tuning_cohort(leave_out: tuple[str, ...] = ()) -> list[Path]:
+    """One recording in three of every tuning speaker (but those left out): the open impostor cohort."""
+    return [f for s in TUNING if s not in leave_out for f in utterances(s)[::3]]
+
+
+def tuning_programmes() -> list[Programme]:
+    """Programmes of the Korean tuning speakers built as held_out_programmes' (for choosing the defaults; their
+    cohort leaves their own speakers out)."""
+    k = KOREAN_TUNING[2:]  # ada and adc have 5 utterances each
+    return [
+        Programme((k[i], k[(i + 1) % len(k)]), tuple(k[(i + j) % len(k)] for j in (2, 3, 4))) for i in range(len(k))
+    ]
 
 
 Embed = Callable[[Path, bool], np.ndarray]  # (recording, with a music bed) -> unit embedding
 
 
 def music_clip(path: Path) -> np.ndarray:
-    """A recording with a held-out bed under it, the same bed and offset in every run."""
+    """A recording with a bed under it (a held-out one for a held-out speaker), the same in every run."""
     index = zlib.crc32(path.name.encode()) % 1000
-    return with_music(load(path), BEDS_HELD_OUT[index % 2], index)
+    beds = BEDS_TUNING if path.parent.name in TUNING else BEDS_HELD_OUT
+    return with_music(load(path), beds[index % 2], index)
 
 
 @dataclass(frozen=True)
@@ -140,7 +150,7 @@ def evaluate(prog: Programme, emb: Embed, resemblyzer: Embed, cfg: SpeakerSettin
     labels = cluster(np.array([resemblyzer(f, True) for f in files]), durations, cfg.cluster_threshold)
     clips = np.array([emb(f, True) for f in files])
     recordings = {h: np.array([emb(f, False) for f in prog.enrollment(h)]) for h in prog.hosts}
-    open_cohort = np.array([emb(f, False) for f in tuning_cohort()])
+    open_cohort = np.array([emb(f, False) for f in tuning_cohort(leave_out=prog.hosts + prog.guests)])
     targets = calibration.calibrate_targets(
         recordings, open_cohort, clips, labels, cfg.false_accept_rate, cfg.cohort_top
     )
