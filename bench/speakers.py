@@ -217,6 +217,7 @@ def main() -> int:
     for encoder in chosen:
         emb = resemblyzer if encoder == "resemblyzer" else Embeddings(encoder)  # type: ignore[arg-type]
         rows.append([encoder, *equal_error_rates(emb)])
+        emb.save()
         speed.append([encoder, f"{emb.seconds:.0f}", f"{emb.wall:.1f}", f"{emb.seconds / emb.wall:.0f}"])
         print(f"## {encoder}: held-out programmes, false_accept_rate {far}, music {sets.MUSIC_SNR_DB:.0f} dB below\n")
         header = ["target (hosts / guests)", "threshold", "precision", "recall", "kept", "review"]

@@ -42,7 +42,7 @@ import numpy as np
 import soundfile as sf
 
 from nr4dl_tasks.core import layout, resources
-from nr4dl_tasks.core.errors import MediaError, SettingsError
+from nr4dl_tasks.core.errors import MediaError, SettingsError, StageError
 from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SPLIT_DIR, Artifact
 from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import Clip, read_clip_audio, read_manifest, write_manifest
@@ -274,7 +274,7 @@ def _name_targets(settings: Settings, clips: list[Clip], ids: np.ndarray, labels
             recordings, open_cohort, ids, labels, cfg.false_accept_rate, cfg.cohort_top
         )
     except ValueError as exc:
-        raise SettingsError(
+        raise StageError(
             f"speakers: too few other voices to set a target's threshold ({exc}); put recordings of other "
             "voices (e.g. the programmes' guests, one voice per file) in speakers.cohort_dir"
         ) from None
@@ -445,7 +445,7 @@ class SpeakersStage(Stage):
 
     @staticmethod
     def _assign(
-        work: WorkDir, settings: Settings, clips: list[Clip], prints: np.ndarray, ids: np.ndarray
+        work: WorkDir, settings: Settings, clips: list[Clip], prints: np.ndarray, identities: np.ndarray
     ) -> dict[str, Any]:
         """Name every clip's voice: by enrolled targets, else by clustering and the registry."""
         cfg = settings.speakers
@@ -453,7 +453,7 @@ class SpeakersStage(Stage):
             return {"speakers": {}}
         labels = cluster(prints, [c.duration for c in clips], cfg.cluster_threshold)
         if cfg.enroll_dir:
-            return _name_targets(settings, clips, ids, labels)
+            return _name_targets(settings, clips, identities, labels)
         groups = sorted(set(labels))
         found = [
             Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]), labels.count(g)) for g in groups

@@ -12,16 +12,20 @@ verification answers this with two tools, both used here:
   A voice that resembles many others, or a clip with music under it that
   resembles everything a little, no longer passes on a raw score that is high
   only because everything is high;
-* **the operating point from impostor trials**: every cohort member is scored
-  (and normalised, leaving itself out of the cohort) against the target as if it
-  were a clip. The threshold is the point a normal fit of those impostor scores
-  exceeds with probability `false_accept_rate`, so the setting says how often a
-  clip of another voice may pass, not where on a cosine scale a voice lies.
+* **the operating point from impostor trials**: clips of other voices are
+  scored (and normalised) against the target as any clip is. The threshold is
+  the point a normal fit of those impostor scores exceeds with probability
+  `false_accept_rate`, so the setting says how often a clip of another voice
+  may pass, not where on a cosine scale a voice lies. The impostors are the
+  file's own other voices where it has enough of them (same channel, music and
+  language as the target's clips), else the cohort members themselves.
 
 Genuine scores, each enrollment recording against the others (leave-one-out),
 are normalised the same way; they say how much of the target's own speech the
 threshold is expected to keep (`expected_recall`), a warning sign when few
-enrollment recordings or a poor cohort leave the target unreachable.
+enrollment recordings or a poor cohort leave the target unreachable. Clean
+enrollment recordings score higher than a programme's clips, so this estimate
+is optimistic.
 """
 
 from __future__ import annotations
@@ -75,41 +79,42 @@ def calibrate(
     name: str,
     recordings: np.ndarray,
     cohort: np.ndarray,
-    groups: np.ndarray,
+    in_file: np.ndarray,
     false_accept_rate: float,
     top: int,
 ) -> Calibrated:
-    """The target `name` with enrollment embeddings `recordings` (n, d), against `cohort` (m, d) of other voices.
+    """The target `name` with enrollment embeddings `recordings` (n, d), against `cohort` (m, d) of other voices
+    (the open cohort and the other targets) and `in_file` (k, d), the file's clips of other voices.
 
-    `groups` (m,) says where each cohort member comes from (the open cohort and
-    other targets, or this file's other voices): the threshold is the strictest
-    of the groups' operating points, so neither a far-away open cohort nor a
-    file with few other voices sets it alone. A group of fewer than MIN_COHORT
-    members sets none; a ValueError when no group has enough.
+    Scores are normalised against `cohort`. The impostor trials that set the
+    threshold are the file's other voices when there are at least MIN_COHORT of
+    them: they share the clips' channel, music and language, so their scores
+    are what a false accept looks like in this file. Without them the cohort
+    members are scored (each leaving itself out), a stricter estimate: clean
+    recordings of other voices spread wider than a file's clips. A ValueError
+    when neither has MIN_COHORT members.
     """
     from scipy.stats import norm
 
+    if len(cohort) < MIN_COHORT:
+        raise ValueError(f"{len(cohort)} cohort voice(s) for {name}, at least {MIN_COHORT} are needed")
     voice = unit_rows(recordings.mean(axis=0))
-    mu, sd = top_stats(cohort @ voice, top)
-    # impostor trials: each cohort member as a clip, the cohort without it
     raw = cohort @ voice
-    others = cohort @ cohort.T
-    np.fill_diagonal(others, -np.inf)
-    clip_mu, clip_sd = top_stats(others, top)
-    target_side = np.tile(raw, (len(raw), 1))
-    np.fill_diagonal(target_side, -np.inf)
-    t_mu, t_sd = top_stats(target_side, top)
-    impostor = 0.5 * ((raw - t_mu) / t_sd + (raw - clip_mu) / clip_sd)
-    fits = [
-        (float(impostor[groups == g].mean()), float(max(impostor[groups == g].std(), 1e-3)))
-        for g in np.unique(groups)
-        if np.sum(groups == g) >= MIN_COHORT
-    ]
-    if not fits:
-        raise ValueError(f"{len(cohort)} cohort voice(s) for {name}, at least {MIN_COHORT} of one kind are needed")
-    z = float(norm.ppf(1 - false_accept_rate))
-    i_mean, i_sd = max(fits, key=lambda f: f[0] + z * f[1])
-    threshold = i_mean + z * i_sd
+    mu, sd = top_stats(raw, top)
+    if len(in_file) >= MIN_COHORT:
+        s = in_file @ voice
+        c_mu, c_sd = top_stats(in_file @ cohort.T, top)
+        impostor = 0.5 * ((s - mu) / sd + (s - c_mu) / c_sd)
+    else:  # each cohort member as a clip, the cohort without it
+        others = cohort @ cohort.T
+        np.fill_diagonal(others, -np.inf)
+        clip_mu, clip_sd = top_stats(others, top)
+        target_side = np.tile(raw, (len(raw), 1))
+        np.fill_diagonal(target_side, -np.inf)
+        t_mu, t_sd = top_stats(target_side, top)
+        impostor = 0.5 * ((raw - t_mu) / t_sd + (raw - clip_mu) / clip_sd)
+    i_mean, i_sd = float(impostor.mean()), float(max(impostor.std(), 1e-3))
+    threshold = i_mean + float(norm.ppf(1 - false_accept_rate)) * i_sd
     genuine = []
     for j in range(len(recordings) if len(recordings) > 1 else 0):
         model = unit_rows(np.delete(recordings, j, axis=0).mean(axis=0))
@@ -154,15 +159,12 @@ def calibrate_targets(
     false_accept_rate: float,
     top: int,
 ) -> list[Calibrated]:
-    """Every target calibrated against the open cohort with the other targets' recordings (one group), and the
-    file's clips of voices other than its own (a second group)."""
+    """Every target calibrated against the open cohort with the other targets' recordings, and the file's clips
+    of voices other than its own."""
     targets = []
     for name, own in recordings.items():
         known = [open_cohort.reshape(-1, own.shape[1])] + [r for n, r in recordings.items() if n != name]
-        base = np.concatenate(known)
         voice = unit_rows(own.mean(axis=0))
         in_file = clips[file_impostors(voice, clips, labels)] if len(clips) else clips.reshape(0, own.shape[1])
-        cohort = np.concatenate([base, in_file])
-        groups = np.array([0] * len(base) + [1] * len(in_file))
-        targets.append(calibrate(name, own, cohort, groups, false_accept_rate, top))
+        targets.append(calibrate(name, own, np.concatenate(known), in_file, false_accept_rate, top))
     return targets
