@@ -210,7 +210,7 @@ class DenoiseSettings(_Section):
 
 
 class SpeakerSettings(_Section):
-    """Naming each clip's voice (Resemblyzer): enrolled targets, or clusters linked across files."""
+    """Naming each clip's voice: enrolled targets at thresholds set from the data, or clusters linked across files."""
 
     enroll_dir: Path | None = Field(
         None,
