@@ -69,3 +69,15 @@ def test_too_few_other_voices_is_an_error_saying_so():
     voices = np.eye(4)
     with pytest.raises(ValueError, match="at least 8 are needed"):
         calibration.calibrate("host", voices[:2], voices[2:], voices[:0], 0.01, 50)
+
+
+def test_without_a_cohort_dir_the_other_targets_are_the_cohort():
+    rng = np.random.default_rng(0)
+    voices = calibration.unit_rows(rng.standard_normal((30, 16)))
+    recordings = {"a": voices[:3], "b": voices[3:12]}  # a's cohort: b's 9 recordings; b's: a's 3, too few
+    clips = voices[12:]
+    with pytest.raises(ValueError, match="3 cohort voice"):
+        calibration.calibrate_targets(recordings, np.array([]), clips, [0] * len(clips), 0.01, 50)
+    recordings["a"] = voices[:9]
+    targets = calibration.calibrate_targets(recordings, np.array([]), clips, list(range(len(clips))), 0.01, 50)
+    assert [t.name for t in targets] == ["a", "b"] and all(len(t.cohort) == 9 for t in targets)

@@ -170,7 +170,7 @@ def cohort_voices(cohort_dir: Path | None, model: encoders.VoiceModel) -> np.nda
             found.append(_reference_embedding(f, file_sha256(f), model))
         except MediaError as exc:
             log.warning("speakers cohort: skipped %s", exc)
-    return np.array(found).reshape(len(found), -1)
+    return np.array(found)  # (0,) when there is none: calibration reshapes it to the encoder's width
 
 
 def enrolled_voices(enroll_dir: Path, model: encoders.VoiceModel) -> dict[str, np.ndarray]:
