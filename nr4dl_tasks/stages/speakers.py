@@ -42,7 +42,7 @@ import numpy as np
 import soundfile as sf
 
 from nr4dl_tasks.core import layout, resources
-from nr4dl_tasks.core.errors import MediaError, SettingsError, StageError
+from nr4dl_tasks.core.errors import MediaError, SettingsError
 from nr4dl_tasks.core.layout import CLIPS_DIR, DENOISED_DIR, SPLIT_DIR, Artifact
 from nr4dl_tasks.core.progress import Progress
 from nr4dl_tasks.core.records import Clip, read_clip_audio, read_manifest, write_manifest
@@ -273,11 +273,13 @@ def _name_targets(settings: Settings, clips: list[Clip], ids: np.ndarray, labels
         targets = calibration.calibrate_targets(
             recordings, open_cohort, ids, labels, cfg.false_accept_rate, cfg.cohort_top
         )
-    except ValueError as exc:
-        raise StageError(
-            f"speakers: too few other voices to set a target's threshold ({exc}); put recordings of other "
-            "voices (e.g. the programmes' guests, one voice per file) in speakers.cohort_dir"
-        ) from None
+    except ValueError as exc:  # a file of one voice, no cohort_dir and one target: nothing to compare with
+        log.warning("speakers: %s; no clip is named (put recordings of other voices in speakers.cohort_dir)", exc)
+        for clip in clips:
+            clip.speaker, clip.speaker_review = None, True
+            if cfg.keep == "target":
+                clip.dropped = "speakers: no other voices to set the targets' thresholds (speakers.cohort_dir)"
+        return {"speakers": {}, "mode": "enrolled", "targets": None}
     raw, norm = calibration.score_clips(targets, ids)
     thresholds = np.array([t.threshold for t in targets])
     best, accepted = calibration.decide(norm, thresholds)
@@ -287,7 +289,8 @@ def _name_targets(settings: Settings, clips: list[Clip], ids: np.ndarray, labels
         clip.speaker_score = round(float(raw[i, k]), 3)
         clip.speaker_norm = round(float(norm[i, k]), 3)
         clip.speaker_threshold = round(target.threshold, 3)
-        clip.speaker_review = bool(abs(norm[i, k] - target.threshold) <= cfg.review_margin)
+        # a threshold resting on fewer than MIN_COHORT other voices is a guess: every decision is for review
+        clip.speaker_review = bool(abs(norm[i, k] - target.threshold) <= cfg.review_margin or not target.reliable)
         if not accepted[i] and cfg.keep == "target":
             clip.dropped = (
                 f"speakers: closest target {target.name} at {norm[i, k]:.2f} (normalised), below its "
@@ -298,6 +301,7 @@ def _name_targets(settings: Settings, clips: list[Clip], ids: np.ndarray, labels
             "threshold": round(t.threshold, 3),
             "expected_recall": t.expected_recall,
             "cohort": len(t.cohort),
+            "reliable": t.reliable,
             "clips": sum(c.speaker == t.name for c in clips),
         }
         for t in targets

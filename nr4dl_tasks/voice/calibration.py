@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MIN_COHORT = 8  # fewer impostor voices than this give no usable estimate of the impostor scores' spread
+MIN_COHORT = 8  # fewer impostor voices than this give no reliable estimate of the impostor scores' spread
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Calibrated:
     impostor: tuple[float, float]  # mean and sd of the normalised impostor scores
     genuine: tuple[float, ...]  # normalised leave-one-out scores of the enrollment recordings
     top: int
+    reliable: bool  # at least MIN_COHORT impostor trials set the threshold
 
     @property
     def expected_recall(self) -> float | None:
@@ -91,16 +92,18 @@ def calibrate(
     them: they share the clips' channel, music and language, so their scores
     are what a false accept looks like in this file. Without them the cohort
     members are scored (each leaving itself out), a stricter estimate: clean
-    recordings of other voices spread wider than a file's clips. A ValueError
-    when neither has MIN_COHORT members.
+    recordings of other voices spread wider than a file's clips. Fewer than
+    MIN_COHORT trials give an unreliable threshold; a ValueError with fewer
+    than 2 cohort members.
     """
     from scipy.stats import norm
 
-    if len(cohort) < MIN_COHORT:
-        raise ValueError(f"{len(cohort)} cohort voice(s) for {name}, at least {MIN_COHORT} are needed")
+    if len(cohort) < 2:
+        raise ValueError(f"{len(cohort)} other voice(s) to calibrate {name} against")
     voice = unit_rows(recordings.mean(axis=0))
     raw = cohort @ voice
     mu, sd = top_stats(raw, top)
+    reliable = len(in_file) >= MIN_COHORT or len(cohort) >= MIN_COHORT
     if len(in_file) >= MIN_COHORT:
         s = in_file @ voice
         c_mu, c_sd = top_stats(in_file @ cohort.T, top)
@@ -123,7 +126,7 @@ def calibrate(
         s = float(recordings[j] @ model)
         genuine.append(0.5 * ((s - m_mu) / m_sd + (s - r_mu) / r_sd))
     return Calibrated(
-        name, voice, cohort, float(mu), float(sd), threshold, (i_mean, i_sd), tuple(map(float, genuine)), top
+        name, voice, cohort, float(mu), float(sd), threshold, (i_mean, i_sd), tuple(map(float, genuine)), top, reliable
     )
 
 
@@ -160,11 +163,14 @@ def calibrate_targets(
     top: int,
 ) -> list[Calibrated]:
     """Every target calibrated against the open cohort with the other targets' recordings, and the file's clips
-    of voices other than its own."""
+    of voices other than its own. Without MIN_COHORT of the former, the file's other voices are the cohort too."""
     targets = []
     for name, own in recordings.items():
         known = [open_cohort.reshape(-1, own.shape[1])] + [r for n, r in recordings.items() if n != name]
         voice = unit_rows(own.mean(axis=0))
         in_file = clips[file_impostors(voice, clips, labels)] if len(clips) else clips.reshape(0, own.shape[1])
-        targets.append(calibrate(name, own, np.concatenate(known), in_file, false_accept_rate, top))
+        cohort = np.concatenate(known)
+        if len(cohort) < MIN_COHORT:
+            cohort, in_file = np.concatenate([cohort, in_file]), in_file[:0]
+        targets.append(calibrate(name, own, cohort, in_file, false_accept_rate, top))
     return targets
