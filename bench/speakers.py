@@ -1,24 +1,30 @@
-"""Benchmark of the speakers stage: speed, target selection and purity splits on LibriSpeech speakers.
+"""Benchmark of the speakers stage: encoders' equal error rates, automatic thresholds, speed and purity.
 
-What it measures (on ../shared/media/speakers: 4 speakers x 10 utterances)
-    * x real time of the real stage on a 6-minute file made of all 40
-      utterances with 1 s pauses (separation and denoising off, so the stage
-      is timed alone), with enrolled targets and without (clustering and the
-      registry), in this process after a warm-up;
-    * target selection: each speaker in turn is enrolled with its first 3
-      utterances; the other 37 utterances are scored against it. Precision and
-      recall at the default threshold, and a threshold sweep;
-    * purity: every ordered pair of different speakers (utterance 0 of one,
-      then utterance 1 of the other) is one clip; share split into two, and
-      mean/max distance of the cut from the join; and the share of same-speaker
-      pairs wrongly split.
+Measured on HELD-OUT speakers only (the split is in tests/speaker_sets.py and printed at the top):
+    * equal error rate per encoder: each held-out speaker enrolled with its
+      first 3 clean utterances, tested on every other held-out utterance with a
+      held-out music bed 12 dB below the speech; raw cosine and s-normalised
+      (against the tuning speakers as the open cohort);
+    * programmes: two hosts (enrolled) and three guests (impostors) from the
+      held-out speakers, every clip over a music bed; each host's threshold is
+      calibrated as the stage does (open cohort = tuning speakers, the other host,
+      the programme's other voices found by clustering), at the default
+      false_accept_rate; precision and recall per host, clips kept, and clips
+      within review_margin of the threshold;
+    * encoder speed: x real time of embedding 20 held-out utterances, in this process;
+    * with --stage: x real time of the real stage on a 6-minute file of the 40
+      LibriSpeech utterances (tuning speakers; separation and denoising off), and
+      purity splits of two LibriSpeech utterances of different speakers back to back.
 
-Usage: .venv/bin/python bench/speakers.py
+Usage: .venv/bin/python bench/speakers.py [resemblyzer] [campplus] [--stage] [--tuning]
+  (--tuning: the programmes table on tuning speakers instead, to choose the defaults; never quote it)
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -37,11 +43,16 @@ from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.dsp import audio  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
 from nr4dl_tasks.stages.speakers import single_voice_pieces  # noqa: E402
-from nr4dl_tasks.voice import embedding as voices
+from nr4dl_tasks.voice import calibration, encoders  # noqa: E402
+from nr4dl_tasks.voice import embedding as voices  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+import speaker_sets as sets  # noqa: E402
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
 SPEAKERS = ("1688", "1998", "2033", "3080")
 ENROLL = 3
+CACHE = "NR4DL_BENCH_CACHE"  # a folder: embeddings kept between runs of this script (for tuning)
 THREADS = resources.cores()  # one job on the machine, as with nr4dl process
 
 
@@ -96,32 +107,86 @@ def stage_speed(tmp: Path) -> list[list[str]]:
     return rows
 
 
-def selection() -> tuple[list[list[str]], dict[str, np.ndarray]]:
-    emb = {f: voices.voiceprint(load(f), THREADS).embedding for s in SPEAKERS for f in files(s)}
-    scores, truth = [], []
-    for target in SPEAKERS:
-        voice = voices.unit([emb[f] for f in files(target)[:ENROLL]])
-        for s in SPEAKERS:
-            for f in files(s)[ENROLL if s == target else 0 :]:
-                scores.append(float(emb[f] @ voice))
-                truth.append(s == target)
-    scores_a, truth_a = np.array(scores), np.array(truth)
-    default = settings_mod.SpeakerSettings().threshold
+def eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """The equal error rate: where the share of impostors accepted equals the share of genuine trials rejected."""
+    points = np.sort(np.concatenate([genuine, impostor]))
+    far = np.array([(impostor >= t).mean() for t in points])
+    frr = np.array([(genuine < t).mean() for t in points])
+    i = int(np.argmin(np.abs(far - frr)))
+    return float((far[i] + frr[i]) / 2)
+
+
+class Embeddings:
+    """Every recording's embedding by one encoder, clean or with a held-out music bed (computed once)."""
+
+    def __init__(self, encoder: encoders.Encoder) -> None:
+        self.encoder, self.cache = encoder, {}
+        settings = settings_mod.load()
+        self.model = encoders.VoiceModel(encoder, settings.resolve(settings.paths.models_dir), THREADS)
+        self.store = Path(os.environ[CACHE]) / f"{encoder}.pkl" if os.environ.get(CACHE) else None
+        if self.store and self.store.exists():
+            self.cache = pickle.loads(self.store.read_bytes())
+
+    def save(self) -> None:
+        if self.store:
+            self.store.parent.mkdir(parents=True, exist_ok=True)
+            self.store.write_bytes(pickle.dumps(self.cache))
+
+    def __call__(self, path: Path, music: bool = False) -> np.ndarray:
+        key = (path, music)
+        if key not in self.cache:
+            wav = sets.music_clip(path) if music else sets.load(path)
+            self.cache[key] = self.model.embed(wav)
+        return self.cache[key]
+
+
+def encoder_speed(emb: Embeddings) -> list[str]:
+    """x real time of embedding 20 held-out utterances (clean, 90 s or so), after a warm-up; never cached."""
+    files = [f for s in sets.KOREAN_HELD_OUT[:4] for f in sets.utterances(s)[:5]]
+    emb.model.embed(sets.load(files[0]))
+    began = time.monotonic()
+    for f in files:
+        emb.model.embed(sets.load(f))
+    wall = time.monotonic() - began
+    seconds = sum(len(sets.load(f)) for f in files) / sets.RATE
+    return [f"{seconds:.0f}", f"{wall:.1f}", f"{seconds / wall:.1f}"]
+
+
+def equal_error_rates(emb: Embeddings) -> list[str]:
+    """Raw and s-normalised EER on held-out speakers: each enrolled with 3 clean utterances, tested on every
+    held-out utterance with music (not its enrollment ones)."""
+    cohort = np.array([emb(f) for f in sets.tuning_cohort()])
+    top = settings_mod.SpeakerSettings().cohort_top
+    raw_g, raw_i, norm_g, norm_i = [], [], [], []
+    tests = [(s, f) for s in sets.HELD_OUT for f in sets.utterances(s)]
+    clips = np.array([emb(f, music=True) for _, f in tests])
+    for target in sets.HELD_OUT:
+        enrolled = sets.utterances(target)[: sets.ENROLL]
+        cal = calibration.calibrate(target, np.array([emb(f) for f in enrolled]), cohort, cohort[:0], 0.01, top)
+        keep = [i for i, (_, f) in enumerate(tests) if f not in enrolled]
+        raw, norm = calibration.score_clips([cal], clips[keep])
+        same = np.array([tests[i][0] == target for i in keep])
+        raw_g += list(raw[same, 0])
+        raw_i += list(raw[~same, 0])
+        norm_g += list(norm[same, 0])
+        norm_i += list(norm[~same, 0])
+    return [
+        f"{eer(np.array(raw_g), np.array(raw_i)):.3f}",
+        f"{eer(np.array(norm_g), np.array(norm_i)):.3f}",
+        f"{len(raw_g)} / {len(raw_i)}",
+    ]
+
+
+def programmes(emb: Embeddings, resemblyzer: Embeddings, far: float) -> list[list[str]]:
+    """Precision and recall per host of every held-out programme at the automatic threshold."""
+    cfg = settings_mod.SpeakerSettings(false_accept_rate=far)
     rows = []
-    for threshold in sorted({0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, default}):
-        chosen = scores_a >= threshold
-        tp = int((chosen & truth_a).sum())
-        precision = tp / max(1, int(chosen.sum()))
-        recall = tp / int(truth_a.sum())
-        rows.append(
-            [
-                f"{threshold:.2f}{' (default)' if threshold == default else ''}",
-                f"{precision:.3f}",
-                f"{recall:.3f}",
-                str(int(chosen.sum())),
-            ]
-        )
-    return rows, emb
+    for prog in sets.tuning_programmes() if "--tuning" in sys.argv else sets.held_out_programmes():
+        for o in sets.evaluate(prog, emb, resemblyzer, cfg):
+            programme = f"{'+'.join(prog.hosts)} / {'+'.join(prog.guests)}"
+            row = [f"{o.threshold:.2f}", f"{o.precision:.3f}", f"{o.recall:.3f}", str(o.kept), str(o.review)]
+            rows.append([f"{o.target} ({programme})", *row])
+    return rows
 
 
 def purity() -> list[list[str]]:
@@ -149,16 +214,33 @@ def purity() -> list[list[str]]:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="nr4dl-bench-speakers-") as tmp:
-        speed = stage_speed(Path(tmp))
-    sweep, _ = selection()
+    chosen = [e for e in ("resemblyzer", "campplus") if e in sys.argv[1:]] or ["resemblyzer", "campplus"]
+    far = settings_mod.SpeakerSettings().false_accept_rate
     print("# speakers benchmark\n")
-    print("## stage speed (6-minute file, 40 utterances)\n")
-    print(table(["mode", "audio s", "wall s", "x real time", "clips", "kept"], speed) + "\n")
-    print(f"## target selection ({ENROLL} enrollment utterances per target, 37 candidates each)\n")
-    print(table(["threshold", "precision", "recall", "selected"], sweep) + "\n")
-    print("## purity (two utterances of different speakers back to back)\n")
-    print(table(["split", "mean cut error s", "max cut error s", "same speaker split"], purity()))
+    print(f"Held-out speakers: {' '.join(sets.HELD_OUT)}; beds {', '.join(sets.BEDS_HELD_OUT)}.")
+    print(f"Tuning speakers (also the open cohort): {' '.join(sets.TUNING)}.\n")
+    rows, speed = [], []
+    resemblyzer = Embeddings("resemblyzer")
+    for encoder in chosen:
+        emb = resemblyzer if encoder == "resemblyzer" else Embeddings(encoder)  # type: ignore[arg-type]
+        rows.append([encoder, *equal_error_rates(emb)])
+        emb.save()
+        speed.append([encoder, *encoder_speed(emb)])
+        print(f"## {encoder}: held-out programmes, false_accept_rate {far}, music {sets.MUSIC_SNR_DB:.0f} dB below\n")
+        header = ["target (hosts / guests)", "threshold", "precision", "recall", "kept", "review"]
+        print(table(header, programmes(emb, resemblyzer, far)))
+        emb.save()
+        print()
+    print("## equal error rate on held-out speakers (3 clean enrollment utterances, tests with music)\n")
+    print(table(["encoder", "EER raw cosine", "EER s-norm", "genuine / impostor trials"], rows) + "\n")
+    print(f"## encoder speed ({THREADS} thread(s), this process)\n")
+    print(table(["encoder", "audio s", "wall s", "x real time"], speed) + "\n")
+    if "--stage" in sys.argv:
+        with tempfile.TemporaryDirectory(prefix="nr4dl-bench-speakers-") as tmp:
+            print("## stage speed (6-minute file, 40 utterances)\n")
+            print(table(["mode", "audio s", "wall s", "x real time", "clips", "kept"], stage_speed(Path(tmp))) + "\n")
+        print("## purity (two utterances of different speakers back to back)\n")
+        print(table(["split", "mean cut error s", "max cut error s", "same speaker split"], purity()))
     return 0
 
 

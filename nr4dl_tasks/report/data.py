@@ -341,8 +341,13 @@ def _review(record: dict[str, Any], settings: Settings, speaker_mode: str | None
     """Why a person should listen to this clip: decisions taken close to a threshold, or disagreements."""
     flags = []
     score = record.get("speaker_score")
-    if score is not None and speaker_mode:
-        threshold = settings.speakers.threshold if speaker_mode == "enrolled" else settings.speakers.cluster_threshold
+    if record.get("speaker_review"):  # enrolled targets: the speakers stage marks clips near their own threshold
+        flags.append(
+            f"speaker score {float(record['speaker_norm']):.2f} (normalised) near the threshold "
+            f"{float(record['speaker_threshold']):.2f}"
+        )
+    elif score is not None and speaker_mode == "clustered":
+        threshold = settings.speakers.cluster_threshold
         if abs(float(score) - threshold) <= REVIEW_SPEAKER_MARGIN:
             flags.append(f"speaker score {float(score):.2f} near the threshold {threshold}")
     if language and record.get("language") and record["language"] != language:

@@ -8,9 +8,13 @@ callers and ads. This stage embeds every clip with Resemblyzer (`voices.py`) and
    holds two voices. It is split there (the point placed to 0.08 s with dense
    windows), dropped, or only flagged, as set; pieces are checked again.
 2. **enrolled targets** (`enroll_dir/<name>/` holding a few recordings of each
-   wanted voice, any format ffmpeg reads): each clip gets the best-matching name
-   and its cosine similarity; with `keep: target` a clip below `threshold` is
-   dropped, with `keep: all` it is only labelled.
+   wanted voice, any format ffmpeg reads): each target's threshold is set from
+   the data (`voice/calibration.py`): impostor trials against a cohort of other
+   voices (`cohort_dir`, the other targets, and this file's voices that are not
+   the target's), adaptive s-norm, and `false_accept_rate`. Each clip gets the
+   best-matching name, its raw and normalised scores, the threshold and
+   `speaker_review` when it lies within `review_margin` of it; with
+   `keep: target` a clip below it is dropped, with `keep: all` only labelled.
 3. **no enrollment**: the file's clips are clustered into voices (average-linkage
    on cosine similarity, as many voices as the similarities say; clips under
    2 s join the nearest voice rather than found their own) and each voice
@@ -46,6 +50,7 @@ from nr4dl_tasks.core.settings import Settings, SpeakerSettings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir, atomic_dir, file_sha256
 from nr4dl_tasks.dsp import audio
+from nr4dl_tasks.voice import calibration, encoders
 from nr4dl_tasks.voice import embedding as voices
 from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry, Voice
 
@@ -138,8 +143,8 @@ def enrollment_files(enroll_dir: Path) -> dict[str, list[Path]]:
     return targets
 
 
-@functools.lru_cache(maxsize=256)
-def _reference_embedding(path: Path, sha256: str, threads: int) -> np.ndarray:
+@functools.lru_cache(maxsize=4096)
+def _reference_embedding(path: Path, sha256: str, model: encoders.VoiceModel) -> np.ndarray:
     """One reference recording's voice (cached per process by content); MediaError when it is unusable."""
     with tempfile.TemporaryDirectory(prefix="nr4dl-enroll-") as tmp:
         wav_path = Path(tmp) / "ref.wav"
@@ -147,11 +152,29 @@ def _reference_embedding(path: Path, sha256: str, threads: int) -> np.ndarray:
         wav, _ = sf.read(str(wav_path), dtype="float32")
     if len(wav) < voices.RATE * 0.5 or not wav.any():
         raise MediaError(f"{path}: holds less than 0.5 s of sound")
-    return voices.voiceprint(wav, threads).embedding
+    return model.embed(wav)
 
 
-def enrolled_voices(enroll_dir: Path, threads: int) -> dict[str, np.ndarray]:
-    """name -> the voice of its reference recordings (normalised mean of their embeddings).
+def cohort_files(cohort_dir: Path) -> list[Path]:
+    """The open cohort's recordings: every file under the folder (sub-folders too), hidden ones left out."""
+    if not cohort_dir.is_dir():
+        raise SettingsError(f"speakers.cohort_dir {cohort_dir} is not a folder")
+    return sorted(f for f in cohort_dir.rglob("*") if f.is_file() and not any(p.startswith(".") for p in f.parts[-2:]))
+
+
+def cohort_voices(cohort_dir: Path | None, model: encoders.VoiceModel) -> np.ndarray:
+    """(n, d) embeddings of the open cohort's usable recordings (none without a cohort_dir)."""
+    found = []
+    for f in cohort_files(cohort_dir) if cohort_dir else []:
+        try:
+            found.append(_reference_embedding(f, file_sha256(f), model))
+        except MediaError as exc:
+            log.warning("speakers cohort: skipped %s", exc)
+    return np.array(found)  # (0,) when there is none: calibration reshapes it to the encoder's width
+
+
+def enrolled_voices(enroll_dir: Path, model: encoders.VoiceModel) -> dict[str, np.ndarray]:
+    """name -> (n, d) embeddings of its usable reference recordings.
 
     A file that is not usable audio (notes.txt, Thumbs.db) is skipped with a
     warning; a target left without any usable recording is an error.
@@ -161,7 +184,7 @@ def enrolled_voices(enroll_dir: Path, threads: int) -> dict[str, np.ndarray]:
         found, skipped = [], []
         for f in files:
             try:
-                found.append(_reference_embedding(f, file_sha256(f), threads))
+                found.append(_reference_embedding(f, file_sha256(f), model))
             except MediaError as exc:
                 skipped.append(str(exc))
         if skipped:
@@ -170,8 +193,15 @@ def enrolled_voices(enroll_dir: Path, threads: int) -> dict[str, np.ndarray]:
             raise SettingsError(
                 f"enrollment recording unusable: no file in {enroll_dir / name} is usable audio ({'; '.join(skipped)})"
             )
-        voices_by_name[name] = voices.unit(np.array(found))
+        voices_by_name[name] = np.array(found)
     return voices_by_name
+
+
+def voice_model(settings: Settings) -> encoders.VoiceModel:
+    """The encoder speakers.encoder names, with this task's threads."""
+    return encoders.VoiceModel(
+        settings.speakers.encoder, settings.resolve(settings.paths.models_dir), resources.threads(settings)
+    )
 
 
 # --- clustering ---------------------------------------------------------------------------------------------------
@@ -232,9 +262,61 @@ def _gender_mismatch(clips: list[Clip], declared: Mapping[str, str]) -> None:
             clip.extra["gender_mismatch"] = clip.label != expected
 
 
+def _name_targets(settings: Settings, clips: list[Clip], ids: np.ndarray, labels: list[int]) -> dict[str, Any]:
+    """Each clip's best target by normalised score against thresholds calibrated on this file (module docstring)."""
+    cfg = settings.speakers
+    assert cfg.enroll_dir is not None
+    model = voice_model(settings)
+    recordings = enrolled_voices(settings.resolve(cfg.enroll_dir), model)
+    open_cohort = cohort_voices(settings.resolve(cfg.cohort_dir) if cfg.cohort_dir else None, model)
+    try:
+        targets = calibration.calibrate_targets(
+            recordings, open_cohort, ids, labels, cfg.false_accept_rate, cfg.cohort_top
+        )
+    except ValueError as exc:  # a file of one voice, no cohort_dir and one target: nothing to compare with
+        log.warning("speakers: %s; no clip is named (put recordings of other voices in speakers.cohort_dir)", exc)
+        for clip in clips:
+            clip.speaker, clip.speaker_review = None, True
+            if cfg.keep == "target":
+                clip.dropped = "speakers: no other voices to set the targets' thresholds (speakers.cohort_dir)"
+        return {"speakers": {}, "mode": "enrolled", "targets": None}
+    raw, norm = calibration.score_clips(targets, ids)
+    thresholds = np.array([t.threshold for t in targets])
+    best, accepted = calibration.decide(norm, thresholds)
+    for i, clip in enumerate(clips):
+        k, target = int(best[i]), targets[int(best[i])]
+        clip.speaker = target.name if accepted[i] else None
+        clip.speaker_score = round(float(raw[i, k]), 3)
+        clip.speaker_norm = round(float(norm[i, k]), 3)
+        clip.speaker_threshold = round(target.threshold, 3)
+        # a threshold resting on fewer than MIN_COHORT other voices is a guess: every decision is for review
+        clip.speaker_review = bool(abs(norm[i, k] - target.threshold) <= cfg.review_margin or not target.reliable)
+        if not accepted[i] and cfg.keep == "target":
+            clip.dropped = (
+                f"speakers: closest target {target.name} at {norm[i, k]:.2f} (normalised), below its "
+                f"threshold {target.threshold:.2f}"
+            )
+    calibrated = {
+        t.name: {
+            "threshold": round(t.threshold, 3),
+            "expected_recall": t.expected_recall,
+            "cohort": len(t.cohort),
+            "reliable": t.reliable,
+            "clips": sum(c.speaker == t.name for c in clips),
+        }
+        for t in targets
+    }
+    for name, row in calibrated.items():
+        recall = row["expected_recall"]
+        if recall is not None and recall < 0.5:
+            log.warning("speakers: %s's threshold keeps %.0f%% of its enrollment recordings", name, 100 * recall)
+    return {"speakers": {n: row["clips"] for n, row in calibrated.items()}, "mode": "enrolled", "targets": calibrated}
+
+
 class SpeakersStage(Stage):
     name = "speakers"
     manifest = True
+    version = 2  # 2: each target's threshold is calibrated from the data (normalised scores, review flags)
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
         return layout.manifest("denoise"), CLIPS_DIR, DENOISED_DIR
@@ -245,7 +327,13 @@ class SpeakersStage(Stage):
         if cfg.enroll_dir:
             files = enrollment_files(settings.resolve(cfg.enroll_dir))
             enrolled = {name: [file_sha256(f) for f in paths] for name, paths in files.items()}
-        return {"speakers": cfg.model_dump(), "enrolled": enrolled, "min_duration": settings.slice.min_duration}
+        cohort = [file_sha256(f) for f in cohort_files(settings.resolve(cfg.cohort_dir))] if cfg.cohort_dir else None
+        return {
+            "speakers": cfg.model_dump(),
+            "enrolled": enrolled,
+            "cohort": cohort,
+            "min_duration": settings.slice.min_duration,
+        }
 
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         cfg = settings.speakers
@@ -254,7 +342,8 @@ class SpeakersStage(Stage):
         clips = read_manifest(work, "denoise")
         min_samples = int(settings.slice.min_duration * voices.RATE)
         out: list[Clip] = []
-        prints: list[np.ndarray] = []  # embedding per kept, labelled clip in `out`
+        prints: list[np.ndarray] = []  # resemblyzer embedding per kept, labelled clip in `out` (clustering)
+        ids: list[np.ndarray] = []  # the same clips' embeddings by speakers.encoder (naming enrolled targets)
         labelled: list[Clip] = []
         splits = 0
         progress = Progress(f"{work.source_id}: speakers", sum(c.duration for c in clips))
@@ -279,6 +368,7 @@ class SpeakersStage(Stage):
                     out.append(clip)
                     labelled.append(clip)
                     prints.append(pieces[0].vp.embedding)
+                    ids.append(self._identity(settings, wav, pieces[0]))
                 elif cfg.purity_action == "drop" or not pieces:
                     clip.dropped = "speakers: more than one voice" + (
                         "" if pieces else ", no single-voice part long enough"
@@ -293,7 +383,8 @@ class SpeakersStage(Stage):
                         out.append(child)
                         labelled.append(child)
                         prints.append(piece.vp.embedding)
-            info = self._assign(work, settings, labelled, np.array(prints))
+                        ids.append(self._identity(settings, wav, piece))
+            info = self._assign(work, settings, labelled, np.array(prints), np.array(ids))
             _gender_mismatch(labelled, cfg.genders)
             manifest = write_manifest(work, self.name, out)
         kept = [c for c in out if c.kept]
@@ -312,6 +403,13 @@ class SpeakersStage(Stage):
     def _read16k(work: WorkDir, rel: str) -> np.ndarray:
         samples, rate = read_clip_audio(work, rel, "denoise")
         return audio.resample(audio.mono(samples), rate, voices.RATE)
+
+    @staticmethod
+    def _identity(settings: Settings, wav: np.ndarray, piece: Piece) -> np.ndarray:
+        """A piece's embedding by the encoder naming enrolled targets (resemblyzer's is at hand)."""
+        if settings.speakers.encoder == "resemblyzer" or not settings.speakers.enroll_dir:
+            return piece.vp.embedding
+        return voice_model(settings).embed(wav[piece.start : piece.end])
 
     @staticmethod
     def _whole(wav: np.ndarray, threads: int) -> Piece:
@@ -350,24 +448,16 @@ class SpeakersStage(Stage):
         )
 
     @staticmethod
-    def _assign(work: WorkDir, settings: Settings, clips: list[Clip], prints: np.ndarray) -> dict[str, Any]:
+    def _assign(
+        work: WorkDir, settings: Settings, clips: list[Clip], prints: np.ndarray, identities: np.ndarray
+    ) -> dict[str, Any]:
         """Name every clip's voice: by enrolled targets, else by clustering and the registry."""
         cfg = settings.speakers
         if not clips:
             return {"speakers": {}}
-        if cfg.enroll_dir:
-            targets = enrolled_voices(settings.resolve(cfg.enroll_dir), resources.threads(settings))
-            names = sorted(targets)
-            sims = prints @ np.array([targets[n] for n in names]).T
-            for clip, row in zip(clips, sims, strict=True):
-                best = int(np.argmax(row))
-                match = float(row[best]) >= cfg.threshold
-                clip.speaker, clip.speaker_score = names[best] if match else None, round(float(row[best]), 3)
-                if not match and cfg.keep == "target":
-                    clip.dropped = f"speakers: closest target {names[best]} at {row[best]:.2f}, below {cfg.threshold}"
-            counts = {n: sum(c.speaker == n for c in clips) for n in names}
-            return {"speakers": counts, "mode": "enrolled"}
         labels = cluster(prints, [c.duration for c in clips], cfg.cluster_threshold)
+        if cfg.enroll_dir:
+            return _name_targets(settings, clips, identities, labels)
         groups = sorted(set(labels))
         found = [
             Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]), labels.count(g)) for g in groups
