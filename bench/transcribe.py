@@ -7,9 +7,20 @@ What it measures (on ../shared/media/speech_en: 16 LJ Speech sentences, 1.8-10 s
       whatever the clip length, so short clips cost more per second;
     * x real time of the real transcribe stage on one file made of the 16
       sentences with 1 s pauses (separation and denoising off), from its
-      manifest to its manifest, as its stamp records it.
+      manifest to its manifest, as its stamp records it;
+    * per setting of the language decision and the recovery (`settings_rows`), through the real transcribe
+      stage and the gate's text checks: WER (English) or CER against spoken-form references (Korean, the
+      hypothesis put in spoken form, spaces and punctuation ignored), yield (share of clips passing the
+      gate's text checks) and x real time, on held-out material only:
+        - Korean read speech: the held-out emotiontts speakers of bench/korean_text.py (every second one),
+          each speaker's utterances one file;
+        - noisy mixes: bench/mixes.py's held-out mixes (café noise 0-20 dB, hum, quiet speech, music and pink
+          noise) of LJ Speech, emotiontts and VCTK/LibriSpeech utterances, the VoiceBank pair p287_003; one
+          file per language; WER/CER where a reference text exists (LJ Speech, emotiontts), yield on all.
+      Nothing here was tuned on these: the recovery thresholds are the gates' defaults and Whisper's own
+      (-1 log-probability, temperatures 0.2-1.0), other_language_probability 0.9 was set without data.
 
-Usage: .venv/bin/python bench/transcribe.py
+Usage: .venv/bin/python bench/transcribe.py [--settings-only]
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from nr4dl_tasks.asr.recognition import RATE, AudioClip  # noqa: E402
 from nr4dl_tasks.asr.whisper_local import LocalWhisper  # noqa: E402
 from nr4dl_tasks.core import settings as settings_mod  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
+from nr4dl_tasks.text.korean import spoken_form  # noqa: E402
 from nr4dl_tasks.text.metrics import wer  # noqa: E402
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
@@ -107,8 +119,147 @@ def stage_row(tmp: Path) -> list[str]:
     ]
 
 
+SETTINGS = {  # name -> overrides
+    "per clip, no recovery (before)": {
+        "transcribe.other_language_probability": 1e-9,  # every clip in its own detection, as before
+        "transcribe.recover": False,
+        "gates.min_language_probability": 0.5,
+        "gates.drop_other_language": False,
+        "gates.max_repeats": None,
+    },
+    "file language, no recovery": {"transcribe.recover": False},
+    "file language + recovery (default)": {},
+}
+
+
+def _clip_files(tmp: Path, name: str, items: list[tuple[str, np.ndarray]]) -> list[tuple[str, Path, float]]:
+    folder = tmp / "audio" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for cid, samples in items:
+        path = folder / f"{cid}.wav"
+        sf.write(str(path), samples, RATE, subtype="PCM_16")
+        out.append((cid, path, len(samples) / RATE))
+    return out
+
+
+def held_out_sets(tmp: Path) -> list[tuple[str, str, dict[str, list[tuple[str, Path, float]]], dict[str, str]]]:
+    """(set name, language, files: name -> [(clip id, wav, seconds)], references: clip id -> text)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import korean_text
+    import mixes as mixes_mod
+
+    rows = korean_text.utterances("emotiontts")
+    _, held = korean_text.held_out(rows)
+    korean_refs = {Path(r["path"]).stem: r["text"] for r in rows}
+    ko_files = {}
+    for speaker in held:
+        items = [
+            (Path(r["path"]).stem, mixes_mod.load(korean_text.KOREAN / "emotiontts" / r["path"], RATE))
+            for r in rows
+            if r["speaker"] == speaker
+        ]
+        ko_files[speaker] = _clip_files(tmp, speaker, items)
+    lj_refs = {Path(r["file"]).stem: r["text"] for r in references()}
+    made = mixes_mod.mixes(RATE, held_out=True)
+    korean_stems = set(korean_refs)
+    ko_mix = [(m.name, m.noisy) for m in made if m.name.rsplit("_", 1)[0] in korean_stems]
+    en_mix = [(m.name, m.noisy) for m in made if m.name.rsplit("_", 1)[0] not in korean_stems]
+    mix_refs = {m.name: (korean_refs | lj_refs).get(m.name.rsplit("_", 1)[0], "") for m in made}
+    return [
+        ("Korean read, held-out speakers", "ko", ko_files, korean_refs),
+        ("noisy English mixes, held-out", "en", {"mix_en": _clip_files(tmp, "mix_en", en_mix)}, mix_refs),
+        ("noisy Korean mixes, held-out", "ko", {"mix_ko": _clip_files(tmp, "mix_ko", ko_mix)}, mix_refs),
+    ]
+
+
+def _through_stage(tmp: Path, name: str, clips: list[tuple[str, Path, float]], overrides: dict) -> tuple:
+    """The clips as one file through the real transcribe stage, then the gate's text checks."""
+    from nr4dl_tasks.core.records import Clip, read_manifest, write_manifest
+    from nr4dl_tasks.core.workdir import WorkDir
+    from nr4dl_tasks.stages.gate import file_median_cps, text_checks
+    from nr4dl_tasks.stages.transcribe import TranscribeStage
+
+    work = WorkDir(tmp / "work" / name)
+    work.root.mkdir(parents=True, exist_ok=True)
+    records = [Clip(cid, name, "speech", 0.0, sec, round(sec, 3), str(path), {}) for cid, path, sec in clips]
+    write_manifest(work, "speakers", records)
+    settings = settings_mod.load(overrides=overrides)
+    began = time.perf_counter()
+    _, info = TranscribeStage().process(work, settings)
+    elapsed = time.perf_counter() - began
+    done = read_manifest(work, "transcribe")
+    median = file_median_cps(done)
+    kept = {c.id for c in done if not text_checks(c, settings.gates, median)[1]}
+    return done, kept, elapsed, info
+
+
+def settings_rows(tmp: Path) -> list[list[str]]:
+    out = []
+    for title, language, files, refs in held_out_sets(tmp):
+        for label, overrides in SETTINGS.items():
+            refs_used, hyps, all_hyps = [], [], []
+            kept_n = total = tried = recovered = 0
+            seconds = elapsed = 0.0
+            for name, clips in files.items():
+                done, kept, took, info = _through_stage(tmp / label.split()[0] / title[:5], name, clips, overrides)
+                elapsed += took
+                seconds += sum(sec for _, _, sec in clips)
+                total += len(done)
+                kept_n += len(kept)
+                tried += info["recovery_tried"]
+                recovered += info["recovered"]
+                for clip in done:
+                    if refs.get(clip.id):
+                        text = clip.text or ""
+                        hyp = spoken_form(text) if language == "ko" else text
+                        all_hyps.append((refs[clip.id], hyp))
+                        if clip.id in kept:
+                            refs_used.append(refs[clip.id])
+                            hyps.append(hyp)
+            out.append(
+                [
+                    title,
+                    label,
+                    str(total),
+                    f"{kept_n / total:.1%}",
+                    _error(language, [r for r, _ in all_hyps], [h for _, h in all_hyps]),
+                    _error(language, refs_used, hyps),
+                    f"{tried}/{recovered}",
+                    f"{seconds / elapsed:.1f}",
+                ]
+            )
+            print("| " + " | ".join(out[-1]) + " |", flush=True)
+    return out
+
+
+def _error(language: str, refs: list[str], hyps: list[str]) -> str:
+    if not refs:
+        return "-"
+    if language == "ko":
+        import korean_text
+
+        return f"CER {korean_text.cer(refs, hyps):.1%}"
+    return f"WER {wer(refs, hyps):.1%}"
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
+    if "--settings-only" in sys.argv:
+        with tempfile.TemporaryDirectory(prefix="nr4dl-bench-asr-") as tmp:
+            header = [
+                "set",
+                "setting",
+                "clips",
+                "yield",
+                "error, all clips",
+                "error, kept clips",
+                "tried/recovered",
+                "x real time",
+            ]
+            print(table(header, []))
+            settings_rows(Path(tmp))
+        return
     with tempfile.TemporaryDirectory(prefix="nr4dl-bench-asr-") as tmp:
         print("## Whisper base (int8, CPU) on speech_en, recogniser only\n")
         header = ["beam", "batch", "WER", "x real time", "x real time, 2 s clips"]

@@ -269,8 +269,16 @@ class TranscribeSettings(_Section):
     )
     language: str | None = Field(
         None,
-        description="Spoken language: null detects it per clip (local only); 'ko' or 'ko-KR' forces it. "
-        "Azure needs a locale such as 'ko-KR'.",
+        description="Spoken language: null detects it once per file, from all its clips weighted by "
+        "duration and confidence (local only); 'ko' or 'ko-KR' forces it. Azure needs a locale such as 'ko-KR'.",
+    )
+    other_language_probability: float | None = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="A clip whose own detection names another language than its file's with at least this "
+        "probability is marked other_language (code-switching, a guest) and decoded in that language; null "
+        "decodes every clip in the file's language.",
     )
     input: Literal["original", "denoised"] = Field(
         "original",
@@ -285,6 +293,36 @@ class TranscribeSettings(_Section):
         "slower on the LJ Speech test set.",
     )
     batch_size: int = Field(8, ge=1, le=64, description="Clips of one file recognised in one batch.")
+    recover: bool = Field(
+        True,
+        description="Decode a clip failing the hallucination checks (gates: no speech, characters per second, "
+        "compression ratio, repetition; or a mean log-probability below recover_below_logprob) again, with "
+        "recover_beam_size and then Whisper's temperature fallback, before the gate drops it (local only).",
+    )
+    recover_beam_size: int = Field(5, ge=1, le=10, description="Beam width of the first decoding again.")
+    recover_temperatures: list[float] = Field(
+        [0.2, 0.4, 0.6, 0.8, 1.0],
+        description="Whisper's temperature fallback after the wider beam: sampled decodings (best of 5, a "
+        "seed from the clip's id, so reruns agree), the first one passing the checks kept.",
+    )
+    recover_below_logprob: float | None = Field(
+        -1.0,
+        description="A mean token log-probability below this (Whisper's logprob_threshold) also sends a clip "
+        "to be decoded again; it drops nothing by itself. null: only the gates' checks do.",
+    )
+    word_timestamps: bool = Field(
+        True,
+        description="Record each clip's words with start and end (Whisper's cross-attention alignment, local "
+        "only), and the range from the first word's start to the last word's end, widened by edge_pad_seconds "
+        "(the clip's trim), to which the export cuts the clip's audio.",
+    )
+    edge_pad_seconds: float = Field(
+        0.2,
+        ge=0,
+        le=2,
+        description="Audio kept before the first word and after the last (Whisper's word times are some tens "
+        "of milliseconds off); never beyond the clip.",
+    )
     compute_type: Literal["int8", "int8_float32", "float32", "default"] = Field(
         "int8",
         description="CTranslate2 arithmetic on CPU.",
@@ -353,12 +391,25 @@ class GateSettings(_Section):
         "null turns it off.",
     )
     min_language_probability: float | None = Field(
-        0.5,
+        None,
         ge=0,
         le=1,
-        description="Drop clips whose probability of being in the transcribed language is lower; null turns it off.",
+        description="Drop clips whose probability of being in the transcribed language (from the clip's own "
+        "detection, a coin toss on short noisy clips: other_language marks the confident cases) is lower; null "
+        "turns it off.",
     )
     drop_empty_text: bool = Field(True, description="Drop clips whose transcript holds no letter or digit.")
+    max_repeats: int | None = Field(
+        3,
+        ge=1,
+        description="Drop clips whose text repeats one piece of 2-30 characters more times in a row than this "
+        "(short repetition loops the compression ratio misses); null turns it off.",
+    )
+    drop_other_language: bool = Field(
+        True,
+        description="Drop clips the transcribe stage marked other_language (confidently in another language "
+        "than their file's).",
+    )
     max_no_speech_prob: float | None = Field(
         0.6,
         ge=0,

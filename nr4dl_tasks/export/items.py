@@ -9,6 +9,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.errors import SettingsError, StageError
@@ -35,6 +36,16 @@ class MissingAudio(StageError):
 
 
 @dataclass(frozen=True)
+class Cut:
+    """A clip's audio from `start` to `end` seconds: the trim the transcribe stage recorded (first word to last,
+    padded), cut when the export writes the dataset's copy."""
+
+    path: Path
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Item:
     """One kept clip as the dataset sees it: its exported id, its audio file and its labels."""
 
@@ -50,6 +61,13 @@ class Item:
     dnsmos_ovrl: float | None
     tier: str
     split: str
+    trim: tuple[float, float] | None = None  # [start, end] seconds of the clip's audio kept; None: all of it
+    words: list[dict[str, Any]] | None = None  # word timings, seconds from the start of the exported audio
+
+    @property
+    def placed(self) -> Path | Cut:
+        """What the dataset's audio file is made from: the clip's file (linked), or the trimmed part of it."""
+        return self.audio if self.trim is None else Cut(self.audio, *self.trim)
 
 
 def export_id(source: str, clip_id: str) -> str:
@@ -126,6 +144,7 @@ def _item(folder: Path, clip: Clip, settings: Settings) -> Item:
     quality = clip.quality or {}
     ovrl = quality.get("dnsmos_ovrl") if isinstance(quality, dict) else None
     cfg = settings.export
+    trim, words = _trim(clip)
     clean = sanitize_text(text)
     normalized = normalize_numbers(clean, str(language))
     return Item(
@@ -137,11 +156,26 @@ def _item(folder: Path, clip: Clip, settings: Settings) -> Item:
         pronunciation=pronunciation(normalized, str(language)),
         speaker=str(speaker),
         language=str(language),
-        duration=round(float(clip.duration), 3),
+        duration=round(trim[1] - trim[0] if trim else float(clip.duration), 3),
         dnsmos_ovrl=None if ovrl is None else round(float(ovrl), 3),
         tier=_tier(clip, settings.gates.tiers, folder),
         split=split_of(folder.name if cfg.split_by == "source" else str(speaker), cfg),
+        trim=trim,
+        words=words,
     )
+
+
+def _trim(clip: Clip) -> tuple[tuple[float, float] | None, list[dict[str, Any]] | None]:
+    """The clip's trim where it shortens the clip, and its words shifted to the start of the exported audio."""
+    trim = clip.trim
+    start, end = (float(trim[0]), float(trim[1])) if trim else (0.0, float(clip.duration))
+    if not 0 <= start < end <= clip.duration or (start == 0 and end == clip.duration):
+        trim, start = None, 0.0
+    words = [
+        {**w, "start": round(float(w["start"]) - start, 3), "end": round(float(w["end"]) - start, 3)}
+        for w in clip.words or []
+    ]
+    return ((start, end) if trim else None), (words if clip.words is not None else None)
 
 
 def _items(folder: Path, kept: list[Clip], settings: Settings) -> tuple[list[Item], dict[str, str]]:
