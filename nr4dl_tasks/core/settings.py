@@ -313,15 +313,7 @@ class TranscribeSettings(_Section):
     word_timestamps: bool = Field(
         True,
         description="Record each clip's words with start and end (Whisper's cross-attention alignment, local "
-        "only), and the range from the first word's start to the last word's end, widened by edge_pad_seconds "
-        "(the clip's trim), to which the export cuts the clip's audio.",
-    )
-    edge_pad_seconds: float = Field(
-        0.2,
-        ge=0,
-        le=2,
-        description="Audio kept before the first word and after the last (Whisper's word times are some tens "
-        "of milliseconds off); never beyond the clip.",
+        "only); the export cuts each clip from its first word to its last (export.edge_pad_seconds).",
     )
     compute_type: Literal["int8", "int8_float32", "float32", "default"] = Field(
         "int8",
@@ -451,6 +443,14 @@ class ExportSettings(_Section):
     validation_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for validation.")
     test_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for test.")
     tier_subsets: bool = Field(False, description="Also write each quality tier (gates.tiers) as its own subset.")
+    edge_pad_seconds: float | None = Field(
+        0.2,
+        ge=0,
+        le=2,
+        description="Cut each clip with word timings to its first word's start and last word's end, this "
+        "much audio kept beyond them (Whisper's word times are some tens of milliseconds off), never beyond "
+        "the clip; null exports whole clips.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExportSettings:

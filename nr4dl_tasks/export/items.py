@@ -37,8 +37,8 @@ class MissingAudio(StageError):
 
 @dataclass(frozen=True)
 class Cut:
-    """A clip's audio from `start` to `end` seconds: the trim the transcribe stage recorded (first word to last,
-    padded), cut when the export writes the dataset's copy."""
+    """A clip's audio from `start` to `end` seconds (first word to last, padded by export.edge_pad_seconds), cut
+    when the export writes the dataset's copy."""
 
     path: Path
     start: float
@@ -144,7 +144,7 @@ def _item(folder: Path, clip: Clip, settings: Settings) -> Item:
     quality = clip.quality or {}
     ovrl = quality.get("dnsmos_ovrl") if isinstance(quality, dict) else None
     cfg = settings.export
-    trim, words = _trim(clip)
+    trim, words = trim_of(clip, settings.export.edge_pad_seconds)
     clean = sanitize_text(text)
     normalized = normalize_numbers(clean, str(language))
     return Item(
@@ -165,17 +165,22 @@ def _item(folder: Path, clip: Clip, settings: Settings) -> Item:
     )
 
 
-def _trim(clip: Clip) -> tuple[tuple[float, float] | None, list[dict[str, Any]] | None]:
-    """The clip's trim where it shortens the clip, and its words shifted to the start of the exported audio."""
-    trim = clip.trim
-    start, end = (float(trim[0]), float(trim[1])) if trim else (0.0, float(clip.duration))
-    if not 0 <= start < end <= clip.duration or (start == 0 and end == clip.duration):
-        trim, start = None, 0.0
-    words = [
-        {**w, "start": round(float(w["start"]) - start, 3), "end": round(float(w["end"]) - start, 3)}
-        for w in clip.words or []
+def trim_of(clip: Clip, pad: float | None) -> tuple[tuple[float, float] | None, list[dict[str, Any]] | None]:
+    """The part of the clip the dataset keeps, from its first word's start to its last word's end widened by `pad`
+    (None where that is the whole clip, or without words or pad), and its words shifted to the cut's start."""
+    words = clip.words
+    trim = None
+    if words and pad is not None:
+        start = max(0.0, float(words[0]["start"]) - pad)
+        end = min(float(clip.duration), float(words[-1]["end"]) + pad)
+        if start < end and (start > 0 or end < clip.duration):
+            trim = (round(start, 3), round(end, 3))
+    offset = trim[0] if trim else 0.0
+    shifted = [
+        {**w, "start": round(float(w["start"]) - offset, 3), "end": round(float(w["end"]) - offset, 3)}
+        for w in words or []
     ]
-    return ((start, end) if trim else None), (words if clip.words is not None else None)
+    return trim, (shifted if words is not None else None)
 
 
 def _items(folder: Path, kept: list[Clip], settings: Settings) -> tuple[list[Item], dict[str, str]]:

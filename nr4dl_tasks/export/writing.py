@@ -1,10 +1,10 @@
 """Writing a layout onto disk so that readers never see half a file: audio hard-linked first (never re-encoded),
 metadata by temporary name and rename, stale files removed last.
 
-A clip with a trim (transcribe's first word to last, padded) is the one file not linked: its cut is written by
-temporary name and rename, the same samples in the same format. Cutting here, and not in a stage, leaves every
-stage's output as the stage wrote it (idempotent, measured by the gate as it is) and costs one read of the kept
-clips only.
+A clip cut to its words (first word to last, `export.edge_pad_seconds`) is the one file not linked: its cut is
+written by temporary name and rename, the same samples in the same format. Cutting here, and not in a stage,
+leaves every stage's output as the stage wrote it (idempotent, measured by the gate as it is) and costs one read
+of the kept clips only.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Reads `manifests/speakers.jsonl`, writes `manifests/transcribe.jsonl` with, per
 kept clip: `text`, `language`, `language_probability`, `confidence`, `words`
 (where the backend gives word timings), `asr` (backend details, with `detected`,
 the clip's own language detection, and `attempts` where it was decoded again) and
-`asr_backend`, and the typed `detected_language`, `file_language`,
-`other_language` and `trim`. Clips dropped by an earlier stage are passed on
+`asr_backend`, and the typed `detected_language`, `file_language` and
+`other_language`. Clips dropped by an earlier stage are passed on
 untouched.
 
 In two passes: every clip is first decoded in the forced language or, without
@@ -15,11 +15,11 @@ forced language, those failing the hallucination checks, which the recogniser
 recovers only where it knows the language) are decoded again. A one-language
 file costs one pass. Both passes go through the journal.
 
-The trim ([start, end] seconds of the clip, first word to last widened by
-`transcribe.edge_pad_seconds`) is only recorded here: the clip's audio is never
-rewritten by a stage. The export cuts it when it writes the dataset's copy
-(`export/writing.py`), so every stage stays idempotent, and the audio of the
-work folder stays the one every stage measured.
+The words are only recorded here: no stage rewrites a clip's audio. The export
+cuts each clip from its first word to its last (`export.edge_pad_seconds`) when
+it writes the dataset's copy (`export/writing.py`), so every stage stays
+idempotent, the audio of the work folder stays the one every stage measured,
+and another pad reruns the export alone.
 
 The original clip audio is recognised by default (`transcribe.input`):
 denoising removes cues a recogniser uses and raised Whisper's error rate on
@@ -126,7 +126,7 @@ def _parse(line: str) -> dict[str, Any]:
 
 class TranscribeStage(Stage):
     name = "transcribe"
-    version = 2  # 2: one language per file, failing clips decoded again, word timings and the trim
+    version = 2  # 2: one language per file, failing clips decoded again, word timings
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
@@ -181,7 +181,7 @@ class TranscribeStage(Stage):
         self._recognise(work, settings, recognizer, journal, done, again, targets)
         for clip in todo:
             clip.extra.update(done[clip.id])
-            mark(clip, language, targets[clip.id], cfg.edge_pad_seconds)
+            mark(clip, language, targets[clip.id])
         manifest = write_manifest(work, self.name, clips)
         journal.remove()
         elapsed = time.monotonic() - began
@@ -270,8 +270,8 @@ def redo(clip: Clip, record: dict[str, Any], target: str | None, settings: Setti
     )
 
 
-def mark(clip: Clip, language: str | None, target: str | None, pad: float) -> None:
-    """The clip's language decision and its trim, as typed fields."""
+def mark(clip: Clip, language: str | None, target: str | None) -> None:
+    """The clip's language decision, as typed fields."""
     detection = _detection(clip.extra)
     if detection:
         top = max(sorted(detection), key=detection.__getitem__)
@@ -279,6 +279,3 @@ def mark(clip: Clip, language: str | None, target: str | None, pad: float) -> No
     clip.file_language = language
     if target and language and target != language:
         clip.other_language = target
-    words = clip.words
-    if words:
-        clip.trim = [round(max(0.0, words[0]["start"] - pad), 3), round(min(clip.duration, words[-1]["end"] + pad), 3)]
