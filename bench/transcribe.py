@@ -20,7 +20,10 @@ What it measures (on ../shared/media/speech_en: 16 LJ Speech sentences, 1.8-10 s
       Nothing here was tuned on these: the recovery thresholds are the gates' defaults and Whisper's own
       (-1 log-probability, temperatures 0.2-1.0), other_language_probability 0.9 was set without data.
 
-Usage: .venv/bin/python bench/transcribe.py [--settings-only]
+    * clip edges (`--edges`): held-out clean utterances with 1 s of silence each side, cut as the export cuts
+      them: how many cuts fall inside speech, and the silence left.
+
+Usage: .venv/bin/python bench/transcribe.py [--settings-only | --edges]
 """
 
 from __future__ import annotations
@@ -234,6 +237,64 @@ def settings_rows(tmp: Path) -> list[list[str]]:
     return out
 
 
+def _speech_bounds(samples: np.ndarray) -> tuple[float, float]:
+    """First and last 10 ms frame of a clean recording louder than 40 dB below its loudest frame, in seconds."""
+    frames = samples[: len(samples) // 160 * 160].reshape(-1, 160)
+    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(level > level.max() - 40)
+    return loud[0] * 0.01, (loud[-1] + 1) * 0.01
+
+
+def edges_rows() -> list[list[str]]:
+    """Clean held-out utterances with 1 s of silence before and after, recognised with word timings, cut as the
+    export cuts them (export.edge_pad_seconds): how often the cut falls inside speech (more than 20 ms before the
+    first loud frame or after the last), and how much silence is left."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import korean_text
+    import mixes as mixes_mod
+
+    from nr4dl_tasks.core.records import Clip
+    from nr4dl_tasks.export.items import trim_of
+
+    rows = korean_text.utterances("emotiontts")
+    _, held = korean_text.held_out(rows)
+    sets = {
+        "en": [SPEECH / f"LJ001-{n:04d}.wav" for n in range(9, 17)]
+        + [p for spk in ("p227", "p228") for p in sorted((MEDIA / "speakers_vctk" / spk).glob("*.flac"))[:6]],
+        "ko": [korean_text.KOREAN / "emotiontts" / r["path"] for r in rows if r["speaker"] in held][::7],
+    }
+    settings = settings_mod.load()
+    whisper = LocalWhisper(settings)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="nr4dl-bench-edges-") as tmp:
+        for language, files in sets.items():
+            cut_in, left, counted = 0, [], 0
+            for path in files:
+                samples = mixes_mod.load(path, RATE)
+                first, last = _speech_bounds(samples)
+                silence = np.zeros(RATE, np.float32)
+                padded = Path(tmp) / f"{path.stem}.wav"
+                sf.write(str(padded), np.concatenate([silence, samples, silence]), RATE)
+                (transcript,) = whisper.transcribe([AudioClip(path.stem, padded)], [language])
+                seconds = len(samples) / RATE + 2
+                clip = Clip(path.stem, "x", "speech", 0, seconds, seconds, "", transcript.as_record())
+                trim, _ = trim_of(clip, settings.export.edge_pad_seconds)
+                start, end = trim or (0.0, seconds)
+                counted += 1
+                cut_in += start > 1 + first + 0.02 or end < 1 + last - 0.02
+                left.append((1 + first - start) + (end - 1 - last))
+            out.append(
+                [
+                    language,
+                    str(counted),
+                    str(cut_in),
+                    f"{np.mean(left):.2f}",
+                    f"{np.min(left):.2f}",
+                ]
+            )
+    return out
+
+
 def _error(language: str, refs: list[str], hyps: list[str]) -> str:
     if not refs:
         return "-"
@@ -246,6 +307,11 @@ def _error(language: str, refs: list[str], hyps: list[str]) -> str:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
+    if "--edges" in sys.argv:
+        print("## clip edges: cut as the export cuts (held-out clean utterances, 1 s of silence each side)\n")
+        header = ["language", "clips", "cut inside speech", "mean silence left, s", "least silence left, s"]
+        print(table(header, edges_rows()))
+        return
     if "--settings-only" in sys.argv:
         with tempfile.TemporaryDirectory(prefix="nr4dl-bench-asr-") as tmp:
             header = [

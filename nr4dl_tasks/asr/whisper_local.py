@@ -5,7 +5,8 @@ encode as a 30 s one. Clips of one file are therefore recognised in batches: one
 encoder pass for the batch, one language detection on that encoder output (each
 clip's own detection is recorded, its five likeliest languages, also when the
 language is forced), one beam search for the batch, one word alignment (Whisper's
-cross-attention, as faster-whisper's `word_timestamps`). faster-whisper's
+cross-attention, as faster-whisper's `word_timestamps`, the outer edges moved to
+where the sound begins and ends: `asr/edges.py`). faster-whisper's
 `transcribe()` does the same per clip and runs the encoder twice when it
 detects the language. Clips longer than 30 s, which `slice.max_duration` keeps
 rare, go through `transcribe()` as long-form audio.
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from nr4dl_tasks.asr.checks import recovery_reasons
+from nr4dl_tasks.asr.edges import snap_edges
 from nr4dl_tasks.asr.recognition import RATE, AudioClip, Transcript, Word
 from nr4dl_tasks.core import models, resources
 from nr4dl_tasks.core.errors import ModelError, SettingsError
@@ -271,7 +273,7 @@ class LocalWhisper:
             tokenizer = self._tokenizer(language)
             found = self.model.find_alignment(tokenizer, [decoded[i].tokens for i in members], part, frames)
             for i, alignment in zip(members, found, strict=True):
-                transcripts[i].words = words_of(alignment)
+                transcripts[i].words = snap_edges(words_of(alignment), samples[i])
 
     def _long(self, samples: np.ndarray, wanted: str | None, recover: bool) -> Transcript:
         """A clip over 30 s, as long-form audio: the language from its first 30 s, temperature 0, and with
@@ -298,7 +300,7 @@ class LocalWhisper:
             language=language,
             language_probability=float(dict(ranked).get(language, 0.0)),
             confidence=math.exp(avg_logprob) if avg_logprob is not None else None,
-            words=words if self.cfg.word_timestamps else None,
+            words=snap_edges(words, samples) if self.cfg.word_timestamps else None,
             details={
                 "avg_logprob": None if avg_logprob is None else round(avg_logprob, 4),
                 "model": self.model_name,
