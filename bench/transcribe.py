@@ -266,8 +266,8 @@ def edges_rows() -> list[list[str]]:
     _, held = korean_text.held_out(rows)
     sets = {
         "en": [SPEECH / f"LJ001-{n:04d}.wav" for n in range(9, 17)]
-        + [p for spk in ("p227", "p228") for p in sorted((MEDIA / "speakers_vctk" / spk).glob("*.flac"))[:6]],
-        "ko": [korean_text.KOREAN / "emotiontts" / r["path"] for r in rows if r["speaker"] in held][::7],
+        + [p for spk in ("p227", "p228") for p in sorted((MEDIA / "speakers_vctk" / spk).glob("*.flac"))[:4]],
+        "ko": [korean_text.KOREAN / "emotiontts" / r["path"] for r in rows if r["speaker"] in held][::14],
     }
     settings = settings_mod.load()
     whisper = LocalWhisper(settings)
