@@ -244,17 +244,20 @@ def settings_rows(tmp: Path) -> list[list[str]]:
 
 
 def _speech_bounds(samples: np.ndarray) -> tuple[float, float]:
-    """First and last 10 ms frame of a clean recording louder than 40 dB below its loudest frame, in seconds."""
+    """Start of the first and end of the last run of at least 50 ms of 10 ms frames within 35 dB of the loudest
+    frame of a clean recording, in seconds (VCTK files begin with a click and hold 1-3 s of room noise)."""
     frames = samples[: len(samples) // 160 * 160].reshape(-1, 160)
     level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
-    loud = np.flatnonzero(level > level.max() - 40)
-    return loud[0] * 0.01, (loud[-1] + 1) * 0.01
+    loud = level > level.max() - 35
+    runs = np.convolve(loud, np.ones(5), "valid") == 5  # runs[i]: frames i..i+4 all loud
+    starts = np.flatnonzero(runs)
+    return starts[0] * 0.01, (starts[-1] + 5) * 0.01
 
 
 def edges_rows() -> list[list[str]]:
     """Clean held-out utterances with 1 s of silence before and after, recognised with word timings, cut as the
-    export cuts them (export.edge_pad_seconds): how often the cut falls inside speech (more than 20 ms before the
-    first loud frame or after the last), and how much silence is left."""
+    export cuts them (export.edge_pad_seconds): how often the cut falls inside speech (more than 20 ms inside the
+    `_speech_bounds` of the clean recording), and how much of the silence around them is left."""
     sys.path.insert(0, str(ROOT / "bench"))
     import korean_text
     import mixes as mixes_mod
@@ -264,16 +267,20 @@ def edges_rows() -> list[list[str]]:
 
     rows = korean_text.utterances("emotiontts")
     _, held = korean_text.held_out(rows)
-    sets = {
-        "en": [SPEECH / f"LJ001-{n:04d}.wav" for n in range(9, 17)]
-        + [p for spk in ("p227", "p228") for p in sorted((MEDIA / "speakers_vctk" / spk).glob("*.flac"))[:4]],
-        "ko": [korean_text.KOREAN / "emotiontts" / r["path"] for r in rows if r["speaker"] in held][::14],
+    sets = {  # name -> (language, files)
+        "LJ Speech": ("en", [SPEECH / f"LJ001-{n:04d}.wav" for n in range(9, 17)]),
+        "VCTK p227, p228": (
+            "en",
+            [p for spk in ("p227", "p228") for p in sorted((MEDIA / "speakers_vctk" / spk).glob("*.flac"))[:4]],
+        ),
+        "emotiontts": ("ko", [korean_text.KOREAN / "emotiontts" / r["path"] for r in rows if r["speaker"] in held]),
     }
+    sets["emotiontts"] = ("ko", sets["emotiontts"][1][::14])
     settings = settings_mod.load()
     whisper = LocalWhisper(settings)
     out = []
     with tempfile.TemporaryDirectory(prefix="nr4dl-bench-edges-") as tmp:
-        for language, files in sets.items():
+        for name, (language, files) in sets.items():
             cut_in, left, counted = 0, [], 0
             for path in files:
                 samples = mixes_mod.load(path, RATE)
@@ -291,7 +298,7 @@ def edges_rows() -> list[list[str]]:
                 left.append((1 + first - start) + (end - 1 - last))
             out.append(
                 [
-                    language,
+                    name,
                     str(counted),
                     str(cut_in),
                     f"{np.mean(left):.2f}",
@@ -315,7 +322,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if "--edges" in sys.argv:
         print("## clip edges: cut as the export cuts (held-out clean utterances, 1 s of silence each side)\n")
-        header = ["language", "clips", "cut inside speech", "mean silence left, s", "least silence left, s"]
+        header = ["set", "clips", "cut inside speech", "mean silence left, s", "least silence left, s"]
         print(table(header, edges_rows()))
         return
     if "--settings-only" in sys.argv:
