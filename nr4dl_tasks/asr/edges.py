@@ -4,8 +4,8 @@ Whisper's cross-attention alignment places word boundaries some tenths of a seco
 word early: on an LJ Speech sentence its last word ended 0.3 s before the speech did. A clip cut there loses
 the end of its last word. So the first word's start moves back to the last quiet 10 ms frame before it, and the
 last word's end forward to the first quiet frame after it, by at most MAX_SHIFT seconds. A frame is quiet below
-a fifth of the way from the clip's noise floor (its 10th percentile frame level) to its speech level (the 95th),
-in dB, so the rule holds on digital silence and under steady noise alike.
+a fifth of the way from the clip's noise floor (its 10th percentile frame level, digital silence left out) to
+its speech level (the 95th), in dB, so the rule holds in a quiet room and under steady noise alike.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from nr4dl_tasks.asr.recognition import RATE, Word
 FRAME = RATE // 100  # 10 ms
 MAX_SHIFT = 0.6  # seconds a boundary may move
 QUIET_FRACTION = 0.2  # of the way from the noise floor to the speech level, in dB
+DIGITAL_SILENCE_DB = -100.0
 
 
 def frame_levels(samples: np.ndarray) -> np.ndarray:
@@ -30,7 +31,10 @@ def snap_edges(words: list[Word], samples: np.ndarray) -> list[Word]:
     levels = frame_levels(samples)
     if not words or len(levels) < 2:
         return words
-    floor, speech = np.percentile(levels, 10), np.percentile(levels, 95)
+    heard = levels[levels > DIGITAL_SILENCE_DB]  # zeros (padding, a muted stretch) are no noise floor
+    if len(heard) < 2:
+        return words
+    floor, speech = np.percentile(heard, 10), np.percentile(heard, 95)
     quiet = levels < floor + QUIET_FRACTION * (speech - floor)
     reach = int(MAX_SHIFT * 100)
     first = min(int(words[0].start * 100), len(levels) - 1)

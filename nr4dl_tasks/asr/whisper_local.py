@@ -322,9 +322,10 @@ def _top(detection: dict[str, float]) -> str:
 
 
 def words_of(alignment: list[dict[str, Any]]) -> list[Word]:
-    """faster-whisper's word alignment as Words, punctuation merged into its word, and (as faster-whisper does) a
-    first or last word longer than twice the median word (at most 1.4 s) cut to that length: the alignment
-    stretches the word beside a pause over the pause."""
+    """faster-whisper's word alignment as Words, punctuation merged into its word, and (as faster-whisper does
+    after a pause) a first word longer than twice the median word (at most 1.4 s) cut to that length: the
+    alignment stretches it over the silence before it. The last word is left as it is: the alignment ends it
+    early, not late (`asr/edges.py` moves both edges to the sound)."""
     from faster_whisper.transcribe import merge_punctuations
 
     merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
@@ -332,11 +333,9 @@ def words_of(alignment: list[dict[str, Any]]) -> list[Word]:
     if not words:
         return []
     lengths = [w["end"] - w["start"] for w in words if w["end"] > w["start"]]
-    longest = 2 * min(0.7, float(np.median(lengths))) if lengths else 0.0
-    if longest:
-        first, last = words[0], words[-1]
-        first["start"] = max(first["start"], first["end"] - longest)
-        last["end"] = min(last["end"], last["start"] + longest)
+    if lengths:
+        longest = 2 * min(0.7, float(np.median(lengths)))
+        words[0]["start"] = max(words[0]["start"], words[0]["end"] - longest)
     return [
         Word(
             w["word"].strip(), round(float(w["start"]), 3), round(float(w["end"]), 3), round(float(w["probability"]), 4)
