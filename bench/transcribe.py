@@ -7,9 +7,23 @@ What it measures (on ../shared/media/speech_en: 16 LJ Speech sentences, 1.8-10 s
       whatever the clip length, so short clips cost more per second;
     * x real time of the real transcribe stage on one file made of the 16
       sentences with 1 s pauses (separation and denoising off), from its
-      manifest to its manifest, as its stamp records it.
+      manifest to its manifest, as its stamp records it;
+    * per setting of the language decision and the recovery (`settings_rows`), through the real transcribe
+      stage and the gate's text checks: WER (English) or CER against spoken-form references (Korean, the
+      hypothesis put in spoken form, spaces and punctuation ignored), yield (share of clips passing the
+      gate's text checks) and x real time, on held-out material only:
+        - Korean read speech: the held-out emotiontts speakers of bench/korean_text.py (every second one),
+          the first three utterances of each, each speaker's utterances one file;
+        - noisy mixes: bench/mixes.py's held-out mixes (café noise 0-20 dB, hum, quiet speech, music and pink
+          noise) of LJ Speech, emotiontts and VCTK/LibriSpeech utterances, the VoiceBank pair p287_003; one
+          file per language; WER/CER where a reference text exists (LJ Speech, emotiontts), yield on all.
+      Nothing here was tuned on these: the recovery thresholds are the gates' defaults and Whisper's own
+      (-1 log-probability, temperatures 0.2-1.0), other_language_probability 0.9 was set without data.
 
-Usage: .venv/bin/python bench/transcribe.py
+    * clip edges (`--edges`): held-out clean utterances with 1 s of silence each side, cut as the export cuts
+      them: how many cuts fall inside speech, and the silence left.
+
+Usage: .venv/bin/python bench/transcribe.py [--settings-only | --edges]
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from nr4dl_tasks.asr.recognition import RATE, AudioClip  # noqa: E402
 from nr4dl_tasks.asr.whisper_local import LocalWhisper  # noqa: E402
 from nr4dl_tasks.core import settings as settings_mod  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
+from nr4dl_tasks.text.korean import spoken_form  # noqa: E402
 from nr4dl_tasks.text.metrics import wer  # noqa: E402
 
 MEDIA = (ROOT / ".." / "shared" / "media").resolve()
@@ -107,8 +122,228 @@ def stage_row(tmp: Path) -> list[str]:
     ]
 
 
+KOREAN_PER_SPEAKER = 3  # utterances of each held-out speaker (the 2-core machine is shared)
+SETTINGS = {  # name -> overrides
+    "per clip, no recovery (before)": {
+        "transcribe.other_language_probability": 1e-9,  # every clip in its own detection, as before
+        "transcribe.recover": False,
+        "gates.min_language_probability": 0.5,
+        "gates.drop_other_language": False,
+        "gates.max_repeats": None,
+    },
+    "file language, no recovery": {"transcribe.recover": False},
+    "file language + recovery (default)": {},
+}
+
+
+def _clip_files(tmp: Path, name: str, items: list[tuple[str, np.ndarray]]) -> list[tuple[str, Path, float]]:
+    folder = tmp / "audio" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for cid, samples in items:
+        path = folder / f"{cid}.wav"
+        sf.write(str(path), samples, RATE, subtype="PCM_16")
+        out.append((cid, path, len(samples) / RATE))
+    return out
+
+
+def held_out_sets(tmp: Path) -> list[tuple[str, str, dict[str, list[tuple[str, Path, float]]], dict[str, str]]]:
+    """(set name, language, files: name -> [(clip id, wav, seconds)], references: clip id -> text)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import korean_text
+    import mixes as mixes_mod
+
+    rows = korean_text.utterances("emotiontts")
+    _, held = korean_text.held_out(rows)
+    korean_refs = {Path(r["path"]).stem: r["text"] for r in rows}
+    ko_files = {}
+    for speaker in held:
+        items = [
+            (Path(r["path"]).stem, mixes_mod.load(korean_text.KOREAN / "emotiontts" / r["path"], RATE))
+            for r in rows
+            if r["speaker"] == speaker
+        ][:KOREAN_PER_SPEAKER]
+        ko_files[speaker] = _clip_files(tmp, speaker, items)
+    lj_refs = {Path(r["file"]).stem: r["text"] for r in references()}
+    made = mixes_mod.mixes(RATE, held_out=True)
+    korean_stems = set(korean_refs)
+    ko_mix = [(m.name, m.noisy) for m in made if m.name.rsplit("_", 1)[0] in korean_stems]
+    en_mix = [(m.name, m.noisy) for m in made if m.name.rsplit("_", 1)[0] not in korean_stems]
+    mix_refs = {m.name: (korean_refs | lj_refs).get(m.name.rsplit("_", 1)[0], "") for m in made}
+    return [
+        ("Korean read, held-out speakers", "ko", ko_files, korean_refs),
+        ("noisy English mixes, held-out", "en", {"mix_en": _clip_files(tmp, "mix_en", en_mix)}, mix_refs),
+        ("noisy Korean mixes, held-out", "ko", {"mix_ko": _clip_files(tmp, "mix_ko", ko_mix)}, mix_refs),
+    ]
+
+
+def _through_stage(tmp: Path, name: str, clips: list[tuple[str, Path, float]], overrides: dict) -> tuple:
+    """The clips as one file through the real transcribe stage, then the gate's text checks."""
+    from nr4dl_tasks.core.records import Clip, read_manifest, write_manifest
+    from nr4dl_tasks.core.workdir import WorkDir
+    from nr4dl_tasks.stages.gate import file_median_cps, text_checks
+    from nr4dl_tasks.stages.transcribe import TranscribeStage
+
+    work = WorkDir(tmp / "work" / name)
+    work.root.mkdir(parents=True, exist_ok=True)
+    records = [Clip(cid, name, "speech", 0.0, sec, round(sec, 3), str(path), {}) for cid, path, sec in clips]
+    write_manifest(work, "speakers", records)
+    settings = settings_mod.load(overrides=overrides)
+    began = time.perf_counter()
+    _, info = TranscribeStage().process(work, settings)
+    elapsed = time.perf_counter() - began
+    done = read_manifest(work, "transcribe")
+    median = file_median_cps(done)
+    kept = {c.id for c in done if not text_checks(c, settings.gates, median)[1]}
+    return done, kept, elapsed, info
+
+
+def settings_rows(tmp: Path) -> list[list[str]]:
+    """Before and after on every set (the noisy mixes first); the language decision without the recovery on the
+    noisy English mixes only (the 2-core machine is shared)."""
+    out = []
+    korean_read, noisy_en, noisy_ko = held_out_sets(tmp)
+    before, middle, after = SETTINGS
+    plan = [(noisy_en, before), (noisy_en, after), (noisy_ko, before), (noisy_ko, after)]
+    plan += [(korean_read, before), (korean_read, after), (noisy_en, middle)]
+    for step, ((title, language, files, refs), label) in enumerate(plan):
+        overrides = SETTINGS[label]
+        refs_used, hyps, all_hyps = [], [], []
+        kept_n = total = tried = recovered = 0
+        seconds = elapsed = 0.0
+        for name, clips in files.items():
+            done, kept, took, info = _through_stage(tmp / f"run{step}", name, clips, overrides)
+            elapsed += took
+            seconds += sum(sec for _, _, sec in clips)
+            total += len(done)
+            kept_n += len(kept)
+            tried += info["recovery_tried"]
+            recovered += info["recovered"]
+            for clip in done:
+                if refs.get(clip.id):
+                    text = clip.text or ""
+                    hyp = spoken_form(text) if language == "ko" else text
+                    all_hyps.append((refs[clip.id], hyp))
+                    if clip.id in kept:
+                        refs_used.append(refs[clip.id])
+                        hyps.append(hyp)
+        out.append(
+            [
+                title,
+                label,
+                str(total),
+                f"{kept_n / total:.1%}",
+                _error(language, [r for r, _ in all_hyps], [h for _, h in all_hyps]),
+                _error(language, refs_used, hyps),
+                f"{tried}/{recovered}",
+                f"{seconds / elapsed:.1f}",
+            ]
+        )
+        print("| " + " | ".join(out[-1]) + " |", flush=True)
+    return out
+
+
+def _speech_bounds(samples: np.ndarray) -> tuple[float, float]:
+    """Start of the first and end of the last run of at least 50 ms of 10 ms frames louder than half way (in dB)
+    from the recording's noise floor (10th percentile frame) to its speech level (95th), in seconds: VCTK files
+    begin with a click and hold 1-3 s of room noise 25 dB below the speech, which a level relative to the loudest
+    frame counts as speech. Stricter than the cut's own rule (a fifth of the way, asr/edges.py)."""
+    frames = samples[: len(samples) // 160 * 160].reshape(-1, 160)
+    level = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    heard = level[level > -100]
+    floor, speech = np.percentile(heard, 10), np.percentile(heard, 95)
+    loud = level > floor + 0.5 * (speech - floor)
+    runs = np.convolve(loud, np.ones(5), "valid") == 5  # runs[i]: frames i..i+4 all loud
+    starts = np.flatnonzero(runs)
+    return starts[0] * 0.01, (starts[-1] + 5) * 0.01
+
+
+def edges_rows() -> list[list[str]]:
+    """Clean held-out utterances with 1 s of silence before and after, recognised with word timings, cut as the
+    export cuts them (export.edge_pad_seconds): how often the cut falls inside speech (more than 20 ms inside the
+    `_speech_bounds` of the clean recording), and how much of the silence around them is left."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import korean_text
+    import mixes as mixes_mod
+
+    from nr4dl_tasks.core.records import Clip
+    from nr4dl_tasks.export.items import trim_of
+
+    rows = korean_text.utterances("emotiontts")
+    _, held = korean_text.held_out(rows)
+    korean = [korean_text.KOREAN / "emotiontts" / r["path"] for r in rows if r["speaker"] in held]
+    sets = {  # name -> (language, files)
+        "LJ Speech": ("en", [SPEECH / f"LJ001-{n:04d}.wav" for n in range(9, 17)]),
+        "VCTK p227, p228": (
+            "en",
+            [p for spk in ("p227", "p228") for p in sorted((MEDIA / "speakers_vctk" / spk).glob("*.flac"))[:4]],
+        ),
+        "emotiontts": ("ko", korean[::14]),
+    }
+    settings = settings_mod.load()
+    whisper = LocalWhisper(settings)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="nr4dl-bench-edges-") as tmp:
+        for name, (language, files) in sets.items():
+            cut_in, left, counted = 0, [], 0
+            for path in files:
+                samples = mixes_mod.load(path, RATE)
+                first, last = _speech_bounds(samples)
+                silence = np.zeros(RATE, np.float32)
+                padded = Path(tmp) / f"{path.stem}.wav"
+                sf.write(str(padded), np.concatenate([silence, samples, silence]), RATE)
+                (transcript,) = whisper.transcribe([AudioClip(path.stem, padded)], [language])
+                seconds = len(samples) / RATE + 2
+                clip = Clip(path.stem, "x", "speech", 0, seconds, seconds, "", transcript.as_record())
+                trim, _ = trim_of(clip, settings.export.edge_pad_seconds)
+                start, end = trim or (0.0, seconds)
+                counted += 1
+                cut_in += start > 1 + first + 0.02 or end < 1 + last - 0.02
+                left.append((1 + first - start) + (end - 1 - last))
+            out.append(
+                [
+                    name,
+                    str(counted),
+                    str(cut_in),
+                    f"{np.mean(left):.2f}",
+                    f"{np.min(left):.2f}",
+                ]
+            )
+    return out
+
+
+def _error(language: str, refs: list[str], hyps: list[str]) -> str:
+    if not refs:
+        return "-"
+    if language == "ko":
+        import korean_text
+
+        return f"CER {korean_text.cer(refs, hyps):.1%}"
+    return f"WER {wer(refs, hyps):.1%}"
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
+    if "--edges" in sys.argv:
+        print("## clip edges: cut as the export cuts (held-out clean utterances, 1 s of silence each side)\n")
+        header = ["set", "clips", "cut inside speech", "mean silence left, s", "least silence left, s"]
+        print(table(header, edges_rows()))
+        return
+    if "--settings-only" in sys.argv:
+        with tempfile.TemporaryDirectory(prefix="nr4dl-bench-asr-") as tmp:
+            header = [
+                "set",
+                "setting",
+                "clips",
+                "yield",
+                "error, all clips",
+                "error, kept clips",
+                "tried/recovered",
+                "x real time",
+            ]
+            print(table(header, []))
+            settings_rows(Path(tmp))
+        return
     with tempfile.TemporaryDirectory(prefix="nr4dl-bench-asr-") as tmp:
         print("## Whisper base (int8, CPU) on speech_en, recogniser only\n")
         header = ["beam", "batch", "WER", "x real time", "x real time, 2 s clips"]

@@ -44,7 +44,13 @@ def test_each_gate_drops_what_it_should_and_records_why(media, make_settings, tm
     cases = {
         "good": (lj / "LJ001-0006.wav", rows["LJ001-0006.wav"], {}),
         "empty": (lj / "LJ001-0002.wav", " ... ", {}),
-        "other_language": (lj / "LJ001-0004.wav", rows["LJ001-0004.wav"], {"language_probability": 0.2}),
+        "other_language": (
+            lj / "LJ001-0004.wav",
+            rows["LJ001-0004.wav"],
+            {"other_language": "fr", "detected_language_probability": 0.97, "file_language": "en"},
+        ),
+        "unsure": (lj / "LJ001-0006.wav", rows["LJ001-0006.wav"], {"language_probability": 0.2}),
+        "short_loop": (lj / "LJ001-0009.wav", "i'n ysgwch " * 6, {}),
         "loop": (lj / "LJ001-0005.wav", "Thank you. " * 40, {}),
         "too_slow": (lj / "LJ001-0007.wav", "Yes.", {}),
         "made_up": (lj / "LJ001-0008.wav", "Thank you.", {"asr": {"no_speech_prob": 0.9, "avg_logprob": -1.4}}),
@@ -56,9 +62,10 @@ def test_each_gate_drops_what_it_should_and_records_why(media, make_settings, tm
     GateStage().process(work, settings)
     gated = {c.id: c for c in read_manifest(work, "gate")}
     assert not gated["good"].extra.get("dropped")
+    assert not gated["unsure"].extra.get("dropped")  # a low probability of its own detection alone drops nothing
     expected = {
         "empty": "gate empty_text",
-        "other_language": "gate language_probability",
+        "other_language": "gate other_language",
         "loop": "gate cps",
         "too_slow": "gate cps",
         "made_up": "gate no_speech",
@@ -68,6 +75,7 @@ def test_each_gate_drops_what_it_should_and_records_why(media, make_settings, tm
     for name, reason in expected.items():
         assert gated[name].extra["dropped"].startswith(reason), (name, gated[name].extra)
     assert any(r.startswith("compression_ratio") for r in gated["loop"].extra["gates_failed"])
+    assert any(r.startswith("repetition") for r in gated["short_loop"].extra["gates_failed"])
     assert gated["noisy"].extra["gates"]["dnsmos_ovrl"] < 2.6 <= gated["good"].extra["gates"]["dnsmos_ovrl"]
     assert gated["good"].extra["tier"] in ("gold", "silver")
     assert compression_ratio("Thank you. " * 40) > 2.4

@@ -76,11 +76,11 @@ class InterruptedTranscribe(transcribe.TranscribeStage):
         class DiesOnSecondBatch:
             name = real.name
 
-            def transcribe(self, clips):
+            def transcribe(self, clips, languages=None):
                 calls.append(len(clips))
                 if len(calls) > 1:
                     raise WorkerDied("killed")
-                return real.transcribe(clips)
+                return real.transcribe(clips, languages)
 
         return DiesOnSecondBatch()
 

@@ -373,8 +373,9 @@ class AzureRecognizer:
         self.speech_config = speech_config(credentials, settings)
         self._sleep = sleep
 
-    def transcribe(self, clips: Sequence[AudioClip]) -> list[Transcript]:
-        """One transcript per clip, in order; raises AzureUnavailable, AzureRejected or StageError."""
+    def transcribe(self, clips: Sequence[AudioClip], languages: Sequence[str] | None = None) -> list[Transcript]:
+        """One transcript per clip, in order, in the configured locale (`languages` is not used: the locale is
+        the forced language); raises AzureUnavailable, AzureRejected or StageError."""
         transcripts = []
         for clip in clips:
             results = with_retries(self.recognise_one, clip, retries=self.settings.azure_retries, sleep=self._sleep)

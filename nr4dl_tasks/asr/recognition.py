@@ -54,6 +54,7 @@ class Transcript:
     confidence: float | None = None  # 0-1; Azure's NBest confidence, Whisper's exp(mean token log-probability)
     words: list[Word] | None = None  # word timings where the backend gives them
     details: dict[str, Any] = field(default_factory=dict)  # backend specifics (no_speech_prob, Azure status, ...)
+    tokens: list[int] | None = field(default=None, repr=False)  # Whisper's text tokens, for its word alignment
 
     def as_record(self) -> dict[str, Any]:
         """The fields this transcript adds to a clip's manifest record."""
@@ -73,6 +74,7 @@ class Transcript:
 class Recognizer(Protocol):
     name: str  # backend name, recorded per clip
 
-    def transcribe(self, clips: Sequence[AudioClip]) -> list[Transcript]:
-        """One transcript per clip, in order. Raises Nr4dlError subclasses for problems a user must fix."""
+    def transcribe(self, clips: Sequence[AudioClip], languages: Sequence[str] | None = None) -> list[Transcript]:
+        """One transcript per clip, in order, in `languages` (one per clip) where the backend can choose.
+        Raises Nr4dlError subclasses for problems a user must fix."""
         ...

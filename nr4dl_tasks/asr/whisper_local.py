@@ -3,15 +3,20 @@
 Whisper's encoder always reads 30 s of audio, so a 5 s clip costs as much to
 encode as a 30 s one. Clips of one file are therefore recognised in batches: one
 encoder pass for the batch, one language detection on that encoder output (each
-clip gets its own language and probability, also when the language is forced:
-then it is the probability of the forced language, which the gate uses to catch
-clips in another language), one beam search for the batch. faster-whisper's
+clip's own detection is recorded, its five likeliest languages, also when the
+language is forced), one beam search for the batch, one word alignment (Whisper's
+cross-attention, as faster-whisper's `word_timestamps`, the outer edges moved to
+where the sound begins and ends: `asr/edges.py`). faster-whisper's
 `transcribe()` does the same per clip and runs the encoder twice when it
 detects the language. Clips longer than 30 s, which `slice.max_duration` keeps
 rare, go through `transcribe()` as long-form audio.
 
-No temperature fallback is tried: a repetition loop or a hallucination on
-noise is caught by the gate stage (compression ratio, characters per second).
+Each clip is decoded in the language the caller names (the transcribe stage
+decides one per file, `asr/language.py`), else the forced one, else its own
+detection. With a known language, a clip failing the hallucination checks
+(`asr/checks.py`) is decoded again (`_recover`): a wider beam, then Whisper's
+temperature fallback, each attempt recorded. Sampling is seeded from the clip's
+id, so a rerun gives the same text.
 
 The model is loaded once per process and kept (`_load`), keyed on the model
 and its settings. `base` is the copy scripts/setup.sh provisions; other names
@@ -24,21 +29,30 @@ import functools
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nr4dl_tasks.asr.recognition import RATE, AudioClip, Transcript
+from nr4dl_tasks.asr.checks import recovery_reasons
+from nr4dl_tasks.asr.edges import snap_edges
+from nr4dl_tasks.asr.recognition import RATE, AudioClip, Transcript, Word
 from nr4dl_tasks.core import models, resources
 from nr4dl_tasks.core.errors import ModelError, SettingsError
-from nr4dl_tasks.core.settings import Settings, TranscribeSettings
+from nr4dl_tasks.core.settings import GateSettings, Settings, TranscribeSettings
+from nr4dl_tasks.core.workdir import text_sha256
 
 log = logging.getLogger("nr4dl")
 
 WINDOW_SECONDS = 30.0
 WINDOW_FRAMES = 3000  # mel frames of one 30 s encoder window
 PROVISIONED = "base"
+HOP = 160  # samples per mel frame
+DETECTED_TOP = 5  # languages recorded per clip's own detection
+SAMPLES = 5  # sampled decodings per fallback temperature (Whisper's best_of)
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"  # faster-whisper's defaults
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 
 def model_location(settings: Settings) -> str:
@@ -80,6 +94,7 @@ class LocalWhisper:
 
     def __init__(self, settings: Settings) -> None:
         self.cfg: TranscribeSettings = settings.transcribe
+        self.gates: GateSettings = settings.gates
         self.model_name = self.cfg.model
         download_root = str(settings.resolve(settings.paths.models_dir) / "whisper-hub")
         self.model = _load(model_location(settings), self.cfg.compute_type, resources.threads(settings), download_root)
@@ -87,16 +102,27 @@ class LocalWhisper:
         if self.forced and self.forced not in self.model.supported_languages:
             raise SettingsError(f"transcribe.language {self.cfg.language!r}: Whisper knows no language {self.forced!r}")
 
-    def transcribe(self, clips: Sequence[AudioClip]) -> list[Transcript]:
+    def transcribe(self, clips: Sequence[AudioClip], languages: Sequence[str] | None = None) -> list[Transcript]:
+        """One transcript per clip, decoded in `languages` (one per clip), else the forced language, else the
+        clip's own detection; failing clips are decoded again only where the language is known (named or
+        forced): a clip decoded in a guessed language may be decoded again in its file's anyway."""
         samples = [clip.samples() for clip in clips]
+        wanted: list[str | None] = list(languages) if languages is not None else [self.forced] * len(clips)
+        recover = self.cfg.recover and (languages is not None or self.forced is not None)
         out: list[Transcript | None] = [None] * len(clips)
         short = [i for i, s in enumerate(samples) if len(s) <= WINDOW_SECONDS * RATE]
         for start in range(0, len(short), self.cfg.batch_size):
             batch = short[start : start + self.cfg.batch_size]
-            for i, transcript in zip(batch, self._batch([samples[i] for i in batch]), strict=True):
+            done = self._batch([samples[i] for i in batch], [wanted[i] for i in batch], [clips[i].id for i in batch])
+            for i, transcript in zip(batch, done, strict=True):
                 out[i] = transcript
         for i in sorted(set(range(len(clips))) - set(short)):
-            out[i] = self._long(samples[i])
+            out[i] = self._long(samples[i], wanted[i], recover)
+        if recover:
+            for i in short:
+                first = out[i]
+                assert first is not None
+                out[i] = self._recover(samples[i], clips[i].id, first)
         return [t for t in out if t is not None]
 
     def _tokenizer(self, language: str) -> Any:
@@ -106,88 +132,213 @@ class LocalWhisper:
             self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=language
         )
 
-    def _batch(self, samples: list[np.ndarray]) -> list[Transcript]:
-        """One encoder pass, one language detection and one beam search for clips of at most 30 s."""
+    def _batch(self, samples: list[np.ndarray], wanted: list[str | None], ids: list[str]) -> list[Transcript]:
+        """One encoder pass, one language detection, one beam search and one word alignment for clips of at most
+        30 s."""
+        encoded = self._encode(samples)
+        detections = self._detections(encoded, len(samples))
+        languages = [lang or _top(found) for lang, found in zip(wanted, detections, strict=True)]
+        decoded = self._decode(encoded, languages, beam_size=self.cfg.beam_size)
+        transcripts = [
+            self._transcript(result, lang, found, {"beam_size": self.cfg.beam_size, "temperature": 0.0})
+            for result, lang, found in zip(decoded, languages, detections, strict=True)
+        ]
+        self._align(encoded, samples, languages, decoded, transcripts)
+        return transcripts
+
+    def _encode(self, samples: list[np.ndarray]) -> Any:
+        return self.model.encode(np.stack([self._features(s) for s in samples]))
+
+    def _decode(self, encoded: Any, languages: list[str], beam_size: int, temperature: float = 0.0) -> list[_Decoded]:
+        """The best hypothesis per clip: beam search at temperature 0, else the likeliest of five samples."""
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        features = np.stack([self._features(s) for s in samples])
-        encoded = self.model.encode(features)
-        languages = self._languages(encoded, len(samples))
-        tokenizers = {lang: self._tokenizer(lang) for lang, _ in languages}
-        prompts = [self.model.get_prompt(tokenizers[lang], [], without_timestamps=True) for lang, _ in languages]
-        suppress = get_suppressed_tokens(next(iter(tokenizers.values())), [-1])
+        tokenizers = {lang: self._tokenizer(lang) for lang in languages}
+        prompts = [self.model.get_prompt(tokenizers[lang], [], without_timestamps=True) for lang in languages]
+        sampling = temperature > 0
         results = self.model.model.generate(
             encoded,
             prompts,
-            beam_size=self.cfg.beam_size,
+            beam_size=1 if sampling else beam_size,
+            num_hypotheses=SAMPLES if sampling else 1,
+            sampling_topk=0 if sampling else 1,
+            sampling_temperature=temperature if sampling else 1.0,
             max_length=self.model.max_length,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
-            suppress_tokens=suppress,
+            suppress_tokens=get_suppressed_tokens(next(iter(tokenizers.values())), [-1]),
         )
-        transcripts = []
-        for (lang, probability), result in zip(languages, results, strict=True):
+        best = []
+        for lang, result in zip(languages, results, strict=True):
             tokenizer = tokenizers[lang]
-            tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-            # CTranslate2's score is the summed log-probability divided by length (length_penalty 1);
-            # like faster-whisper, average over the tokens plus the end-of-text token.
-            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-            transcripts.append(
-                Transcript(
-                    text=tokenizer.decode(tokens).strip(),
-                    language=lang,
-                    language_probability=probability,
-                    confidence=math.exp(avg_logprob) if tokens else None,
-                    details={
-                        "avg_logprob": round(avg_logprob, 4),
-                        "no_speech_prob": round(result.no_speech_prob, 4),
-                        "model": self.model_name,
-                    },
-                )
-            )
-        return transcripts
+            hypotheses = []
+            for sequence, score in zip(result.sequences_ids, result.scores, strict=True):
+                tokens = [t for t in sequence if t < tokenizer.eot]
+                # CTranslate2's score is the summed log-probability divided by length (length_penalty 1);
+                # like faster-whisper, average over the tokens plus the end-of-text token.
+                hypotheses.append(_Decoded(tokens, score * len(tokens) / (len(tokens) + 1), result.no_speech_prob))
+            best.append(max(hypotheses, key=lambda h: h.avg_logprob))
+        return best
+
+    def _transcript(
+        self, decoded: _Decoded, language: str, detection: dict[str, float], attempt: dict[str, float]
+    ) -> Transcript:
+        return Transcript(
+            text=self._tokenizer(language).decode(decoded.tokens).strip(),
+            language=language,
+            language_probability=detection.get(language, 0.0),
+            confidence=math.exp(decoded.avg_logprob) if decoded.tokens else None,
+            details={
+                "avg_logprob": round(decoded.avg_logprob, 4),
+                "no_speech_prob": round(decoded.no_speech_prob, 4),
+                "model": self.model_name,
+                "detected": detection,
+                **attempt,
+            },
+            tokens=decoded.tokens,
+        )
 
     def _features(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel features padded with silence to one 30 s window, as Whisper was trained."""
         mel = self.model.feature_extractor(samples)[:, :WINDOW_FRAMES]
         return np.pad(mel, ((0, 0), (0, WINDOW_FRAMES - mel.shape[1])))
 
-    def _languages(self, encoded: Any, count: int) -> list[tuple[str, float]]:
-        """(language, probability) per clip: the most likely language, or the forced one with its probability."""
+    def _detections(self, encoded: Any, count: int) -> list[dict[str, float]]:
+        """Each clip's own detection: its likeliest languages and their probabilities."""
         if not self.model.model.is_multilingual:
-            return [("en", 1.0)] * count
+            return [{"en": 1.0}] * count
         found = []
         for ranked in self.model.model.detect_language(encoded):
-            probabilities = {token[2:-2]: p for token, p in ranked}  # '<|en|>' -> 'en'
-            language = self.forced or max(probabilities, key=probabilities.__getitem__)
-            found.append((language, float(probabilities.get(language, 0.0))))
+            found.append({token[2:-2]: round(float(p), 4) for token, p in ranked[:DETECTED_TOP]})  # '<|en|>' -> 'en'
         return found
 
-    def _long(self, samples: np.ndarray) -> Transcript:
-        """A clip over 30 s, as long-form audio: the language from its first 30 s, and temperature 0 (no
-        sampling), so a rerun gives the same text."""
-        detected, _, ranked = self.model.detect_language(samples)
-        language = self.forced or detected
+    def failures(self, transcript: Transcript, duration: float) -> list[str]:
+        return recovery_reasons(
+            transcript.text, duration, transcript.details, self.gates, self.cfg.recover_below_logprob
+        )
+
+    def _recover(self, samples: np.ndarray, clip_id: str, first: Transcript) -> Transcript:
+        """`first`, or where it fails the checks the first later decoding that passes them (a wider beam, then
+        each fallback temperature), else the attempt failing fewest checks; every attempt is recorded."""
+        import ctranslate2
+
+        duration = len(samples) / RATE
+        failed = self.failures(first, duration)
+        if not failed:
+            return first
+        attempts = [{"beam_size": self.cfg.beam_size, "temperature": 0.0, "failed": [f.split(":")[0] for f in failed]}]
+        tried = [(len(failed), first)]
+        encoded = self._encode([samples])
+        language, detection = str(first.language), first.details["detected"]
+        ctranslate2.set_random_seed(int(text_sha256(clip_id)[:8], 16))
+        plan = [(self.cfg.recover_beam_size, 0.0)] + [(1, t) for t in self.cfg.recover_temperatures]
+        for beam, temperature in plan:
+            (decoded,) = self._decode(encoded, [language], beam_size=beam, temperature=temperature)
+            transcript = self._transcript(decoded, language, detection, {"beam_size": beam, "temperature": temperature})
+            failed = self.failures(transcript, duration)
+            attempts.append(
+                {"beam_size": beam, "temperature": temperature, "failed": [f.split(":")[0] for f in failed]}
+            )
+            tried.append((len(failed), transcript))
+            if not failed:
+                break
+        best = min(tried, key=lambda entry: (entry[0], -entry[1].details["avg_logprob"]))[1]
+        self._align(encoded, [samples], [language], [_Decoded(best.tokens or [], 0.0, 0.0)], [best])
+        best.details["attempts"] = attempts
+        return best
+
+    def _align(
+        self,
+        encoded: Any,
+        samples: list[np.ndarray],
+        languages: list[str],
+        decoded: list[_Decoded],
+        transcripts: list[Transcript],
+    ) -> None:
+        """Word timings from the cross-attention of the encoder output and the text, per language in the batch."""
+        import ctranslate2
+
+        if not self.cfg.word_timestamps:
+            return
+        whole = np.asarray(encoded) if len(samples) > 1 else None
+        for language in sorted(set(languages)):
+            members = [i for i, lang in enumerate(languages) if lang == language and decoded[i].tokens]
+            if not members:
+                continue
+            part = (
+                encoded if whole is None else ctranslate2.StorageView.from_array(np.ascontiguousarray(whole[members]))
+            )
+            frames = [min(WINDOW_FRAMES, len(samples[i]) // HOP) for i in members]
+            tokenizer = self._tokenizer(language)
+            found = self.model.find_alignment(tokenizer, [decoded[i].tokens for i in members], part, frames)
+            for i, alignment in zip(members, found, strict=True):
+                transcripts[i].words = snap_edges(words_of(alignment), samples[i])
+
+    def _long(self, samples: np.ndarray, wanted: str | None, recover: bool) -> Transcript:
+        """A clip over 30 s, as long-form audio: the language from its first 30 s, temperature 0, and with
+        `recover` Whisper's own temperature fallback (seeded by faster-whisper, so a rerun agrees)."""
+        _, _, ranked = self.model.detect_language(samples)
+        detection = {lang: round(float(p), 4) for lang, p in ranked[:DETECTED_TOP]}
+        language = wanted or _top(detection)
         segments, _ = self.model.transcribe(
             samples,
             language=language,
             beam_size=self.cfg.beam_size,
-            temperature=0.0,
+            temperature=[0.0, *self.cfg.recover_temperatures] if recover else 0.0,
+            log_prob_threshold=self.cfg.recover_below_logprob,
             condition_on_previous_text=False,
             vad_filter=False,
+            word_timestamps=self.cfg.word_timestamps,
         )
         segments = list(segments)
         tokens = sum(len(s.tokens) for s in segments)
         avg_logprob = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else None
+        words = [Word(w.word.strip(), w.start, w.end, round(w.probability, 4)) for s in segments for w in s.words or []]
         return Transcript(
             text=" ".join(s.text.strip() for s in segments).strip(),
             language=language,
             language_probability=float(dict(ranked).get(language, 0.0)),
             confidence=math.exp(avg_logprob) if avg_logprob is not None else None,
+            words=snap_edges(words, samples) if self.cfg.word_timestamps else None,
             details={
                 "avg_logprob": None if avg_logprob is None else round(avg_logprob, 4),
                 "model": self.model_name,
+                "detected": detection,
                 "long_form": True,
             },
         )
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+
+
+def _top(detection: dict[str, float]) -> str:
+    return max(sorted(detection), key=detection.__getitem__)
+
+
+def words_of(alignment: list[dict[str, Any]]) -> list[Word]:
+    """faster-whisper's word alignment as Words, punctuation merged into its word, and (as faster-whisper does
+    after a pause) a first word longer than twice the median word (at most 1.4 s) cut to that length: the
+    alignment stretches it over the silence before it. The last word is left as it is: the alignment ends it
+    early, not late (`asr/edges.py` moves both edges to the sound)."""
+    from faster_whisper.transcribe import merge_punctuations
+
+    merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+    words = [dict(w) for w in alignment if w["word"].strip()]
+    if not words:
+        return []
+    lengths = [w["end"] - w["start"] for w in words if w["end"] > w["start"]]
+    if lengths:
+        longest = 2 * min(0.7, float(np.median(lengths)))
+        words[0]["start"] = max(words[0]["start"], words[0]["end"] - longest)
+    return [
+        Word(
+            w["word"].strip(), round(float(w["start"]), 3), round(float(w["end"]), 3), round(float(w["probability"]), 4)
+        )
+        for w in words
+    ]

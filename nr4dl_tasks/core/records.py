@@ -115,6 +115,15 @@ class Clip:
     language = Shared[str]()
     language_probability = Shared[float]()
     asr = Shared[dict[str, Any]]()
+    # transcribe: the clip's own language detection, its file's language (detected over all its clips, or
+    # forced), the detected language where it confidently differs from the file's (unset otherwise) and the
+    # words ({"word", "start", "end", "confidence"}, seconds from the clip's start; the export cuts the clip
+    # from the first to the last, export.edge_pad_seconds)
+    detected_language = Shared[str]()
+    detected_language_probability = Shared[float]()
+    file_language = Shared[str]()
+    other_language = Shared[str]()
+    words = Shared[list[dict[str, Any]]]()
     # gate: measured values, the failed gates, the DNSMOS score of the exported audio and its tier
     gates = Shared[dict[str, Any]]()
     gates_failed = Shared[list[str]]()

@@ -333,8 +333,16 @@ class TranscribeSettings(_Section):
     )
     language: str | None = Field(
         None,
-        description="Spoken language: null detects it per clip (local only); 'ko' or 'ko-KR' forces it. "
-        "Azure needs a locale such as 'ko-KR'.",
+        description="Spoken language: null detects it once per file, from all its clips weighted by "
+        "duration and confidence (local only); 'ko' or 'ko-KR' forces it. Azure needs a locale such as 'ko-KR'.",
+    )
+    other_language_probability: float | None = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="A clip whose own detection names another language than its file's with at least this "
+        "probability is marked other_language (code-switching, a guest) and decoded in that language; null "
+        "decodes every clip in the file's language.",
     )
     input: Literal["original", "denoised"] = Field(
         "original",
@@ -349,6 +357,28 @@ class TranscribeSettings(_Section):
         "slower on the LJ Speech test set.",
     )
     batch_size: int = Field(8, ge=1, le=64, description="Clips of one file recognised in one batch.")
+    recover: bool = Field(
+        True,
+        description="Decode a clip failing the hallucination checks (gates: no speech, characters per second, "
+        "compression ratio, repetition; or a mean log-probability below recover_below_logprob) again, with "
+        "recover_beam_size and then Whisper's temperature fallback, before the gate drops it (local only).",
+    )
+    recover_beam_size: int = Field(5, ge=1, le=10, description="Beam width of the first decoding again.")
+    recover_temperatures: list[float] = Field(
+        [0.2, 0.4, 0.6, 0.8, 1.0],
+        description="Whisper's temperature fallback after the wider beam: sampled decodings (best of 5, a "
+        "seed from the clip's id, so reruns agree), the first one passing the checks kept.",
+    )
+    recover_below_logprob: float | None = Field(
+        -1.0,
+        description="A mean token log-probability below this (Whisper's logprob_threshold) also sends a clip "
+        "to be decoded again; it drops nothing by itself. null: only the gates' checks do.",
+    )
+    word_timestamps: bool = Field(
+        True,
+        description="Record each clip's words with start and end (Whisper's cross-attention alignment, local "
+        "only); the export cuts each clip from its first word to its last (export.edge_pad_seconds).",
+    )
     compute_type: Literal["int8", "int8_float32", "float32", "default"] = Field(
         "int8",
         description="CTranslate2 arithmetic on CPU.",
@@ -431,12 +461,25 @@ class GateSettings(_Section):
         "null turns it off.",
     )
     min_language_probability: float | None = Field(
-        0.5,
+        None,
         ge=0,
         le=1,
-        description="Drop clips whose probability of being in the transcribed language is lower; null turns it off.",
+        description="Drop clips whose probability of being in the transcribed language (from the clip's own "
+        "detection, a coin toss on short noisy clips: other_language marks the confident cases) is lower; null "
+        "turns it off.",
     )
     drop_empty_text: bool = Field(True, description="Drop clips whose transcript holds no letter or digit.")
+    max_repeats: int | None = Field(
+        3,
+        ge=1,
+        description="Drop clips whose text repeats one piece of 2-30 characters more times in a row than this "
+        "(short repetition loops the compression ratio misses); null turns it off.",
+    )
+    drop_other_language: bool = Field(
+        True,
+        description="Drop clips the transcribe stage marked other_language (confidently in another language "
+        "than their file's).",
+    )
     max_no_speech_prob: float | None = Field(
         0.6,
         ge=0,
@@ -478,6 +521,14 @@ class ExportSettings(_Section):
     validation_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for validation.")
     test_fraction: float = Field(0.05, ge=0, lt=1, description="Share of sources (or speakers) for test.")
     tier_subsets: bool = Field(False, description="Also write each quality tier (gates.tiers) as its own subset.")
+    edge_pad_seconds: float | None = Field(
+        0.2,
+        ge=0,
+        le=2,
+        description="Cut each clip with word timings to its first word's start and last word's end, this "
+        "much audio kept beyond them (Whisper's word times are some tens of milliseconds off), never beyond "
+        "the clip; null exports whole clips.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExportSettings:

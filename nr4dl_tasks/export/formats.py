@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nr4dl_tasks.core.settings import ExportSettings
-from nr4dl_tasks.export.items import Item, by_split
+from nr4dl_tasks.export.items import Cut, Item, by_split
 
 AUDIOFOLDER_COLUMNS = (
     "file_name",
@@ -33,7 +33,7 @@ AUDIOFOLDER_COLUMNS = (
 class Layout:
     """What one format writes into its folder, by path relative to it: audio files to link and metadata bytes."""
 
-    audio: dict[str, Path] = field(default_factory=dict)
+    audio: dict[str, Path | Cut] = field(default_factory=dict)
     metadata: dict[str, bytes] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # problems a reader of these files will meet
 
@@ -51,7 +51,7 @@ def ljspeech_layout(items: list[Item], cfg: ExportSettings) -> Layout:
         if any(item.pronunciation for item in rows):
             lines = [f"{item.id}|{item.pronunciation}\n" for item in rows if item.pronunciation]
             layout.metadata[f"{split}/pronunciation.csv"] = "".join(lines).encode("utf-8")
-        layout.audio.update({f"{split}/wavs/{item.id}.wav": item.audio for item in rows})
+        layout.audio.update({f"{split}/wavs/{item.id}.wav": item.placed for item in rows})
     return layout
 
 
@@ -129,7 +129,7 @@ def audiofolder_layout(items: list[Item], cfg: ExportSettings) -> Layout:
     encode = _parquet_bytes if cfg.audiofolder_metadata == "parquet" else _csv_bytes
     for split, rows in splits.items():
         layout.metadata[f"{split}/metadata.{cfg.audiofolder_metadata}"] = encode(tables[split])
-        layout.audio.update({f"{split}/{item.id}.wav": item.audio for item in rows})
+        layout.audio.update({f"{split}/{item.id}.wav": item.placed for item in rows})
     if cfg.audiofolder_metadata == "csv":
         layout.warnings.extend(_csv_type_clashes(tables))
     return layout
@@ -147,7 +147,8 @@ def _nemo_row(item: Item) -> dict[str, Any]:
         "dnsmos_ovrl": item.dnsmos_ovrl,
         "tier": item.tier,
     }
-    return row | {"pronunciation": item.pronunciation} if item.pronunciation else row
+    row |= {"pronunciation": item.pronunciation} if item.pronunciation else {}
+    return row | {"words": item.words} if item.words is not None else row
 
 
 def nemo_layout(items: list[Item], cfg: ExportSettings) -> Layout:
@@ -158,7 +159,7 @@ def nemo_layout(items: list[Item], cfg: ExportSettings) -> Layout:
             continue
         lines = [json.dumps(_nemo_row(item), ensure_ascii=False) + "\n" for item in rows]
         layout.metadata[f"{split}_manifest.jsonl"] = "".join(lines).encode("utf-8")
-        layout.audio.update({f"wavs/{item.id}.wav": item.audio for item in rows})
+        layout.audio.update({f"wavs/{item.id}.wav": item.placed for item in rows})
     return layout
 
 

@@ -9,6 +9,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nr4dl_tasks.core import layout
 from nr4dl_tasks.core.errors import SettingsError, StageError
@@ -35,6 +36,16 @@ class MissingAudio(StageError):
 
 
 @dataclass(frozen=True)
+class Cut:
+    """A clip's audio from `start` to `end` seconds (first word to last, padded by export.edge_pad_seconds), cut
+    when the export writes the dataset's copy."""
+
+    path: Path
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Item:
     """One kept clip as the dataset sees it: its exported id, its audio file and its labels."""
 
@@ -50,6 +61,13 @@ class Item:
     dnsmos_ovrl: float | None
     tier: str
     split: str
+    trim: tuple[float, float] | None = None  # [start, end] seconds of the clip's audio kept; None: all of it
+    words: list[dict[str, Any]] | None = None  # word timings, seconds from the start of the exported audio
+
+    @property
+    def placed(self) -> Path | Cut:
+        """What the dataset's audio file is made from: the clip's file (linked), or the trimmed part of it."""
+        return self.audio if self.trim is None else Cut(self.audio, *self.trim)
 
 
 def export_id(source: str, clip_id: str) -> str:
@@ -126,6 +144,7 @@ def _item(folder: Path, clip: Clip, settings: Settings) -> Item:
     quality = clip.quality or {}
     ovrl = quality.get("dnsmos_ovrl") if isinstance(quality, dict) else None
     cfg = settings.export
+    trim, words = trim_of(clip, settings.export.edge_pad_seconds)
     clean = sanitize_text(text)
     normalized = normalize_numbers(clean, str(language))
     return Item(
@@ -137,11 +156,31 @@ def _item(folder: Path, clip: Clip, settings: Settings) -> Item:
         pronunciation=pronunciation(normalized, str(language)),
         speaker=str(speaker),
         language=str(language),
-        duration=round(float(clip.duration), 3),
+        duration=round(trim[1] - trim[0] if trim else float(clip.duration), 3),
         dnsmos_ovrl=None if ovrl is None else round(float(ovrl), 3),
         tier=_tier(clip, settings.gates.tiers, folder),
         split=split_of(folder.name if cfg.split_by == "source" else str(speaker), cfg),
+        trim=trim,
+        words=words,
     )
+
+
+def trim_of(clip: Clip, pad: float | None) -> tuple[tuple[float, float] | None, list[dict[str, Any]] | None]:
+    """The part of the clip the dataset keeps, from its first word's start to its last word's end widened by `pad`
+    (None where that is the whole clip, or without words or pad), and its words shifted to the cut's start."""
+    words = clip.words
+    trim = None
+    if words and pad is not None:
+        start = max(0.0, float(words[0]["start"]) - pad)
+        end = min(float(clip.duration), float(words[-1]["end"]) + pad)
+        if start < end and (start > 0 or end < clip.duration):
+            trim = (round(start, 3), round(end, 3))
+    offset = trim[0] if trim else 0.0
+    shifted = [
+        {**w, "start": round(float(w["start"]) - offset, 3), "end": round(float(w["end"]) - offset, 3)}
+        for w in words or []
+    ]
+    return trim, (shifted if words is not None else None)
 
 
 def _items(folder: Path, kept: list[Clip], settings: Settings) -> tuple[list[Item], dict[str, str]]:

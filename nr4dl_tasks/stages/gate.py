@@ -15,11 +15,17 @@ The checks, in order:
 * no speech: Whisper's own rule (no-speech probability above `max_no_speech_prob`
   and mean token log-probability below -1), for a short sentence made up on noise
   that the rates below cannot tell from speech;
-* language probability: the clip is in another language than the one transcribed;
-* characters per second within [min_cps, max_cps], and within `cps_outlier_factor`
-  of the file's median: a hallucinated sentence on a noise burst is far too
-  fast, speech the recogniser skipped far too slow;
-* compression ratio: Whisper's repetition loops ("thank you thank you ...");
+* characters per second within [min_cps, max_cps]: a hallucinated sentence on a
+  noise burst is far too fast, speech the recogniser skipped far too slow;
+* compression ratio and repeated pieces of text: Whisper's repetition loops
+  ("thank you thank you ...");
+  (these four are `asr/checks.py`, which the transcribe stage also applies: a clip
+  failing them there is decoded again before it reaches this stage);
+* other language: the transcribe stage marked the clip as confidently in another
+  language than its file's (`other_language`), for code-switching or a guest;
+* language probability (off by default): the probability of the clip's language
+  from its own detection, a coin toss on short noisy clips;
+* characters per second within `cps_outlier_factor` of the file's median;
 * bandwidth (`gates.min_bandwidth_hz`, off by default): the highest frequency the
   exported audio really holds (`dsp/bandwidth.py`), recorded for every clip that
   passed the checks above; a band-limited clip (below `gates.full_band_fraction`
@@ -40,6 +46,7 @@ from collections import Counter
 from concurrent.futures import Future
 from typing import Any
 
+from nr4dl_tasks.asr.checks import hallucinations
 from nr4dl_tasks.core import layout, resources
 from nr4dl_tasks.core.layout import Artifact
 from nr4dl_tasks.core.progress import Progress
@@ -55,7 +62,6 @@ log = logging.getLogger("nr4dl")
 
 MIN_CLIPS_FOR_OUTLIERS = 5
 SCORE_BATCH = 16  # clips scored with DNSMOS at a time
-NO_SPEECH_LOGPROB = -1.0  # Whisper's rule: no speech when also the text's mean log-probability is below this
 
 
 def recorded_ovrl(clip: Clip, which: str) -> float | None:
@@ -111,18 +117,11 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
         if cfg.drop_empty_text:
             failed.append("empty_text: no letter or digit recognised")
         return values, failed
-    asr = clip.asr or {}
-    no_speech, logprob = asr.get("no_speech_prob"), asr.get("avg_logprob")
-    if (
-        cfg.max_no_speech_prob is not None
-        and no_speech is not None
-        and logprob is not None
-        and no_speech > cfg.max_no_speech_prob
-        and logprob < NO_SPEECH_LOGPROB
-    ):
+    failed += hallucinations(text, clip.duration, clip.asr, cfg)
+    if cfg.drop_other_language and clip.other_language:
         failed.append(
-            f"no_speech: Whisper's no-speech probability {no_speech:.2f} with mean log-probability "
-            f"{logprob:.2f} (text made up on noise)"
+            f"other_language: detected as {clip.other_language} ({clip.detected_language_probability}) in a "
+            f"file in {clip.file_language}"
         )
     if (
         cfg.min_language_probability is not None
@@ -132,19 +131,16 @@ def text_checks(clip: Clip, cfg: GateSettings, median_cps: float | None) -> tupl
         failed.append(
             f"language_probability: {probability:.2f} for {clip.language} below {cfg.min_language_probability}"
         )
-    if not cfg.min_cps <= cps <= cfg.max_cps:
-        failed.append(f"cps: {cps:.1f} characters/s outside [{cfg.min_cps}, {cfg.max_cps}]")
-    elif (
+    if (
         cfg.cps_outlier_factor
         and median_cps
+        and cfg.min_cps <= cps <= cfg.max_cps
         and not (median_cps / cfg.cps_outlier_factor <= cps <= median_cps * cfg.cps_outlier_factor)
     ):
         failed.append(
             f"cps_outlier: {cps:.1f} characters/s against the file's median {median_cps:.1f} "
             f"(factor {cfg.cps_outlier_factor})"
         )
-    if cfg.max_compression_ratio is not None and ratio > cfg.max_compression_ratio:
-        failed.append(f"compression_ratio: {ratio:.2f} above {cfg.max_compression_ratio} (repeated text)")
     return values, failed
 
 
@@ -156,7 +152,8 @@ def file_median_cps(clips: list[Clip]) -> float | None:
 
 class GateStage(Stage):
     name = "gate"
-    # 2: clips record their bandwidth, and band-limited clips never get the best tier. 3: music bleed and singing
+    # 2: clips record their bandwidth, and band-limited clips never get the best tier; 3: repetition loops and clips
+    # marked in another language are dropped (asr/checks.py), and music bleed and singing are gated
     version = 3
     manifest = True
 
