@@ -26,7 +26,7 @@ from report_truth import PLOTS, check_page, figures, folder_truth, nemo_ids
 from test_report import REPORT_SETTINGS
 
 from helpers import ROOT, airflow_env
-from nr4dl_tasks.crawl.discover import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
+from nr4dl_tasks.crawl.browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 from services import free_port
 
 pytestmark = pytest.mark.airflow
