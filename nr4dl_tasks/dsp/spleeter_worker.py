@@ -18,8 +18,12 @@ thrown away, so every kept sample is computed from exactly the same input as in
 a whole-file run and the seams are inaudible.
 
 `spans` (sample ranges starting on that block grid; null: the whole file)
-separates only those ranges, each with its context blocks, and writes silence
-elsewhere: the separate stage's routing passes the speech that has music under it.
+separates only those ranges and writes silence elsewhere: the separate stage's
+routing passes the speech that has music under it. Inside a span the chunks
+carry context blocks as above; at a span's outer edges there is none (a range
+starts on the block grid, so the network sees the same blocks as in a whole-file
+run), which leaves the outermost 0.1 s (one STFT window) unlike a whole-file
+run. The stage widens every region it separates by a second, so no clip lies there.
 """
 
 from __future__ import annotations
@@ -105,9 +109,11 @@ def separate_file(separator: ChunkSeparator, request: dict, report: Callable[[di
                 pending: dict[str, np.ndarray] = {}
                 for start in starts:
                     end = span_end if start == starts[-1] else start + chunk
-                    first = max(0, start - margin)
+                    # Context only between chunks: at a span's outer edges nothing near is kept (see above).
+                    first = max(0, start - margin) if start > span_start else start
                     src.seek(first)
-                    wave = src.read(min(total, end + margin) - first, dtype="float32", always_2d=True)
+                    last = min(total, end + margin) if end < span_end else end
+                    wave = src.read(last - first, dtype="float32", always_2d=True)
                     if wave.shape[1] == 1:
                         wave = np.repeat(wave, 2, axis=1)
                     stems = separator(wave[:, :2])
