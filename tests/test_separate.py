@@ -45,13 +45,14 @@ def test_chunked_equals_whole_file_away_from_seams(media, tmp_path, make_setting
     ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-ac", "2", "-ar", "44100", str(song))
     sep = worker(make_settings())
     outputs = {}
-    for name, blocks in (("whole", 40), ("chunked", 2)):
+    for name, blocks, spans in (("whole", 40, None), ("chunked", 2, None), ("span", 1, [[BLOCK, 3 * BLOCK]])):
         vocals, accompaniment = tmp_path / f"{name}_v.wav", tmp_path / f"{name}_a.wav"
         reply = sep.separate(
             {
                 "input": str(song),
                 "vocals": str(vocals),
                 "accompaniment": str(accompaniment),
+                "spans": spans,
                 "chunk_blocks": blocks,
                 "margin_blocks": 1,
                 "crossfade_seconds": 0.5,
@@ -67,6 +68,13 @@ def test_chunked_equals_whole_file_away_from_seams(media, tmp_path, make_setting
         away[seam - 44100 : seam + 44100] = False
     assert db((whole - chunked)[away], whole[away]) < -60
     assert db(whole - chunked, whole) < -40  # the seams themselves are inaudible too
+    # A routed span (two blocks, in chunks of one) equals the whole-file run up to 0.1 s from its outer edges, which
+    # carry no context, and the stems are silent outside it.
+    span = outputs["span"][1]
+    assert span.shape == whole.shape and outputs["span"][0]["separated_frames"] == 2 * BLOCK
+    inside = slice(BLOCK + 4410, 3 * BLOCK - 4410)
+    assert db((whole - span)[inside], whole[inside]) < -55
+    assert not span[:BLOCK].any() and not span[3 * BLOCK :].any()
 
 
 def test_missing_checkpoint_is_refused(tmp_path, make_settings):

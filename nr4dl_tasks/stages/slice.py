@@ -134,23 +134,25 @@ def write_clip(src: Path, span: Segment, dst: Path, rate: int, channels: int) ->
 
 
 class Sources:
-    """Which audio each clip is cut from, and the music measures of each: the vocals where its speech overlaps a
-    bed and separation ran over its whole span, else the original."""
+    """Which audio each clip is cut from, and the music measures of each: with `separate.mode: all` the vocals;
+    routed, the vocals where its speech overlaps a bed and separation ran over its whole span, else the original."""
 
     def __init__(self, work: WorkDir, settings: Settings) -> None:
         self.work = work
         self.mix_music = music.load(work.input(MUSIC_NPY))
         self.spans: list[tuple[float, float]] = []
         self.beds: list[tuple[float, float]] = []
+        self.everywhere = False
         if separation_outputs(settings):
             separated = json.loads(work.input(SEPARATED_JSON).read_text())
+            self.everywhere = separated["mode"] == "all"
             self.spans = [(a, b) for a, b in separated["spans"]]
             self.beds = [(bed["start"], bed["end"]) for bed in separated["beds"]]
             self.vocals_music = music.load(work.input(VOCALS_MUSIC_NPY))
 
     def measure(self, clip: Clip, speech: Segment, span: Segment) -> Path:
         """Set the clip's source and music measures; return the file to cut it from."""
-        on_bed = any(a < speech.end and speech.start < b for a, b in self.beds)
+        on_bed = self.everywhere or any(a < speech.end and speech.start < b for a, b in self.beds)
         clip.cut_from = "vocals" if on_bed and music.covered(self.spans, span.start, span.end) else "original"
         clip.music_bed = music.score(self.mix_music, speech.start, speech.end)
         if clip.cut_from == "vocals":
