@@ -10,8 +10,10 @@ that starts the Spleeter worker and loads ina, so neither mode pays for it),
 then slice. It prints
 
 * segmentation on 10 ms frames against the truth: music recall (songs and
-  jingles), speech precision, recall and F1 (speech and bed speech);
-* per mode: separate wall seconds, seconds separated, the share of speech with
+  jingles), speech precision, recall and F1 (speech and bed speech, its frames
+  within 40 dB of the loudest: pauses are not speech);
+* per mode: the separate stage's wall seconds and Spleeter's share of them
+  (both include the residual-music run of ina on the vocals), seconds separated, the share of speech with
   a bed, bed clips, and the median and worst SI-SDR of the bed clips against the
   clean speech that went into the mix (dB);
 * clips of songs and jingles that pass the music gates (must be 0).
@@ -75,10 +77,20 @@ def frames(spans: list[tuple[float, float, str]], total: float, kinds: set[str])
     return mask
 
 
-def segmentation_scores(truth: list, segments: list, total: float) -> dict[str, float]:
+def voiced(clean: np.ndarray, total: float) -> np.ndarray:
+    """10 ms frames where the clean speech is within 40 dB of its loudest frame: the pauses inside and between
+    utterances are not speech a segmenter should find."""
+    hop = built.RATE // 100
+    level = np.zeros(int(total * 100) + 1)
+    n = min(len(clean) // hop, len(level))
+    level[:n] = 10 * np.log10(np.mean(clean[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
+    return level > level.max() - 40
+
+
+def segmentation_scores(truth: list, segments: list, total: float, clean: np.ndarray) -> dict[str, float]:
     found = [(s.start, s.end, s.label) for s in segments]
     music_t, music_f = frames(truth, total, {"music"}), frames(found, total, {"music"})
-    speech_t, speech_f = frames(truth, total, {"speech", "bed"}), frames(found, total, SPEECH)
+    speech_t, speech_f = frames(truth, total, {"speech", "bed"}) & voiced(clean, total), frames(found, total, SPEECH)
     precision = (speech_t & speech_f).sum() / max(speech_f.sum(), 1)
     recall = (speech_t & speech_f).sum() / max(speech_t.sum(), 1)
     return {
@@ -135,17 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     runs = {mode: run_mode(mode, path, show) for mode in ("routed", "all")}
     segments = read_segments(runs["routed"]["work"].input(SEGMENTS_CSV))  # type: ignore[attr-defined]
     print("\n| segmentation (10 ms frames) | value |\n|---|---|")
-    for name, value in segmentation_scores(show.truth, segments, show.seconds).items():
+    for name, value in segmentation_scores(show.truth, segments, show.seconds, show.clean_speech).items():
         print(f"| {name} | {value:.3f} |")
     print(
-        "\n| mode | separate s | separated s | speech s | with a bed | bed clips | SI-SDR median | worst | "
-        "song/jingle clips passing |\n|---|---|---|---|---|---|---|---|---|"
+        "\n| mode | separate stage s | Spleeter s | separated s | speech s | with a bed | bed clips | SI-SDR median | "
+        "worst | song/jingle clips passing |\n|---|---|---|---|---|---|---|---|---|---|"
     )
     for mode, run in runs.items():
         info, sdr = run["info"], np.array(run["sdr"])
         share = info.get("bed_seconds", 0) / max(info.get("speech_seconds", 0), 1e-9)
         print(
-            f"| {mode} | {run['seconds']:.1f} | {info['separated_seconds']:.0f} | {info['speech_seconds']:.0f} | "
+            f"| {mode} | {run['seconds']:.1f} | {info['separated_seconds'] / info['x_realtime']:.1f} | "
+            f"{info['separated_seconds']:.0f} | {info['speech_seconds']:.0f} | "
             f"{share:.0%} | {len(sdr)} | {np.median(sdr):.1f} | {sdr.min():.1f} | {run['leaked']} |"
         )
     return 0
