@@ -25,6 +25,9 @@ ROOT=$PWD
 HERE=$ROOT/scripts/compose-check
 STATE=$ROOT/.compose-check
 PURGE=0
+PODMAN_SERVICE=""
+HEALTH_LOOP=""
+COMPOSE_UP=""
 case "${1:-}" in
   "") ;;
   --purge) PURGE=1 ;;
@@ -42,9 +45,31 @@ log() { printf '\033[1m[compose-check]\033[0m %s\n' "$*" >&2; }
 record() { log "$*"; echo "$*" >>"$REPORT"; }
 now() { date +%s; }
 
+# Whatever happens, leave nothing running: the stack, the healthcheck loop, podman's API service.
+teardown() {
+  local code=$?
+  set +eu
+  [ -z "$HEALTH_LOOP" ] || kill "$HEALTH_LOOP" 2>/dev/null
+  if [ -n "$COMPOSE_UP" ]; then
+    "${COMPOSE[@]}" logs --no-color >"$STATE/compose.log" 2>&1
+    "${COMPOSE[@]}" down --volumes --remove-orphans >/dev/null 2>&1
+  fi
+  if ((PURGE)); then
+    "$ENGINE" rmi -f "$NR4DL_IMAGE" >/dev/null 2>&1
+    [ "$ENGINE" != podman ] || "$ENGINE" system reset -f >/dev/null 2>&1
+  fi
+  if [ -n "$PODMAN_SERVICE" ]; then
+    kill "$PODMAN_SERVICE" 2>/dev/null
+    wait "$PODMAN_SERVICE" 2>/dev/null
+  fi
+  ((PURGE)) && rm -rf "$STATE/storage" "$STATE/run"
+  left=$("$ENGINE" ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" 2>/dev/null | wc -l)
+  record "teardown: $left container(s) left, networks: $("$ENGINE" network ls -q --filter "name=$COMPOSE_PROJECT_NAME" 2>/dev/null | wc -l), volumes: $("$ENGINE" volume ls -q --filter "name=$COMPOSE_PROJECT_NAME" 2>/dev/null | wc -l)"
+  exit "$code"
+}
+trap teardown EXIT
+
 # --- Engine ------------------------------------------------------------------------------------
-PODMAN_SERVICE=""
-HEALTH_LOOP=""
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   ENGINE=docker
   if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else COMPOSE=(docker-compose); fi
@@ -121,7 +146,8 @@ standin() { # standin TARGET: build the stand-in image TARGET from Debian's pack
     rm -rf "$rootfs"
     record "stand-in base $base: debootstrap --variant=minbase bookworm in $(($(now) - started)) s"
   fi
-  $NICE "$ENGINE" build -q --network host --target "$1" -t "$image" -f "$HERE/standins.Containerfile" "$HERE" >/dev/null
+  $NICE "$ENGINE" build -q --network host --target "$1" -t "$image" -f "$HERE/standins.Containerfile" "$HERE" \
+    >"$STATE/standin-$1.log" 2>&1 || { tail -20 "$STATE/standin-$1.log" >&2; exit 1; }
   echo "$image"
 }
 REGISTRY=1
@@ -146,7 +172,7 @@ if [ -z "${NR4DL_TORCH_INDEX_URL+set}" ]; then
   curl -fsS -m 15 -o /dev/null "$NR4DL_TORCH_INDEX_URL/torch/" 2>/dev/null || NR4DL_TORCH_INDEX_URL=""
 fi
 build_args+=(--build-arg "TORCH_INDEX_URL=$NR4DL_TORCH_INDEX_URL")
-record "torch CPU wheel from: ${NR4DL_TORCH_INDEX_URL:-the host's pip configuration}"
+record "torch CPU wheel from: ${NR4DL_TORCH_INDEX_URL:-the pip configuration handed to the build}"
 if [ "$ENGINE" = podman ]; then
   mapfile -t host_pip < <(python3 "$HERE/host_pip.py" "$STATE/pip")
   build_args+=("${host_pip[@]}")
@@ -172,28 +198,6 @@ $NICE "${nr4dl[@]}" export --set "paths.work_dir=$REF/work" --set "export.datase
 record "bare-metal process + export: $(($(now) - started)) s"
 
 # --- The stack ---------------------------------------------------------------------------------
-teardown() {
-  local code=$?
-  set +e
-  [ -z "$HEALTH_LOOP" ] || kill "$HEALTH_LOOP" 2>/dev/null
-  if [ -n "${COMPOSE_UP:-}" ]; then
-    "${COMPOSE[@]}" logs --no-color >"$STATE/compose.log" 2>&1
-    "${COMPOSE[@]}" down --volumes --remove-orphans >/dev/null 2>&1
-  fi
-  if ((PURGE)); then
-    "$ENGINE" rmi -f "$NR4DL_IMAGE" >/dev/null 2>&1
-    [ "$ENGINE" != podman ] || "$ENGINE" system reset -f >/dev/null 2>&1
-  fi
-  if [ -n "$PODMAN_SERVICE" ]; then
-    kill "$PODMAN_SERVICE" 2>/dev/null
-    wait "$PODMAN_SERVICE" 2>/dev/null
-  fi
-  ((PURGE)) && rm -rf "$STATE/storage" "$STATE/run"
-  left=$("$ENGINE" ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" 2>/dev/null | wc -l)
-  record "teardown: $left container(s) left, networks: $("$ENGINE" network ls -q --filter "name=$COMPOSE_PROJECT_NAME" 2>/dev/null | wc -l), volumes: $("$ENGINE" volume ls -q --filter "name=$COMPOSE_PROJECT_NAME" 2>/dev/null | wc -l)"
-  exit "$code"
-}
-trap teardown EXIT
 
 export AIRFLOW__CORE__FERNET_KEY AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW__API__SECRET_KEY
 AIRFLOW__CORE__FERNET_KEY=$(python3 -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())')
