@@ -45,7 +45,9 @@ def main(outdir: str) -> None:
         config["cert"] = CERT
     for key in ("index-url", "extra-index-url", "find-links", "constraint"):
         for token in config.get(key, "").split():
-            local = token.removeprefix("file://")
+            local = token.removeprefix("file://").rstrip("/")
+            if key.endswith("index-url") and local.endswith("/simple"):
+                local = local.removesuffix("/simple")  # a local index links to its files beside simple/
             if local.startswith("/") and Path(local).exists():
                 volumes.setdefault(local, local)
     (out / "pip.conf").write_text("[global]\n" + "".join(f"{k} = {v}\n" for k, v in config.items()))
