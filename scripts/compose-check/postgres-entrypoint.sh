@@ -9,6 +9,8 @@ chown -R postgres:postgres "$PGDATA" /var/run/postgresql
 chmod 700 "$PGDATA"
 as_postgres() { runuser -u postgres -- "$@"; }
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  # A failed first start leaves no half-made cluster that the next start would serve as it is.
+  trap 'find "$PGDATA" -mindepth 1 -delete' ERR
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
   chown postgres "$pwfile"
@@ -18,12 +20,13 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
   # A server on the socket only while the database and the init scripts are made, as upstream does.
   as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
-  [ "$POSTGRES_DB" = "$POSTGRES_USER" ] || as_postgres createdb -U "$POSTGRES_USER" "$POSTGRES_DB"
+  [ "$POSTGRES_DB" = postgres ] || as_postgres createdb -U "$POSTGRES_USER" "$POSTGRES_DB"
   for script in /docker-entrypoint-initdb.d/*.sql; do
     [ -e "$script" ] || continue
     echo "running $script"
     as_postgres psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$script"
   done
   as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  trap - ERR
 fi
 exec runuser -u postgres -- postgres -D "$PGDATA" -c listen_addresses='*'
