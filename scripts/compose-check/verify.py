@@ -29,8 +29,9 @@ from run_dag import DAG_ID, Api, wait_until  # noqa: E402  (the REST client the 
 
 ENGINE = os.environ.get("ENGINE", "docker")
 COMPOSE = shlex.split(os.environ.get("COMPOSE_CMD", "docker compose"))
-HEALTHY = ("postgres", "redis", "airflow-apiserver", "airflow-scheduler")  # services with a healthcheck
-RUNNING = ("airflow-dag-processor", "airflow-triggerer", "airflow-worker")
+HEALTHY = ("postgres", "redis", "airflow-apiserver")  # services with a healthcheck
+# These three report their heartbeats through the API (below); the workers answer a Celery ping.
+RUNNING = ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker")
 DATA = "/opt/nr4dl/data"
 SPLEETER = "spleeter_worker.py"
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
