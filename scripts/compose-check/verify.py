@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> None:
     print(output, end="")
     check(trigger.returncode == 0, "the run or its export did not succeed")
     print(f"run + export over REST, worker {killed['hostname']} killed on the way: {time.monotonic() - started:.0f} s")
-    (run_id,) = [line.split("run=")[1].split()[0] for line in output.splitlines() if "run=" in line]
+    (run_id,) = [line.split("run=")[1].split()[0] for line in output.splitlines() if f"{args.media}  run=" in line]
     tasks = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
     separate = next(t for t in tasks if t["task_id"] == "separate")
     check(separate["state"] == "success" and separate["try_number"] >= 2, f"separate was not retried: {separate}")
