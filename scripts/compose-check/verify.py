@@ -169,9 +169,9 @@ def digest(data: bytes) -> str:
 
 def snapshot(root: Path) -> dict[str, str]:
     """Every output with its content hash, as tests/test_celery.py compares them: stamps by fingerprint (they
-    hold timings), lock files left out, and source.json without the path (/media/... in the containers)."""
+    hold timings), lock files (.lock, .run.lock) left out, and source.json without its path (/media/... here)."""
     found = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in (".lock", "run.lock")):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lock")):
         rel = str(path.relative_to(root))
         if path.parent.name == "stamps":
             found[rel] = json.loads(path.read_text())["fingerprint"]
