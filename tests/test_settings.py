@@ -123,6 +123,23 @@ def test_machine_figures_count_container_limits(tmp_path, monkeypatch):
     assert resources.cores() == len(os.sched_getaffinity(0)) and resources.memory_gb() > 5
 
 
+def test_machine_figures_count_cgroup_v1_container_limits(tmp_path, monkeypatch):
+    """Hosts that still mount cgroup v1 (Docker and podman use it there) write the limits in other files."""
+    from nr4dl_tasks.core import resources
+
+    for name, value in [("quota", "100000"), ("period", "100000"), ("memory", str(6 * 2**30))]:
+        (tmp_path / name).write_text(value + "\n")  # a container limited to 1 CPU and 6 GB
+    monkeypatch.setattr(resources, "CGROUP_CPU_LIMIT", tmp_path / "no-cpu.max")
+    monkeypatch.setattr(resources, "CGROUP_MEMORY_LIMIT", tmp_path / "no-memory.max")
+    monkeypatch.setattr(resources, "CGROUP_V1_CPU_QUOTA", tmp_path / "quota")
+    monkeypatch.setattr(resources, "CGROUP_V1_CPU_PERIOD", tmp_path / "period")
+    monkeypatch.setattr(resources, "CGROUP_V1_MEMORY_LIMIT", tmp_path / "memory")
+    assert resources.cores() == 1 and resources.memory_gb() == 6
+    (tmp_path / "quota").write_text("-1\n")  # no quota; no memory limit reads as a huge number
+    (tmp_path / "memory").write_text("9223372036854771712\n")
+    assert resources.cores() == len(os.sched_getaffinity(0)) and resources.memory_gb() > 6
+
+
 @pytest.mark.parametrize(
     "cores, memory_gb, per_worker, shared_threads",
     [

@@ -15,8 +15,9 @@ worker's concurrency and each task's threads:
 - threads of one task in Airflow: cores / tasks_per_worker; outside Airflow
   (`nr4dl process`, the benchmark) one task has the machine: every core.
 
-Cores and memory are the smaller of the machine's and the container's (cgroup
-v2) limits, so a worker in a container with `cpus:` or a memory limit sizes
+Cores and memory are the smaller of the machine's and the container's limits
+(cgroup v2, or v1 where a host still mounts it, as Docker and podman do on
+such hosts), so a worker in a container with `cpus:` or a memory limit sizes
 itself to them.
 """
 
@@ -30,6 +31,10 @@ from nr4dl_tasks.core.settings import ResourceSettings, Settings
 
 CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
 CGROUP_CPU_LIMIT = Path("/sys/fs/cgroup/cpu.max")  # "<quota> <period>" or "max <period>" (cgroup v2)
+# cgroup v1: the quota (-1: none) and its period in two files; no memory limit reads as a huge number
+CGROUP_V1_CPU_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+CGROUP_V1_CPU_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+CGROUP_V1_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
 def _cgroup_limit(path: Path) -> list[int] | None:
@@ -41,10 +46,18 @@ def _cgroup_limit(path: Path) -> list[int] | None:
         return None
 
 
+def _cpu_quota() -> list[int] | None:
+    """A container's CPU quota as [quota, period] (cgroup v2, else v1), or None where it has none."""
+    if quota := _cgroup_limit(CGROUP_CPU_LIMIT):
+        return quota
+    v1 = [_cgroup_limit(CGROUP_V1_CPU_QUOTA), _cgroup_limit(CGROUP_V1_CPU_PERIOD)]
+    return [v1[0][0], v1[1][0]] if v1[0] and v1[1] and v1[0][0] > 0 else None
+
+
 def cores() -> int:
     """Cores this process may use: its CPU affinity (taskset, a cpuset), or a container's CPU quota if lower."""
     count = len(os.sched_getaffinity(0)) or 1
-    if (quota := _cgroup_limit(CGROUP_CPU_LIMIT)) and len(quota) == 2:
+    if (quota := _cpu_quota()) and len(quota) == 2:
         count = min(count, max(1, math.ceil(quota[0] / quota[1])))
     return count
 
@@ -52,7 +65,7 @@ def cores() -> int:
 def memory_gb() -> float:
     """Memory of this machine, or of its container when a cgroup limit is lower, in GB (2**30 bytes)."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if limit := _cgroup_limit(CGROUP_MEMORY_LIMIT):
+    if limit := _cgroup_limit(CGROUP_MEMORY_LIMIT) or _cgroup_limit(CGROUP_V1_MEMORY_LIMIT):
         total = min(total, limit[0])
     return total / 2**30
 

@@ -1,0 +1,297 @@
+"""The checks of scripts/compose-check.sh against a running compose stack (any engine, through its CLI).
+
+    verify.py wait-healthy --timeout S   every service up and healthy, both workers answering Celery
+    verify.py run --media /media/FILE --reference DIR --state DIR --port PORT
+        trigger FILE and a broken file over the REST API, kill the worker that separates FILE while it
+        writes, wait for the runs and the export, then compare the outputs with the bare-metal reference
+        in DIR byte for byte and read the failed-file list from the compose PostgreSQL.
+
+The engine and compose commands come from ENGINE and COMPOSE_CMD (set by compose-check.sh). Exit status 1,
+with the reason, on the first check that fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tarfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from run_dag import DAG_ID, Api, wait_until  # noqa: E402  (the REST client the scripts use)
+
+ENGINE = os.environ.get("ENGINE", "docker")
+COMPOSE = shlex.split(os.environ.get("COMPOSE_CMD", "docker compose"))
+HEALTHY = ("postgres", "redis", "airflow-apiserver")  # services with a healthcheck
+# These three report their heartbeats through the API (below); the workers answer a Celery ping.
+RUNNING = ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker")
+DATA = "/opt/nr4dl/data"
+SPLEETER = "spleeter_worker.py"
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def sh(*command: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(command, input=stdin, capture_output=True, timeout=300)
+
+
+def out(*command: str) -> str:
+    done = sh(*command)
+    check(done.returncode == 0, f"{shlex.join(command)} failed: {done.stderr.decode(errors='replace')[-2000:]}")
+    return done.stdout.decode()
+
+
+def containers(service: str) -> list[str]:
+    return out(*COMPOSE, "ps", "-q", service).split()
+
+
+def inspect(container: str, template: str) -> str:
+    return out(ENGINE, "inspect", "--format", template, container).strip()
+
+
+def in_container(container: str, script: str) -> subprocess.CompletedProcess[bytes]:
+    return sh(ENGINE, "exec", container, "sh", "-c", script)
+
+
+def all_are(service: str, template: str, wanted: str) -> bool:
+    found = containers(service)
+    return bool(found) and all(inspect(c, template) == wanted for c in found)
+
+
+def wait_healthy(timeout: float) -> None:
+    def ready() -> str | None:
+        init = containers("airflow-init")
+        if init and inspect(init[0], "{{.State.Status}} {{.State.ExitCode}}") not in ("exited 0", "running 0"):
+            status = inspect(init[0], "{{.State.Status}} {{.State.ExitCode}}")
+            if status.startswith("exited"):
+                raise CheckFailed(f"airflow-init ended with {status}:\n{out(*COMPOSE, 'logs', 'airflow-init')}")
+        waiting = [s for s in HEALTHY if not all_are(s, "{{.State.Health.Status}}", "healthy")]
+        waiting += [s for s in RUNNING if not all_are(s, "{{.State.Running}}", "true")]
+        if len(containers("airflow-worker")) != 2:
+            waiting.append("two airflow-worker containers")
+        if waiting:
+            print(f"waiting for: {', '.join(sorted(set(waiting)))}", flush=True)
+            return None
+        return "ready"
+
+    wait_until("every service to be up and healthy", ready, timeout, every=10)
+    api = containers("airflow-apiserver")[0]
+    worker = containers("airflow-worker")[0]
+
+    def heartbeats() -> dict | None:
+        """The scheduler, dag-processor and triggerer, as the API reports their heartbeats."""
+        health = json.loads(out(ENGINE, "exec", api, "python", "-c", MONITOR))
+        return health if all(part.get("status") == "healthy" for part in health.values()) else None
+
+    def pongs() -> str | None:
+        replies = in_container(worker, f"celery --app {CELERY_APP} inspect ping --timeout 10").stdout.decode()
+        return replies if replies.count("pong") == 2 else None
+
+    health = wait_until("the Airflow components' heartbeats", heartbeats, timeout, every=10)
+    print("Airflow components:", ", ".join(f"{name}={part['status']}" for name, part in sorted(health.items())))
+    replies = wait_until("both Celery workers to answer a ping", pongs, timeout, every=10)
+    print("Celery workers:", " ".join(line.split(":")[0].strip("-> ") for line in replies.splitlines() if "@" in line))
+
+
+MONITOR = (
+    "import json, urllib.request; "
+    "print(urllib.request.urlopen('http://localhost:8080/api/v2/monitor/health').read().decode())"
+)
+
+
+def login(state: Path, port: int) -> Api:
+    api_container = containers("airflow-apiserver")[0]
+    passwords = json.loads(
+        out(ENGINE, "exec", api_container, "cat", "/opt/airflow/simple_auth_manager_passwords.json.generated")
+    )
+    home = state / "airflow-home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps(passwords))
+    api = Api(f"http://127.0.0.1:{port}", "admin", passwords["admin"])
+    api.login()
+    return api
+
+
+def separating_worker() -> tuple[str, bool] | None:
+    """The worker container whose Spleeter process runs now, and whether its temporary vocals exist yet."""
+    pattern = SPLEETER[:-1] + "[" + SPLEETER[-1] + "]"  # matches Spleeter's command line, not grep's own
+    for container in containers("airflow-worker"):
+        found = in_container(
+            container,
+            f"grep -lq '{pattern}' /proc/[0-9]*/cmdline 2>/dev/null && echo spleeter; "
+            f"find {DATA} -name '*.vocals.tmp-*' 2>/dev/null | head -1",
+        ).stdout.decode()
+        if found.startswith("spleeter"):
+            return container, ".vocals.tmp-" in found
+    return None
+
+
+def kill_separating_worker(run: subprocess.Popen[str]) -> dict[str, object]:
+    """SIGKILL the worker container separating the file, once its vocals are being written (or 5 s into
+    Spleeter), then start it again, as its restart policy would."""
+    seen_at = None
+    while run.poll() is None:
+        found = separating_worker()
+        if found and (found[1] or (seen_at and time.monotonic() - seen_at > 5)):
+            container, writing = found
+            hostname = inspect(container, "{{.Config.Hostname}}")
+            out(ENGINE, "kill", container)
+            killed = {"container": container[:12], "hostname": hostname, "temp_vocals_at_kill": writing}
+            print(f"killed worker {hostname} ({container[:12]}) while it separated: {killed}", flush=True)
+            time.sleep(3)
+            if inspect(container, "{{.State.Running}}") != "true":
+                out(ENGINE, "start", container)
+            return killed
+        if found and not seen_at:
+            seen_at = time.monotonic()
+        time.sleep(0.5)
+    raise CheckFailed("the run ended before any worker was seen separating the file")
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every output with its content hash, as tests/test_celery.py compares them: stamps by fingerprint (they
+    hold timings), lock files (.lock, .run.lock) left out, and source.json without its path (/media/... here)."""
+    found = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lock")):
+        rel = str(path.relative_to(root))
+        if path.parent.name == "stamps":
+            found[rel] = json.loads(path.read_text())["fingerprint"]
+        elif path.name == "source.json":
+            found[rel] = digest(json.dumps({**json.loads(path.read_text()), "path": None}).encode())
+        else:
+            found[rel] = digest(path.read_bytes())
+    return found
+
+
+def compare(ours: Path, reference: Path, what: str, only_ours: frozenset[str] = frozenset()) -> int:
+    """Byte-identical outputs; `only_ours`: files the DAGs write that the bare-metal command does not."""
+    mine, theirs = snapshot(ours), snapshot(reference)
+    check(mine, f"the cluster wrote no {what}")
+    mine = {k: v for k, v in mine.items() if k not in only_ours}
+    check(mine.keys() == theirs.keys(), f"{what}: different files: {sorted(mine.keys() ^ theirs.keys())}")
+    differ = sorted(k for k in mine if mine[k] != theirs[k])
+    check(not differ, f"{what}: files differ from bare metal: {differ}")
+    return len(mine)
+
+
+def run(args: argparse.Namespace) -> None:
+    state, reference = Path(args.state), Path(args.reference)
+    api = login(state, args.port)
+    wait_until(f"DAG {DAG_ID} to be parsed", lambda: api.get(f"/api/v2/dags/{DAG_ID}"), 300)
+    env = {**os.environ, "AIRFLOW_HOME": str(state / "airflow-home"), "AIRFLOW__API__PORT": str(args.port)}
+    started = time.monotonic()
+    trigger = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parents[1] / "run_dag.py"), args.media, "--timeout", "2400"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    # A file that is not media, for the failed-file list.
+    broken_run = f"broken__{int(time.time())}"
+    api.post(
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        {"dag_run_id": broken_run, "logical_date": None, "conf": {"media": "/media/README.md"}},
+    )
+    try:
+        killed = kill_separating_worker(trigger)
+        output, _ = trigger.communicate(timeout=2700)
+    finally:
+        if trigger.poll() is None:
+            trigger.kill()
+    print(output, end="")
+    check(trigger.returncode == 0, "the run or its export did not succeed")
+    print(f"run + export over REST, worker {killed['hostname']} killed on the way: {time.monotonic() - started:.0f} s")
+    (run_id,) = [line.split("run=")[1].split()[0] for line in output.splitlines() if f"{args.media}  run=" in line]
+    tasks = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    separate = next(t for t in tasks if t["task_id"] == "separate")
+    check(separate["state"] == "success" and separate["try_number"] >= 2, f"separate was not retried: {separate}")
+    hosts = sorted({t["hostname"] for t in tasks})
+    print(f"separate: {separate['state']} on try {separate['try_number']}; tasks ran on {hosts}")
+    broken = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{broken_run}")["state"]
+    check(broken == "failed", f"the broken file's run is {broken}, not failed")
+
+    worker = containers("airflow-worker")[0]
+    temps = in_container(worker, f"find {DATA} -name '*.tmp-*'").stdout.decode().split()
+    check(not temps, f"temporary files left: {temps}")
+    print("temporary files left on the shared volume: none")
+    cluster = state / "cluster"
+    subprocess.run(["rm", "-rf", str(cluster)], check=True)
+    cluster.mkdir()
+    tar = sh(ENGINE, "exec", worker, "tar", "-C", DATA, "-cf", "-", "work", "dataset")
+    check(tar.returncode == 0, f"cannot read the shared volume: {tar.stderr.decode()}")
+    with tarfile.open(fileobj=BytesIO(tar.stdout)) as archive:
+        archive.extractall(cluster, filter="data")
+    work = [p for p in (cluster / "work").iterdir() if p.is_dir() and p.name != "README"]
+    good = [p for p in work if (p / "stamps" / "gate.json").exists()]
+    check(len(good) == 1, f"expected one processed work folder, found {[p.name for p in work]}")
+    (ref,) = [p for p in (reference / "work").iterdir() if p.name == good[0].name]
+    files = compare(good[0], ref, "work folder")
+    print(f"work folder {good[0].name}: {files} files byte-identical to bare-metal `nr4dl process`")
+    # The nr4dl_dataset DAG also renders the dataset report, which `nr4dl export` leaves to its own command.
+    files = compare(cluster / "dataset", reference / "dataset", "dataset", frozenset({"report.html"}))
+    print(f"dataset: {files} files byte-identical to bare-metal `nr4dl export` (report.html aside)")
+
+    failures = out(*COMPOSE, "exec", "-T", "airflow-worker", "nr4dl", "failures")
+    listed = [line for line in failures.splitlines() if "README" in line]
+    check(len(listed) == 1 and " ingest " in listed[0], f"the broken file is not on the failed-file list:\n{failures}")
+    print(f"failed-file list (nr4dl failures): {listed[0].strip()}")
+    postgres = containers("postgres")[0]
+    counts = out(
+        ENGINE,
+        "exec",
+        postgres,
+        "psql",
+        "-U",
+        "airflow",
+        "-d",
+        "nr4dl",
+        "-Atc",
+        "SELECT (SELECT count(*) FROM nr4dl_failures), (SELECT count(*) FROM nr4dl_catalog)",
+    ).strip()
+    check(counts.split("|")[0] == "1", f"nr4dl_failures in the compose PostgreSQL: {counts}")
+    print(
+        f"compose PostgreSQL, database nr4dl: nr4dl_failures={counts.split('|')[0]} row(s), "
+        f"nr4dl_catalog={counts.split('|')[1]} row(s) (no crawl ran)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("wait-healthy").add_argument("--timeout", type=float, default=900)
+    checked = sub.add_parser("run")
+    checked.add_argument("--media", required=True)
+    checked.add_argument("--reference", required=True)
+    checked.add_argument("--state", required=True)
+    checked.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    try:
+        wait_healthy(args.timeout) if args.command == "wait-healthy" else run(args)
+    except CheckFailed as failed:
+        print(f"CHECK FAILED: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
