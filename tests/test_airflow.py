@@ -120,6 +120,9 @@ def test_standalone_nightly_crawl_fans_out_one_run_per_new_file_and_isolates_a_b
                     "paths": {"work_dir": str(work)},
                     "export": {"dataset_dir": str(dataset)},
                     "crawl": {
+                        # triggered over REST only: unpausing the DAG after the nightly hour would also start
+                        # the night's scheduled crawl, which would take the new files first
+                        "schedule": None,
                         "download_dir": str(tmp_path / "downloads"),
                         "domain_interval_seconds": 0,
                         "sources": [

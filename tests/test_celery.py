@@ -206,6 +206,9 @@ def cluster(media, tmp_path_factory):
                     "export": {"dataset_dir": str(root / "dataset")},
                     "speakers": {"enroll_dir": str(root / "enroll"), "keep": "all"},
                     "crawl": {
+                        # triggered over REST only: unpausing the DAG after the nightly hour would also start
+                        # the night's scheduled crawl, which would take the new files first
+                        "schedule": None,
                         "download_dir": str(root / "downloads"),
                         "domain_interval_seconds": 0,
                         "sources": [
