@@ -11,7 +11,7 @@ then slice. It prints
 
 * segmentation on 10 ms frames against the truth: music recall (songs and
   jingles), speech precision, recall and F1 (speech and bed speech, its frames
-  within 40 dB of the loudest: pauses are not speech);
+  within 40 dB of the loudest; the pauses between them count neither way);
 * per mode: the separate stage's wall seconds and Spleeter's share of them
   (both include the residual-music run of ina on the vocals), seconds separated, the share of speech with
   a bed, bed clips, and the median and worst SI-SDR of the bed clips against the
@@ -88,9 +88,12 @@ def voiced(clean: np.ndarray, total: float) -> np.ndarray:
 
 
 def segmentation_scores(truth: list, segments: list, total: float, clean: np.ndarray) -> dict[str, float]:
+    """Frame scores; the pauses inside a stretch of speech count neither way (a segmenter may bridge them)."""
     found = [(s.start, s.end, s.label) for s in segments]
     music_t, music_f = frames(truth, total, {"music"}), frames(found, total, {"music"})
-    speech_t, speech_f = frames(truth, total, {"speech", "bed"}) & voiced(clean, total), frames(found, total, SPEECH)
+    spans = frames(truth, total, {"speech", "bed"})
+    speech_t, speech_f = spans & voiced(clean, total), frames(found, total, SPEECH)
+    speech_f &= speech_t | ~spans
     precision = (speech_t & speech_f).sum() / max(speech_f.sum(), 1)
     recall = (speech_t & speech_f).sum() / max(speech_t.sum(), 1)
     return {
