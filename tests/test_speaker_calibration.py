@@ -78,3 +78,18 @@ def test_without_a_cohort_dir_the_other_targets_and_the_files_voices_are_the_coh
         calibration.calibrate_targets({"a": voices[:3]}, np.array([]), clips, [0] * len(clips), 0.01, 50)
     (few,) = calibration.calibrate_targets({"a": voices[:3]}, voices[3:6], clips, [0] * len(clips), 0.01, 50)
     assert not few.reliable  # 3 voices: a threshold, but every decision goes for review
+
+
+def test_two_cohort_voices_give_a_finite_unreliable_threshold():
+    """Each cohort member scored against the other alone: a NaN threshold once failed the task (its return value is
+    JSON) and reached every clip's manifest line."""
+    import numpy as np
+
+    from nr4dl_tasks.core.stage import json_safe
+    from nr4dl_tasks.voice.calibration import calibrate, unit_rows
+
+    rng = np.random.default_rng(0)
+    cohort, own = unit_rows(rng.normal(size=(2, 192))), unit_rows(rng.normal(size=(3, 192)))
+    target = calibrate("host", own, cohort, cohort[:0], 0.002, 50)
+    assert np.isfinite(target.threshold) and not target.reliable
+    assert json_safe({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,18 @@ from nr4dl_tasks.core.settings import Settings
 from nr4dl_tasks.core.workdir import WorkDir, fingerprint
 
 log = logging.getLogger("nr4dl")
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float as None: the stamp is JSON, and Airflow refuses a task's return value
+    holding them (a threshold with no impostor to set it is infinite)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 @dataclass
@@ -103,7 +116,8 @@ class Stage(ABC):
         work.clear_dependants(self.name)
         work.remove_leftovers()
         began = time.monotonic()
-        outputs, info = self.process(work, settings)
+        outputs, facts = self.process(work, settings)
+        info = json_safe(facts)
         seconds = time.monotonic() - began
         work.mark_done(self.name, fp, outputs, info=info, seconds=round(seconds, 3), upstream=list(upstream))
         log.info("%s: %s done in %.1f s %s", work.source_id, self.name, seconds, info)

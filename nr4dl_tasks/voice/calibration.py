@@ -71,7 +71,8 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 
 def top_stats(scores: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of the `top` largest scores along the last axis (-inf entries left out)."""
-    k = min(top, scores.shape[-1])
+    finite = int(np.isfinite(scores).sum(axis=-1).min()) if scores.size else 0
+    k = max(1, min(top, finite))  # -inf sorts last, so the k largest are finite
     best = -np.sort(-scores, axis=-1)[..., :k]
     return best.mean(axis=-1), np.maximum(best.std(axis=-1), 1e-3)
 
