@@ -29,7 +29,7 @@ def test_process_reports_a_bad_file_and_finishes_the_others(media, tmp_path):
     again = nr4dl("process", str(good), "--out", str(out), "--set", "slice.min_duration=0.3")
     assert again.returncode == 0
     assert (
-        "[ingest (skipped), separate (skipped), segment (skipped), slice (skipped), denoise (skipped), "
+        "[ingest (skipped), segment (skipped), separate (skipped), slice (skipped), denoise (skipped), "
         "speakers (skipped), transcribe (skipped), gate (skipped)]"
     ) in again.stdout
 

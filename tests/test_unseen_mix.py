@@ -1,7 +1,7 @@
 """Recordings the pipeline has never seen, joined at known offsets: are speech, music and noise found there?
 
 The mix is LJ Speech, Spleeter's demo song, a LibriSpeech reader, 9 s of café noise and another LibriSpeech
-reader. It runs through the default pipeline (separation on, segmentation of the vocals). Gender is not
+reader. It runs through the default pipeline (segmentation of the mix, separation routed). Gender is not
 scored here: ina calls LibriSpeech reader 1688 female, a known limit of its gender model.
 """
 
@@ -65,7 +65,11 @@ def test_speech_music_and_noise_are_found_where_they_are(mix, make_settings):
         inner = (start + 0.5, end - 0.5)
         length = inner[1] - inner[0]
         if kind == "speech":
-            assert covered(segments, *inner, "speech") >= 0.75 * length, (start, end, segments)
+            # speech, or the reader's pauses (no energy): never music or noise; on the mix, the LibriSpeech
+            # reader's pauses between sentences are silence, 30 % of the part
+            assert covered(segments, *inner, "speech") >= 0.6 * length, (start, end, segments)
+            paused = covered(segments, *inner, "silence")
+            assert covered(segments, *inner, "speech") + paused >= 0.95 * length, (start, end, segments)
             # the first and last words are found within 0.6 s of where the reader starts and stops
             assert min(abs(s.start - start) for s in speech) <= 0.6, (start, speech)
             assert min(abs(s.end - end) for s in speech) <= 0.6, (end, speech)
