@@ -69,14 +69,6 @@ def build(minutes: float, bed_share: float) -> built.Programme:
     return show
 
 
-def frames(spans: list[tuple[float, float, str]], total: float, kinds: set[str]) -> np.ndarray:
-    mask = np.zeros(int(total * 100) + 1, bool)
-    for start, end, kind in spans:
-        if kind in kinds:
-            mask[int(start * 100) : int(end * 100)] = True
-    return mask
-
-
 def voiced(clean: np.ndarray, total: float) -> np.ndarray:
     """10 ms frames where the clean speech is within 40 dB of its loudest frame: the pauses inside and between
     utterances are not speech a segmenter should find."""
@@ -90,9 +82,9 @@ def voiced(clean: np.ndarray, total: float) -> np.ndarray:
 def segmentation_scores(truth: list, segments: list, total: float, clean: np.ndarray) -> dict[str, float]:
     """Frame scores; the pauses inside a stretch of speech count neither way (a segmenter may bridge them)."""
     found = [(s.start, s.end, s.label) for s in segments]
-    music_t, music_f = frames(truth, total, {"music"}), frames(found, total, {"music"})
-    spans = frames(truth, total, {"speech", "bed"})
-    speech_t, speech_f = spans & voiced(clean, total), frames(found, total, SPEECH)
+    music_t, music_f = built.frames(truth, total, {"music"}), built.frames(found, total, {"music"})
+    spans = built.frames(truth, total, {"speech", "bed"})
+    speech_t, speech_f = spans & voiced(clean, total), built.frames(found, total, SPEECH)
     speech_f &= speech_t | ~spans
     precision = (speech_t & speech_f).sum() / max(speech_f.sum(), 1)
     recall = (speech_t & speech_f).sum() / max(speech_t.sum(), 1)

@@ -3,8 +3,8 @@
 Used by tests/test_music_routing.py and bench/music.py. The material is held out
 from every music decision: the bed threshold was set on speech without music of
 Korean `ada`, the bleed gate on `ada`, `adc`, LibriSpeech 1688 and VCTK p226 over
-'Vibe Ace', the singing gate on the tuning speakers' speech (docs/music.md).
-Never used here: those speakers and 'Vibe Ace'.
+'Vibe Ace', the singing gate on read speech only (no song) (docs/music.md).
+Never used here: the tuning speakers of the music decisions and 'Vibe Ace'.
 """
 
 from __future__ import annotations
@@ -86,6 +86,15 @@ def song() -> np.ndarray:
 
 def jingle(index: int, seconds: float = 4.0) -> np.ndarray:
     return bed(index + 1)[: int(seconds * RATE)]
+
+
+def frames(spans: list[tuple[float, float, str]], total: float, kinds: set[str]) -> np.ndarray:
+    """10 ms frames of `total` seconds covered by the (start, end, kind) spans of the given kinds."""
+    mask = np.zeros(int(total * 100) + 1, bool)
+    for start, end, kind in spans:
+        if kind in kinds:
+            mask[int(start * 100) : int(end * 100)] = True
+    return mask
 
 
 def cafe() -> np.ndarray:

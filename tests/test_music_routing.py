@@ -54,22 +54,17 @@ def routed(programme, tmp_path_factory):
     return work, settings
 
 
-def frames(spans, total: float, kinds) -> np.ndarray:
-    mask = np.zeros(int(total * 100) + 1, bool)
-    for start, end, kind in spans:
-        if kind in kinds:
-            mask[int(start * 100) : int(end * 100)] = True
-    return mask
-
-
 def test_music_is_found_and_speech_is_speech(programme, routed):
     _, truth = programme
     work, _ = routed
     total = truth[-1][1]
     found = [(s.start, s.end, s.label) for s in read_segments(work.input(SEGMENTS_CSV))]
-    music_truth, music_found = frames(truth, total, {"music"}), frames(found, total, {"music"})
+    music_truth, music_found = built.frames(truth, total, {"music"}), built.frames(found, total, {"music"})
     recall = (music_truth & music_found).sum() / music_truth.sum()
-    speech_truth, speech_found = frames(truth, total, {"speech", "bed"}), frames(found, total, SPEECH_LABELS)
+    speech_truth, speech_found = (
+        built.frames(truth, total, {"speech", "bed"}),
+        built.frames(found, total, SPEECH_LABELS),
+    )
     precision = (speech_truth & speech_found).sum() / speech_found.sum()
     assert recall >= 0.95, (recall, found)
     assert precision >= 0.98, (precision, found)

@@ -441,8 +441,8 @@ class GateSettings(_Section):
         0.25,
         ge=0,
         le=1,
-        description="Drop sung clips: the share of the voiced time on held notes above this. Speech of the tuning "
-        "speakers reached 0.18, so songs were never tuned on (docs/music.md); null keeps all.",
+        description="Drop sung clips: the share of the voiced time on held notes above this. Read speech (Korean and "
+        "LibriSpeech) reached at most 0.18; set from speech only, no song (docs/music.md); null keeps all.",
     )
     min_cps: float = Field(
         1.0, ge=0, description="Drop clips with fewer characters of text per second (missed speech)."

@@ -2,9 +2,9 @@
 
 ina labels a frame by its louder class, so a host over a music bed is "speech".
 Its speech/music/noise network still gives the frame a music posterior, and over
-a stretch of speech the mean of it tells a bed from none: on the tuning mixes
-(docs/denoising.md, "music beds") clean and café-noise speech stayed at or below
-0.01, beds 10 dB under the voice at 0.12-0.31, and beds 20 dB under at 0.01-0.12.
+a stretch of speech the mean of it tells a bed from none: a tuning speaker's
+clean and café-noise speech stayed at or below 0.01, the same speech over beds
+10 dB down at 0.12-0.31 and 20 dB down at 0.01-0.12 (docs/music.md).
 The same measure on the audio a clip is cut from (the vocals where separation
 ran) is the clip's residual music, which the gate bounds.
 """

@@ -5,8 +5,8 @@ singer holds notes, each within a few cents for a tenth of a second or more. The
 pitch is tracked by YIN (de Cheveigné and Kawahara, 2002) on 40 ms frames every
 10 ms; a voiced frame is on a held note when the pitch over the 150 ms around it
 stays within `HELD_CENTS`. The score is that share, 0 for a clip with no voicing.
-What counts as sung (`gates.max_singing`) was set from speech alone: the
-tuning speakers' clips, so no song was tuned on (docs/denoising.md).
+What counts as sung (`gates.max_singing`) was set from read speech alone (every
+Korean speaker and LibriSpeech reader here), so no song was tuned on (docs/music.md).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 `separate.mode: routed` (the default) separates only the speech segments whose
 music score (`dsp/music.py`, from ina's posteriors on the mix) reaches
-`separate.bed_threshold`, each widened to Spleeter's block grid with its context
-blocks, so the separated samples equal a whole-file run's. Music, silence, noise
+`separate.bed_threshold`, each widened by a second and rounded out to Spleeter's
+block grid, so the network sees the blocks a whole-file run sees and the samples
+equal that run's (`spleeter_worker.py` says how closely). Music, silence, noise
 and clean speech are never separated; the stems are silent there, and the clips
 of that speech are cut from the original. `all` separates the whole file, `off`
 nothing.
@@ -53,8 +54,7 @@ class SeparateStage(Stage):
     version = 2  # 2: routed (only speech with music under it), the music left in the vocals measured
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
-        mode = settings.separate.mode
-        return () if mode == "off" else (FULL_WAV, SOURCE_JSON, SEGMENTS_CSV, MUSIC_NPY)
+        return () if settings.separate.mode == "off" else (FULL_WAV, SOURCE_JSON, SEGMENTS_CSV, MUSIC_NPY)
 
     def inputs(self, work: WorkDir, settings: Settings) -> dict[str, Any]:
         return {"separate": settings.separate.model_dump(), "segment": settings.segment.model_dump()}
