@@ -58,7 +58,7 @@ from nr4dl_tasks.dsp.spectral_gate import (  # noqa: E402
     profile_from_min_statistics,
     stft_size,
 )
-from nr4dl_tasks.dsp.tones import apply_filter, filter_design, find_tones  # noqa: E402
+from nr4dl_tasks.dsp.tones import Notches, find_tones  # noqa: E402
 
 RATE = 22050
 HARM_DB = 1.0
@@ -100,7 +100,7 @@ def evaluate(held_out: bool, per_utterance: int, dnsmos: bool) -> list[dict]:
     with DeepFilterStream(30.0) as stream:
         for mix in mixes(RATE, held_out, per_utterance):
             tones = find_tones(mix.noisy, RATE, 12.0, -60.0)
-            filtered = apply_filter(mix.noisy, filter_design(RATE, tones, None, None))
+            filtered = Notches(RATE, tuple(tones)).for_clip(mix.noisy).apply(mix.noisy)
             outputs = {
                 "none": filtered,
                 "gate-nonstationary": gate(filtered, RATE, None, 1.5, 30.0),

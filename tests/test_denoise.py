@@ -17,7 +17,7 @@ from nr4dl_tasks.core.settings import DenoiseSettings
 from nr4dl_tasks.dsp import audio, quality
 from nr4dl_tasks.dsp.deepfilter import DeepFilterStream
 from nr4dl_tasks.dsp.spectral_gate import gate
-from nr4dl_tasks.dsp.tones import apply_filter, filter_design, find_tones
+from nr4dl_tasks.dsp.tones import Notches, find_tones
 from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.stages.denoise import PROFILE_MAX_SECONDS, ClipDenoiser, FileNoise, noise_spans
 
@@ -59,13 +59,13 @@ def test_injected_hum_and_whine_are_found_within_2_percent_and_notched(media):
         assert any(abs(t.hz - true_hz) <= 0.02 * true_hz for t in tones), (true_hz, tones)
     speech = load(media / "noisy" / "clean" / "p287_003.wav")
     hummed = speech + tones_signal(len(speech))
-    sos = filter_design(RATE, tones, None, None)
-    cleaned = apply_filter(hummed, sos)
+    notches = Notches(RATE, tuple(tones))
+    cleaned = notches.apply(hummed)
     for hz in HUM:
         assert bin_power_db(cleaned, hz) <= bin_power_db(hummed, hz) - 20, hz
     # The speech itself passes: the notches are narrow (this speaker's voice has 2 % of its energy within
     # 2 Hz of 100 Hz, which the 100 Hz notch takes with the hum).
-    assert quality.si_sdr(apply_filter(speech, sos), speech) > 15
+    assert quality.si_sdr(notches.apply(speech), speech) > 15
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_deepfilter_stream_is_deterministic_per_file(media):
 def test_stereo_clips_are_denoised_channel_by_channel(media):
     _, noisy = mixture(media, 5)
     stereo = np.stack([noisy, 0.5 * noisy[::-1]], axis=1)
-    noise, cfg = FileNoise([], None, None, "test"), DenoiseSettings(method="deepfilter")
+    noise, cfg = FileNoise(Notches(RATE, ()), None, "test"), DenoiseSettings(method="deepfilter")
     with ClipDenoiser("deepfilter", noise, cfg, RATE) as both, ClipDenoiser("deepfilter", noise, cfg, RATE) as left:
         out = both(stereo)
         assert out.shape == stereo.shape

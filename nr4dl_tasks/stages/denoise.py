@@ -55,10 +55,11 @@ from nr4dl_tasks.dsp.spectral_gate import (
     profile_from_min_statistics,
     profile_from_noise,
 )
-from nr4dl_tasks.dsp.tones import Tone, apply_filter, filter_design, find_tones
+from nr4dl_tasks.dsp.tones import SERIES_SECONDS, Notches, find_tones
 
 log = logging.getLogger("nr4dl")
 
+SERIES_BLOCKS = 8  # continuous blocks of the file, spread over it, that harmonics are measured on
 EDGE_SECONDS = 0.1  # trimmed from both ends of a non-speech segment: speech onsets and tails bleed into it
 PROFILE_MAX_SECONDS = 60.0  # non-speech read for the profile, longest segments first
 FALLBACK_MAX_SECONDS = 120.0  # clip audio read when the profile falls back to minimum statistics
@@ -70,8 +71,7 @@ MAX_IN_FLIGHT = 8  # clips denoised ahead of their scores (bounds memory)
 class FileNoise:
     """What all clips of one file share: its tones, the filter removing them, and its noise profile."""
 
-    tones: list[Tone]
-    sos: np.ndarray | None
+    notches: Notches
     profile: NoiseProfile | None  # None: the gate tracks noise per clip (nonstationary)
     note: str  # where the noise estimate came from, for the log and the stamp
     noise_db: np.ndarray | None = None  # mean noise power per STFT band before the notches, for the distortion check
@@ -97,6 +97,15 @@ def noise_spans(segments: list[Segment], labels: list[str]) -> list[Segment]:
 def _read_mono(path: Path, rate: int, span: Segment) -> np.ndarray:
     samples, src_rate = audio.read_span(path, span.start, span.end)
     return audio.resample(audio.mono(samples), src_rate, rate)
+
+
+def _blocks(path: Path, rate: int) -> list[np.ndarray]:
+    """Up to SERIES_BLOCKS unbroken blocks of SERIES_SECONDS spread over the recording (the whole of a short one)."""
+    duration = audio.duration(path)
+    if duration <= SERIES_SECONDS:
+        return [_read_mono(path, rate, Segment("all", 0.0, duration))]
+    starts = np.linspace(0.0, duration - SERIES_SECONDS, min(SERIES_BLOCKS, int(duration // SERIES_SECONDS)))
+    return [_read_mono(path, rate, Segment("all", float(a), float(a) + SERIES_SECONDS)) for a in starts]
 
 
 def _spread(items: list[Any], count: int) -> list[Any]:
@@ -138,12 +147,13 @@ def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNo
             cfg.notch_min_prominence_db,
             cfg.notch_min_level_dbfs,
             cfg.notch_harmonic_min_prominence_db,
+            continuous=_blocks(work.input(FULL_WAV), rate),
         )
         if cfg.notch and analysed
         else []
     )
-    sos = filter_design(rate, tones, cfg.highpass_hz, cfg.lowpass_hz)
-    filtered = [apply_filter(a, sos) for a in analysed]
+    notches = Notches(rate, tuple(tones), cfg.highpass_hz, cfg.lowpass_hz)
+    filtered = [notches.apply(a) for a in analysed]
     # The distortion check measures noise before the notches: a hum taken out is noise removed, not speech.
     unfiltered = profile_from_noise(analysed, rate) if enough else profile_from_min_statistics(analysed, rate)
     if cfg.gate_mode == "nonstationary":
@@ -158,7 +168,7 @@ def analyse_file(work: WorkDir, settings: Settings, clips: list[Clip]) -> FileNo
         log.info(
             "%s: persistent tones found and notched at %s Hz", work.source_id, ", ".join(f"{t.hz:.1f}" for t in tones)
         )
-    return FileNoise(tones, sos, profile, note, unfiltered.mean_db + EXP_MEAN_OFFSET_DB)
+    return FileNoise(notches, profile, note, unfiltered.mean_db + EXP_MEAN_OFFSET_DB)
 
 
 class ClipDenoiser:
@@ -170,7 +180,7 @@ class ClipDenoiser:
 
     @property
     def changes_audio(self) -> bool:
-        return self.method != "none" or self.noise.sos is not None
+        return self.method != "none" or self.noise.notches.sos is not None
 
     def _channel(self, x: np.ndarray, channel: int) -> np.ndarray:
         if self.method == "gate":
@@ -183,7 +193,7 @@ class ClipDenoiser:
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """(frames, channels) in, the same shape out."""
-        filtered = apply_filter(samples, self.noise.sos)
+        filtered = self.noise.notches.for_clip(samples).apply(samples)
         out = np.stack([self._channel(filtered[:, ch], ch) for ch in range(filtered.shape[1])], axis=1)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
@@ -320,7 +330,9 @@ class _FileDenoise:
     def __init__(self, work: WorkDir, settings: Settings, clips: list[Clip], scorer: DnsmosPool, out_dir: Path) -> None:
         self.work, self.cfg, self.rate = work, settings.denoise, settings.slice.sample_rate
         self.clips, self.scorer, self.out_dir = clips, scorer, out_dir
-        self.noise = analyse_file(work, settings, clips) if clips else FileNoise([], None, None, "no clips")
+        self.noise = (
+            analyse_file(work, settings, clips) if clips else FileNoise(Notches(self.rate, ()), None, "no clips")
+        )
         self.before: dict[str, Future[Mos]] = {}
         self.choice = Choice(self.cfg.method)
         self.changed = self.reverted = 0
@@ -410,10 +422,11 @@ class _FileDenoise:
                 self.reverted += 1
                 self.reverted_by[failed or ""] += 1
         filtered = method != "input"
+        applied = self.noise.notches.for_clip(job.samples).tones if filtered else ()
         record.update(
             method="none" if method == "input" else method,
-            notch_hz=[round(t.hz, 2) for t in self.noise.tones] if filtered else [],
-            notches=[t.as_dict() for t in self.noise.tones] if filtered else [],
+            notch_hz=[round(t.hz, 2) for t in applied],
+            notches=[t.as_dict() for t in applied],
             highpass_hz=cfg.highpass_hz if filtered else None,
             lowpass_hz=cfg.lowpass_hz if filtered else None,
             sdr_loss_est_db=round(sdr_loss(job.samples, out, self.rate, self.noise), 2)
@@ -442,7 +455,7 @@ class _FileDenoise:
             "method": self.choice.method,
             "auto_scores": self.choice.scores,
             "noise": self.noise.note,
-            "tones": [t.as_dict() for t in self.noise.tones],
+            "tones": [t.as_dict() for t in self.noise.notches.tones],
             "clip_seconds_per_second": round(seconds / elapsed, 1) if elapsed > 0 and seconds else None,
         }
         if self.cfg.score and self.clips:
@@ -456,8 +469,9 @@ class _FileDenoise:
 class DenoiseStage(Stage):
     name = "denoise"
     # 2: hum notched as a harmonic series; auto checks the estimated SI-SDR loss. 3: the noise is measured on the
-    # original (separation no longer covers the noise spans)
-    version = 3
+    # original (separation no longer covers the noise spans). 4: harmonics measured on unbroken blocks of the file,
+    # notches per clip where the tone stands above the voice, clip edges extended by their tones
+    version = 4
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
