@@ -69,6 +69,7 @@ LOCAL_ONLY = {
     "recover_temperatures",
     "recover_below_logprob",
     "word_timestamps",
+    "pack_seconds",
 }
 # The gates a failing clip is decoded again for (asr/checks.py): their thresholds change which clips are.
 RECOVERY_CHECKS = {"max_no_speech_prob", "min_cps", "max_cps", "max_compression_ratio", "max_repeats"}
@@ -223,10 +224,12 @@ class TranscribeStage(Stage):
             chunk = clips[start : start + step]
             audio = [AudioClip(clip.id, clip_file(work, clip.audio(cfg.input), "speakers")) for clip in chunk]
             transcripts = []
-            for at in range(0, len(audio), cfg.batch_size):  # the recogniser's own batches, each one counted
-                batch = chunk[at : at + cfg.batch_size]
+            # the recogniser's own batches, each one counted; packed clips go in windows of many clips each
+            at_once = step if cfg.pack_seconds and recognizer.name == "local" else cfg.batch_size
+            for at in range(0, len(audio), at_once):
+                batch = chunk[at : at + at_once]
                 wanted = [targets[c.id] or "" for c in batch] if targets is not None else None
-                transcripts += recognizer.transcribe(audio[at : at + cfg.batch_size], wanted)
+                transcripts += recognizer.transcribe(audio[at : at + at_once], wanted)
                 progress.add(sum(c.duration for c in batch))
             records = {
                 clip.id: {**transcript.as_record(), "asr_backend": recognizer.name}
