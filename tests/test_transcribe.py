@@ -101,12 +101,15 @@ def test_a_word_on_a_clip_boundary_goes_to_the_clip_it_overlaps_most():
         {"word": " gap", "start": 2.3, "end": 2.45},  # wholly in the gap, nearer the second clip
         {"word": " late", "start": 2.4, "end": 2.9},  # mostly in the second clip
     ]
-    first, second = packing.split(words, window)
+    (first, second), doubtful = packing.split(words, window)
+    assert not doubtful
     assert [(w["word"], w["start"], w["end"]) for w in first] == [(" across", 1.7, 2.0)]
     assert [(w["word"], round(w["start"], 3), round(w["end"], 3)) for w in second] == [
         (" gap", 0.0, 0.0),
         (" late", 0.0, 0.4),
     ]
+    stretched = {"word": " over", "start": 1.5, "end": 3.5}  # right across the gap: the split is doubtful
+    assert packing.split([stretched], window)[1] == {0, 1}
     assert [len(w.members) for w in packing.plan([2 * RATE, 3 * RATE], ["en", "ko"], 30.0)] == [1, 1]
     assert [len(w.members) for w in packing.plan([20 * RATE, 10 * RATE], ["en", "en"], 30.0)] == [1, 1]
 

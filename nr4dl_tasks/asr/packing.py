@@ -4,8 +4,9 @@ Whisper's encoder reads 30 s whatever the clip's length, so a 2 s clip costs as 
 audio. Consecutive clips of a file (in the same language) are therefore joined into windows of up to
 `transcribe.pack_seconds`, with GAP_SECONDS of silence between them so that no word runs from one clip into
 the next, decoded once and aligned once; each word then goes back to the clip whose span it overlaps most
-(a word lying wholly in a gap to the nearer clip), with its times made relative to that clip. WhisperX does
-the same with the speech regions its VAD finds.
+(a word lying wholly in a gap to the nearer clip), with its times made relative to that clip. A word running
+right across a gap marks the clips on both sides as doubtful (`split`); the recogniser decodes them alone.
+WhisperX packs the speech regions its VAD finds in the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import numpy as np
 from nr4dl_tasks.asr.recognition import RATE
 
 GAP_SECONDS = 0.5  # silence between two packed clips
+# How far into both clips a word running across a gap reaches before the split is doubtful: the alignment
+# moves word edges by a tenth of a second or two, and stretches a first word back over the silence before it
+# (`whisper_local.as_words`). Set without data, at half a gap.
+REACH = GAP_SECONDS / 2
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,15 @@ def join(window: Window, samples: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def split(words: Sequence[dict[str, Any]], window: Window) -> list[list[dict[str, Any]]]:
+def split(words: Sequence[dict[str, Any]], window: Window) -> tuple[list[list[dict[str, Any]]], set[int]]:
     """The window's aligned words (faster-whisper's dicts: word, tokens, start, end, probability) per clip of
-    the window, each word with its times relative to its clip and kept inside it."""
+    the window, each word with its times relative to its clip and kept inside it; and the clips (positions in
+    the window) on either side of a word that runs right across the silence between them, REACH into both.
+    No word does that where the decoder heard every clip: the alignment stretches a word over a clip whose
+    speech the decoder skipped (an English clip among Korean ones got the next clip's first word), so these
+    clips are not to be trusted."""
     out: list[list[dict[str, Any]]] = [[] for _ in window.members]
+    doubtful: set[int] = set()
     spans = list(zip(window.starts, window.ends, strict=True))
     for word in words:
         start, end = float(word["start"]), float(word["end"])
@@ -75,6 +85,8 @@ def split(words: Sequence[dict[str, Any]], window: Window) -> list[list[dict[str
             middle = (start + end) / 2
             best = int(np.argmin([max(a - middle, middle - b, 0.0) for a, b in spans]))
         a, b = spans[best]
-        shifted = min(max(start, a), b) - a, min(max(end, a), b) - a
-        out[best].append({**word, "start": shifted[0], "end": shifted[1]})
-    return out
+        out[best].append({**word, "start": min(max(start, a), b) - a, "end": min(max(end, a), b) - a})
+        for k in range(len(spans) - 1):
+            if start < spans[k][1] - REACH and end > spans[k + 1][0] + REACH:
+                doubtful |= {k, k + 1}
+    return out, doubtful

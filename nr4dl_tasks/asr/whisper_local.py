@@ -120,10 +120,13 @@ class LocalWhisper:
         ]
         unpacked: dict[int, list[str]] = {}  # clip -> why its packed decoding was not kept
         for start in range(0, len(packed), self.cfg.batch_size):
-            for i, transcript in self._packed(packed[start : start + self.cfg.batch_size], samples, wanted).items():
+            for i, (transcript, doubtful) in self._packed(
+                packed[start : start + self.cfg.batch_size], samples, wanted
+            ).items():
                 failed = [f.split(":")[0] for f in self.failures(transcript, len(samples[i]) / RATE)]
-                if failed or not transcript.text:  # the packed decoding lost the clip or went astray there
-                    unpacked[i] = failed or ["empty"]
+                failed += ["empty"] * (not transcript.text) + ["word_across_gap"] * doubtful
+                if failed:  # the packed decoding lost the clip, went astray there or split it uncertainly
+                    unpacked[i] = failed
                 else:
                     out[i] = transcript
         self._alone(sorted(alone + list(unpacked)), samples, wanted, clips, out)
@@ -323,13 +326,14 @@ class LocalWhisper:
 
     def _packed(
         self, windows: list[packing.Window], samples: list[np.ndarray], wanted: list[str | None]
-    ) -> dict[int, Transcript]:
+    ) -> dict[int, tuple[Transcript, bool]]:
         """The clips of each window (one language each, `packing.plan`) decoded together: one encoder pass, one
         language detection (recorded for each of its clips), one decoding and one word alignment per window,
         the words then split back to the clips (`packing.split`). A packed clip's mean log-probability is
         estimated from its words' probabilities in the alignment (each word's mean token probability, weighted
         by its tokens); the window's own figures and its no-speech probability, which says nothing about one of
-        its clips, are recorded under `packed`."""
+        its clips, are recorded under `packed`. With each transcript: whether a word ran across the gap beside
+        the clip (`packing.split`), which makes its split doubtful."""
         from faster_whisper.transcribe import merge_punctuations
 
         audio = [packing.join(window, samples) for window in windows]
@@ -349,7 +353,8 @@ class LocalWhisper:
                 "window_avg_logprob": round(result.avg_logprob, 4),
                 "window_no_speech_prob": round(result.no_speech_prob, 4),
             }
-            for i, own in zip(window.members, packing.split(words, window), strict=True):
+            split, doubtful = packing.split(words, window)
+            for position, (i, own) in enumerate(zip(window.members, split, strict=True)):
                 tokens = [t for w in own for t in w["tokens"]]
                 logprob = (
                     sum(len(w["tokens"]) * math.log(max(float(w["probability"]), 1e-9)) for w in own) / len(tokens)
@@ -365,7 +370,7 @@ class LocalWhisper:
                 del transcript.details["no_speech_prob"]
                 if self.cfg.word_timestamps:
                     transcript.words = snap_edges(as_words(own), samples[i])
-                out[i] = transcript
+                out[i] = transcript, position in doubtful
         return out
 
     def _long(self, samples: np.ndarray, wanted: str | None, recover: bool) -> Transcript:
