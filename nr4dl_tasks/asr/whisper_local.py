@@ -11,6 +11,12 @@ where the sound begins and ends: `asr/edges.py`). faster-whisper's
 detects the language. Clips longer than 30 s, which `slice.max_duration` keeps
 rare, go through `transcribe()` as long-form audio.
 
+With `transcribe.pack_seconds`, consecutive clips (of one language) share a
+window instead (`asr/packing.py`): one encoder pass, detection, decoding and
+alignment for up to 30 s of clips, the words split back to them. A packed clip
+that comes back empty, fails the checks or whose split is doubtful is decoded
+alone, as above.
+
 Each clip is decoded in the language the caller names (the transcribe stage
 decides one per file, `asr/language.py`), else the forced one, else its own
 detection. With a known language, a clip failing the hallucination checks

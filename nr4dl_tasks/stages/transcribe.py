@@ -13,7 +13,9 @@ one, in its own detection; then the file's language is decided over all its
 clips (`asr/language.py`) and the clips decoded in another (and, without a
 forced language, those failing the hallucination checks, which the recogniser
 recovers only where it knows the language) are decoded again. A one-language
-file costs one pass. Both passes go through the journal.
+file costs one pass. Both passes go through the journal. The local backend packs
+consecutive short clips into one Whisper window (`transcribe.pack_seconds`,
+`asr/packing.py`), so it is handed a journal step's clips at once.
 
 The words are only recorded here: no stage rewrites a clip's audio. The export
 cuts each clip from its first word to its last (`export.edge_pad_seconds`) when
@@ -127,7 +129,7 @@ def _parse(line: str) -> dict[str, Any]:
 
 class TranscribeStage(Stage):
     name = "transcribe"
-    version = 2  # 2: one language per file, failing clips decoded again, word timings
+    version = 3  # 2: one language per file, failing clips decoded again, word timings; 3: short clips packed
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
