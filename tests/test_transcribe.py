@@ -96,20 +96,29 @@ def test_short_clips_packed_into_one_window_each_get_their_own_words(media, make
 def test_a_word_on_a_clip_boundary_goes_to_the_clip_it_overlaps_most():
     window = packing.plan([2 * RATE, 3 * RATE], ["en", "en"], 30.0)[0]
     assert window.starts == (0.0, 2.5) and window.ends == (2.0, 5.5)
+
+    def word(text, start, end):
+        return {"word": text, "start": start, "end": end}
+
     words = [
-        {"word": " across", "start": 1.7, "end": 2.2},  # mostly in the first clip, runs into the gap
-        {"word": " gap", "start": 2.3, "end": 2.45},  # wholly in the gap, nearer the second clip
-        {"word": " late", "start": 2.4, "end": 2.9},  # mostly in the second clip
+        word(" one", 0.2, 0.5),
+        word(" across", 1.6, 2.1),  # mostly in the first clip, runs into the gap
+        word(" gap", 2.3, 2.45),  # wholly in the gap, nearer the second clip
+        word(" late", 2.4, 2.9),  # mostly in the second clip
+        word(" stretched", 1.7, 3.4),  # back over the gap from the second clip: cut to 0.9 s (twice the median)
+        word(" two", 3.4, 3.8),
     ]
     (first, second), doubtful = packing.split(words, window)
     assert not doubtful
-    assert [(w["word"], w["start"], w["end"]) for w in first] == [(" across", 1.7, 2.0)]
+    assert [(w["word"], w["start"], w["end"]) for w in first] == [(" one", 0.2, 0.5), (" across", 1.6, 2.0)]
     assert [(w["word"], round(w["start"], 3), round(w["end"], 3)) for w in second] == [
         (" gap", 0.0, 0.0),
         (" late", 0.0, 0.4),
+        (" stretched", 0.0, 0.9),
+        (" two", 0.9, 1.3),
     ]
-    stretched = {"word": " over", "start": 1.5, "end": 3.5}  # right across the gap: the split is doubtful
-    assert packing.split([stretched], window)[1] == {0, 1}
+    slow = [word(" a", 0.2, 0.8), word(" b", 0.8, 1.4), word(" over", 1.6, 2.8), word(" c", 3.0, 3.6)]
+    assert packing.split(slow, window)[1] == {0, 1}  # right across the gap, a quarter second into both clips
     assert [len(w.members) for w in packing.plan([2 * RATE, 3 * RATE], ["en", "ko"], 30.0)] == [1, 1]
     assert [len(w.members) for w in packing.plan([20 * RATE, 10 * RATE], ["en", "en"], 30.0)] == [1, 1]
 

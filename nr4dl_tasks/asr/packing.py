@@ -4,8 +4,10 @@ Whisper's encoder reads 30 s whatever the clip's length, so a 2 s clip costs as 
 audio. Consecutive clips of a file (in the same language) are therefore joined into windows of up to
 `transcribe.pack_seconds`, with GAP_SECONDS of silence between them so that no word runs from one clip into
 the next, decoded once and aligned once; each word then goes back to the clip whose span it overlaps most
-(a word lying wholly in a gap to the nearer clip), with its times made relative to that clip. A word running
-right across a gap marks the clips on both sides as doubtful (`split`); the recogniser decodes them alone.
+(a word lying wholly in a gap to the nearer clip), with its times made relative to that clip. A word after a
+gap is first cut to a plausible length (`longest_word`): the alignment stretches it back over the silence. A word
+still running right across a gap marks the clips on both sides as doubtful (`split`); the recogniser decodes them
+alone.
 WhisperX packs the speech regions its VAD finds in the same way.
 """
 
@@ -77,8 +79,11 @@ def split(words: Sequence[dict[str, Any]], window: Window) -> tuple[list[list[di
     out: list[list[dict[str, Any]]] = [[] for _ in window.members]
     doubtful: set[int] = set()
     spans = list(zip(window.starts, window.ends, strict=True))
+    longest = longest_word(words)
     for word in words:
         start, end = float(word["start"]), float(word["end"])
+        if longest is not None and end - start > longest and any(start < b < end for _, b in spans[:-1]):
+            start = end - longest  # stretched back over the silence before it, cut as after any pause
         overlaps = [min(end, b) - max(start, a) for a, b in spans]
         best = int(np.argmax(overlaps))
         if overlaps[best] <= 0:  # wholly in a gap (or beyond the last clip): the nearer clip
@@ -90,3 +95,10 @@ def split(words: Sequence[dict[str, Any]], window: Window) -> tuple[list[list[di
             if start < spans[k][1] - REACH and end > spans[k + 1][0] + REACH:
                 doubtful |= {k, k + 1}
     return out, doubtful
+
+
+def longest_word(words: Sequence[dict[str, Any]]) -> float | None:
+    """faster-whisper's longest plausible word: twice the median word, at most 1.4 s (None without words). The
+    alignment stretches the first word after a pause back over the silence; such a word is cut to this."""
+    lengths = [w["end"] - w["start"] for w in words if w["end"] > w["start"]]
+    return 2 * min(0.7, float(np.median(lengths))) if lengths else None

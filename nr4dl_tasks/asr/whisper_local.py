@@ -441,9 +441,8 @@ def as_words(words: list[dict[str, Any]]) -> list[Word]:
     words = [dict(w) for w in words]
     if not words:
         return []
-    lengths = [w["end"] - w["start"] for w in words if w["end"] > w["start"]]
-    if lengths:
-        longest = 2 * min(0.7, float(np.median(lengths)))
+    longest = packing.longest_word(words)
+    if longest is not None:
         words[0]["start"] = max(words[0]["start"], words[0]["end"] - longest)
     return [
         Word(
