@@ -23,7 +23,11 @@ What it measures (on ../shared/media/speech_en: 16 LJ Speech sentences, 1.8-10 s
     * clip edges (`--edges`): held-out clean utterances with 1 s of silence each side, cut as the export cuts
       them: how many cuts fall inside speech, and the silence left.
 
-Usage: .venv/bin/python bench/transcribe.py [--settings-only | --edges]
+    * packing (`--packing`): clips of at most 5 s (held-out VCTK p227/p228, LJ001-0009..0014, held-out
+      emotiontts speakers), packing off and on side by side through the real transcribe stage: WER/CER, yield,
+      how many packed clips were decoded alone again, x real time and its ratio to packing off.
+
+Usage: .venv/bin/python bench/transcribe.py [--settings-only | --edges | --packing]
 """
 
 from __future__ import annotations
@@ -243,6 +247,112 @@ def settings_rows(tmp: Path) -> list[list[str]]:
     return out
 
 
+SHORT_SECONDS = 5.0  # the clips packing is for
+PACKING = {"packing off": {"transcribe.pack_seconds": None}, "packing on (30 s windows)": {}}
+FORCED_KO = {  # the README's setting for a Korean archive: one pass, no language detection to decide by
+    "packing off, ko forced": {"transcribe.pack_seconds": None, "transcribe.language": "ko"},
+    "packing on, ko forced": {"transcribe.language": "ko"},
+}
+
+
+def short_sets(tmp: Path) -> list[tuple[str, str, dict[str, list[tuple[str, Path, float]]], dict[str, str]]]:
+    """Held-out clips of at most SHORT_SECONDS with reference texts, each speaker one file, in the form of
+    `held_out_sets`: VCTK p227 and p228 (the held-out speakers of bench/mixes.py; their 1-3 s of room noise
+    before and after cut to 0.25 s beyond `_speech_bounds`, as the slice stage would cut them; references from
+    bench/vctk_passage.tsv, the passage every VCTK speaker reads) and LJ001-0009..0014 (held out in mixes.py),
+    and the utterances of the held-out emotiontts speakers of bench/korean_text.py."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import korean_text
+    import mixes as mixes_mod
+
+    with (ROOT / "bench" / "vctk_passage.tsv").open(encoding="utf-8") as fh:
+        passage = {r["number"]: r["text"] for r in csv.DictReader(fh, delimiter="\t")}
+    english: dict[str, list[tuple[str, np.ndarray]]] = {}
+    refs = {}
+    for speaker in ("p227", "p228"):
+        for path in sorted((MEDIA / "speakers_vctk" / speaker).glob("*.flac")):
+            samples = mixes_mod.load(path, RATE)
+            first, last = _speech_bounds(samples)
+            cut = samples[max(0, round((first - 0.25) * RATE)) : round((last + 0.25) * RATE)]
+            if len(cut) <= SHORT_SECONDS * RATE and path.stem[-3:] in passage:
+                english.setdefault(speaker, []).append((path.stem, cut))
+                refs[path.stem] = passage[path.stem[-3:]]
+    for row in references():
+        stem = Path(row["file"]).stem
+        samples = mixes_mod.load(SPEECH / row["file"], RATE)
+        if 9 <= int(stem[-4:]) <= 14 and len(samples) <= SHORT_SECONDS * RATE:
+            english.setdefault("lj", []).append((stem, samples))
+            refs[stem] = row["text"]
+    rows = korean_text.utterances("emotiontts")
+    _, held = korean_text.held_out(rows)
+    korean: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for r in rows:
+        if r["speaker"] in held:
+            samples = mixes_mod.load(korean_text.KOREAN / "emotiontts" / r["path"], RATE)
+            if len(samples) <= SHORT_SECONDS * RATE:
+                korean.setdefault(r["speaker"], []).append((Path(r["path"]).stem, samples))
+                refs[Path(r["path"]).stem] = r["text"]
+    return [
+        (
+            "English VCTK + LJ Speech, held-out, <= 5 s",
+            "en",
+            {k: _clip_files(tmp, k, v) for k, v in english.items()},
+            refs,
+        ),
+        ("Korean emotiontts, held-out, <= 5 s", "ko", {k: _clip_files(tmp, k, v) for k, v in korean.items()}, refs),
+    ]
+
+
+def packing_rows(tmp: Path) -> list[list[str]]:
+    """Packing off and on, side by side: every file through the real transcribe stage (default settings
+    otherwise: language detected per file, recovery on; for Korean also with `ko` forced) and the gate's text
+    checks, the settings one after the other file by file, so that all see the same load on the shared machine.
+    The model is loaded and warmed up first."""
+    sets = short_sets(tmp)
+    _, _, files, _ = sets[0]
+    _through_stage(tmp / "warm", "warm", next(iter(files.values()))[:2], {})
+    out = []
+    for title, language, files, refs in sets:
+        plan = PACKING | (FORCED_KO if language == "ko" else {})
+        totals = {label: {"clips": 0, "kept": 0, "seconds": 0.0, "elapsed": 0.0, "unpacked": 0} for label in plan}
+        pairs: dict[str, list[tuple[str, str]]] = {label: [] for label in plan}
+        kept_pairs: dict[str, list[tuple[str, str]]] = {label: [] for label in plan}
+        for name, clips in files.items():
+            for step, (label, overrides) in enumerate(plan.items()):
+                done, kept, took, _ = _through_stage(tmp / f"setting{step}", name, clips, overrides)
+                total = totals[label]
+                total["elapsed"] += took
+                total["seconds"] += sum(sec for _, _, sec in clips)
+                total["clips"] += len(done)
+                total["kept"] += len(kept)
+                total["unpacked"] += sum("unpacked" in (c.asr or {}) for c in done)
+                for clip in done:
+                    text = clip.text or ""
+                    hyp = spoken_form(text) if language == "ko" else text
+                    pairs[label].append((refs[clip.id], hyp))
+                    if clip.id in kept:
+                        kept_pairs[label].append((refs[clip.id], hyp))
+        speed = {label: t["seconds"] / t["elapsed"] for label, t in totals.items()}
+        for step, (label, total) in enumerate(totals.items()):
+            off = speed[list(totals)[step - step % 2]]  # the packing-off row of the pair
+            out.append(
+                [
+                    title,
+                    label,
+                    str(total["clips"]),
+                    f"{total['seconds']:.0f}",
+                    f"{total['kept'] / total['clips']:.1%}",
+                    _error(language, [r for r, _ in pairs[label]], [h for _, h in pairs[label]]),
+                    _error(language, [r for r, _ in kept_pairs[label]], [h for _, h in kept_pairs[label]]),
+                    str(total["unpacked"]),
+                    f"{speed[label]:.1f}",
+                    f"{speed[label] / off:.2f}",
+                ]
+            )
+            print("| " + " | ".join(out[-1]) + " |", flush=True)
+    return out
+
+
 def _speech_bounds(samples: np.ndarray) -> tuple[float, float]:
     """Start of the first and end of the last run of at least 50 ms of 10 ms frames louder than half way (in dB)
     from the recording's noise floor (10th percentile frame) to its speech level (95th), in seconds: VCTK files
@@ -328,6 +438,12 @@ def main() -> None:
         print("## clip edges: cut as the export cuts (held-out clean utterances, 1 s of silence each side)\n")
         header = ["set", "clips", "cut inside speech", "mean silence left, s", "least silence left, s"]
         print(table(header, edges_rows()))
+        return
+    if "--packing" in sys.argv:
+        with tempfile.TemporaryDirectory(prefix="nr4dl-bench-pack-") as tmp:
+            header = ["set", "setting", "clips", "audio s", "yield", "error, all clips", "error, kept clips"]
+            print(table(header + ["decoded alone again", "x real time", "speed vs off"], []))
+            packing_rows(Path(tmp))
         return
     if "--settings-only" in sys.argv:
         with tempfile.TemporaryDirectory(prefix="nr4dl-bench-asr-") as tmp:

@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 
 from helpers import ffmpeg, references
-from nr4dl_tasks.asr.recognition import AudioClip
+from nr4dl_tasks.asr import packing
+from nr4dl_tasks.asr.recognition import RATE, AudioClip
 from nr4dl_tasks.asr.whisper_local import LocalWhisper
 from nr4dl_tasks.core.errors import SettingsError, WorkerDied
 from nr4dl_tasks.core.records import read_manifest
@@ -65,6 +66,61 @@ def test_unknown_language_and_missing_model_folder_are_named(make_settings, tmp_
         LocalWhisper(make_settings(transcribe__model=str(tmp_path / "empty")))
     with pytest.raises(SettingsError, match="azure backend needs transcribe.language set to a locale"):
         make_settings(transcribe__backend="azure", transcribe__language="en")
+
+
+SHORT = ("LJ001-0002.wav", "LJ001-0008.wav", "LJ001-0013.wav", "LJ001-0011.wav")  # 1.8-4.5 s
+
+
+def test_short_clips_packed_into_one_window_each_get_their_own_words(media, make_settings):
+    """Four short LJ Speech sentences decoded in one window: each clip gets its own sentence, its words inside
+    its own span, the first and last word of every sentence on the right side of the clip boundaries (its
+    first word the one the clip decoded alone begins with)."""
+    texts = {r["file"]: r["text"] for r in references(media)}
+    clips = [AudioClip(name, media / "speech_en" / name) for name in SHORT]
+    transcripts = LocalWhisper(make_settings(transcribe__language="en")).transcribe(clips)
+    alone = LocalWhisper(make_settings(transcribe__language="en", transcribe__pack_seconds=None)).transcribe(clips)
+    for clip, transcript, by_itself in zip(clips, transcripts, alone, strict=True):
+        reference = texts[clip.id]
+        assert "packed" not in by_itself.details
+        assert transcript.details["packed"]["clips"] == len(SHORT) and "unpacked" not in transcript.details
+        assert wer([reference], [transcript.text]) <= 0.2, (reference, transcript.text)
+        duration = sf.info(str(clip.path)).duration
+        words = transcript.words or []
+        assert words and all(0 <= w.start <= w.end <= duration for w in words), words
+        spoken = [w.word.strip(".,;").lower() for w in words]
+        assert spoken[-1] == reference.split()[-1].strip(".,;"), spoken  # not run into the next clip
+        assert spoken[0] == (by_itself.words or [])[0].word.lower(), spoken  # nor the previous one into it
+        assert transcript.details["avg_logprob"] > -1 and "no_speech_prob" not in transcript.details
+
+
+def test_a_word_on_a_clip_boundary_goes_to_the_clip_it_overlaps_most():
+    window = packing.plan([2 * RATE, 3 * RATE], ["en", "en"], 30.0)[0]
+    assert window.starts == (0.0, 2.5) and window.ends == (2.0, 5.5)
+
+    def word(text, start, end):
+        return {"word": text, "start": start, "end": end}
+
+    words = [
+        word(" one", 0.2, 0.5),
+        word(" across", 1.6, 2.1),  # mostly in the first clip, runs into the gap
+        word(" gap", 2.3, 2.45),  # wholly in the gap, nearer the second clip
+        word(" late", 2.4, 2.9),  # mostly in the second clip
+        word(" stretched", 1.7, 3.4),  # back over the gap from the second clip: cut to 0.9 s (twice the median)
+        word(" two", 3.4, 3.8),
+    ]
+    (first, second), doubtful = packing.split(words, window)
+    assert not doubtful
+    assert [(w["word"], w["start"], w["end"]) for w in first] == [(" one", 0.2, 0.5), (" across", 1.6, 2.0)]
+    assert [(w["word"], round(w["start"], 3), round(w["end"], 3)) for w in second] == [
+        (" gap", 0.0, 0.0),
+        (" late", 0.0, 0.4),
+        (" stretched", 0.0, 0.9),
+        (" two", 0.9, 1.3),
+    ]
+    slow = [word(" a", 0.2, 0.8), word(" b", 0.8, 1.4), word(" over", 1.6, 2.8), word(" c", 3.0, 3.6)]
+    assert packing.split(slow, window)[1] == {0, 1}  # right across the gap, a quarter second into both clips
+    assert [len(w.members) for w in packing.plan([2 * RATE, 3 * RATE], ["en", "ko"], 30.0)] == [1, 1]
+    assert [len(w.members) for w in packing.plan([20 * RATE, 10 * RATE], ["en", "en"], 30.0)] == [1, 1]
 
 
 class InterruptedTranscribe(transcribe.TranscribeStage):

@@ -63,13 +63,16 @@ def _speakers_folder(tmp_path: Path, files: list[Path]) -> WorkDir:
 
 
 def test_one_language_per_file_and_a_guest_in_another_is_marked(media, make_settings, tmp_path):
-    """Five Korean sentences and one English one: the file is Korean, every Korean clip is decoded in Korean, the
-    English clip keeps its own detection, marked other_language and decoded in English."""
-    work = _speakers_folder(tmp_path, [*_korean(media, 5), media / "speech_en" / "LJ001-0002.wav"])
+    """Five Korean sentences and one English one, packed into one window with four of them: the file is Korean,
+    every Korean clip is decoded in Korean, the English clip (skipped by the window's Korean decoding, so it
+    gets no words) is decoded alone, keeps its own detection, marked other_language and decoded in English."""
+    korean_files = _korean(media, 5)
+    work = _speakers_folder(tmp_path, [*korean_files[:2], media / "speech_en" / "LJ001-0002.wav", *korean_files[2:]])
     _, info = TranscribeStage().process(work, make_settings())
     clips = read_manifest(work, "transcribe")
     assert info["file_language"] == "ko" and info["other_language"] == 1
-    korean, guest = clips[:5], clips[5]
+    korean, guest = clips[:2] + clips[3:], clips[2]
+    assert clips[0].asr and clips[0].asr["packed"]["clips"] == 5 and guest.asr and guest.asr["unpacked"] == ["empty"]
     assert all(c.language == "ko" and c.file_language == "ko" and not c.other_language for c in korean)
     assert all(c.detected_language and c.asr and c.asr["detected"] for c in clips)
     assert guest.other_language == "en" and guest.language == "en" and guest.detected_language == "en"

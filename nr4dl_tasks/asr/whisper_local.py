@@ -11,6 +11,12 @@ where the sound begins and ends: `asr/edges.py`). faster-whisper's
 detects the language. Clips longer than 30 s, which `slice.max_duration` keeps
 rare, go through `transcribe()` as long-form audio.
 
+With `transcribe.pack_seconds`, consecutive clips (of one language) share a
+window instead (`asr/packing.py`): one encoder pass, detection, decoding and
+alignment for up to 30 s of clips, the words split back to them. A packed clip
+that comes back empty, fails the checks or whose split is doubtful is decoded
+alone, as above.
+
 Each clip is decoded in the language the caller names (the transcribe stage
 decides one per file, `asr/language.py`), else the forced one, else its own
 detection. With a known language, a clip failing the hallucination checks
@@ -35,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from nr4dl_tasks.asr import packing
 from nr4dl_tasks.asr.checks import recovery_reasons
 from nr4dl_tasks.asr.edges import snap_edges
 from nr4dl_tasks.asr.recognition import RATE, AudioClip, Transcript, Word
@@ -104,18 +111,35 @@ class LocalWhisper:
 
     def transcribe(self, clips: Sequence[AudioClip], languages: Sequence[str] | None = None) -> list[Transcript]:
         """One transcript per clip, decoded in `languages` (one per clip), else the forced language, else the
-        clip's own detection; failing clips are decoded again only where the language is known (named or
-        forced): a clip decoded in a guessed language may be decoded again in its file's anyway."""
+        clip's own detection (its window's, where clips are packed); failing clips are decoded again only where
+        the language is known (named or forced): a clip decoded in a guessed language may be decoded again in
+        its file's anyway."""
         samples = [clip.samples() for clip in clips]
         wanted: list[str | None] = list(languages) if languages is not None else [self.forced] * len(clips)
         recover = self.cfg.recover and (languages is not None or self.forced is not None)
         out: list[Transcript | None] = [None] * len(clips)
         short = [i for i, s in enumerate(samples) if len(s) <= WINDOW_SECONDS * RATE]
-        for start in range(0, len(short), self.cfg.batch_size):
-            batch = short[start : start + self.cfg.batch_size]
-            done = self._batch([samples[i] for i in batch], [wanted[i] for i in batch], [clips[i].id for i in batch])
-            for i, transcript in zip(batch, done, strict=True):
-                out[i] = transcript
+        windows = packing.plan([len(samples[i]) for i in short], [wanted[i] for i in short], self._pack_seconds)
+        alone = [short[w.members[0]] for w in windows if len(w.members) == 1]
+        packed = [
+            packing.Window(tuple(short[m] for m in w.members), w.starts, w.ends) for w in windows if len(w.members) > 1
+        ]
+        unpacked: dict[int, list[str]] = {}  # clip -> why its packed decoding was not kept
+        for start in range(0, len(packed), self.cfg.batch_size):
+            for i, (transcript, doubtful) in self._packed(
+                packed[start : start + self.cfg.batch_size], samples, wanted
+            ).items():
+                failed = [f.split(":")[0] for f in self.failures(transcript, len(samples[i]) / RATE)]
+                failed += ["empty"] * (not transcript.text) + ["word_across_gap"] * doubtful
+                if failed:  # the packed decoding lost the clip, went astray there or split it uncertainly
+                    unpacked[i] = failed
+                else:
+                    out[i] = transcript
+        self._alone(sorted(alone + list(unpacked)), samples, wanted, clips, out)
+        for i, reasons in unpacked.items():
+            alone_again = out[i]
+            assert alone_again is not None
+            alone_again.details["unpacked"] = reasons
         for i in sorted(set(range(len(clips))) - set(short)):
             out[i] = self._long(samples[i], wanted[i], recover)
         if recover:
@@ -124,6 +148,26 @@ class LocalWhisper:
                 assert first is not None
                 out[i] = self._recover(samples[i], clips[i].id, first)
         return [t for t in out if t is not None]
+
+    @property
+    def _pack_seconds(self) -> float:
+        """The window length clips are packed into: one clip per window when packing is off."""
+        return self.cfg.pack_seconds or 0.0
+
+    def _alone(
+        self,
+        indices: list[int],
+        samples: list[np.ndarray],
+        wanted: list[str | None],
+        clips: Sequence[AudioClip],
+        out: list[Transcript | None],
+    ) -> None:
+        """Each clip of `indices` decoded in a window of its own, in batches."""
+        for start in range(0, len(indices), self.cfg.batch_size):
+            batch = indices[start : start + self.cfg.batch_size]
+            done = self._batch([samples[i] for i in batch], [wanted[i] for i in batch], [clips[i].id for i in batch])
+            for i, transcript in zip(batch, done, strict=True):
+                out[i] = transcript
 
     def _tokenizer(self, language: str) -> Any:
         from faster_whisper.tokenizer import Tokenizer
@@ -182,7 +226,7 @@ class LocalWhisper:
         return best
 
     def _transcript(
-        self, decoded: _Decoded, language: str, detection: dict[str, float], attempt: dict[str, float]
+        self, decoded: _Decoded, language: str, detection: dict[str, float], attempt: dict[str, Any]
     ) -> Transcript:
         return Transcript(
             text=self._tokenizer(language).decode(decoded.tokens).strip(),
@@ -256,11 +300,21 @@ class LocalWhisper:
         decoded: list[_Decoded],
         transcripts: list[Transcript],
     ) -> None:
-        """Word timings from the cross-attention of the encoder output and the text, per language in the batch."""
-        import ctranslate2
-
+        """Each transcript's words, where word timings are on."""
         if not self.cfg.word_timestamps:
             return
+        for i, alignment in enumerate(self._alignments(encoded, samples, languages, decoded)):
+            if alignment is not None:
+                transcripts[i].words = snap_edges(words_of(alignment), samples[i])
+
+    def _alignments(
+        self, encoded: Any, samples: list[np.ndarray], languages: list[str], decoded: list[_Decoded]
+    ) -> list[list[dict[str, Any]] | None]:
+        """faster-whisper's word alignment (Whisper's cross-attention over the encoder output and the text) of
+        each decoded text, per language in the batch; None for an empty text."""
+        import ctranslate2
+
+        out: list[list[dict[str, Any]] | None] = [None] * len(samples)
         whole = np.asarray(encoded) if len(samples) > 1 else None
         for language in sorted(set(languages)):
             members = [i for i, lang in enumerate(languages) if lang == language and decoded[i].tokens]
@@ -273,7 +327,57 @@ class LocalWhisper:
             tokenizer = self._tokenizer(language)
             found = self.model.find_alignment(tokenizer, [decoded[i].tokens for i in members], part, frames)
             for i, alignment in zip(members, found, strict=True):
-                transcripts[i].words = snap_edges(words_of(alignment), samples[i])
+                out[i] = alignment
+        return out
+
+    def _packed(
+        self, windows: list[packing.Window], samples: list[np.ndarray], wanted: list[str | None]
+    ) -> dict[int, tuple[Transcript, bool]]:
+        """The clips of each window (one language each, `packing.plan`) decoded together: one encoder pass, one
+        language detection (recorded for each of its clips), one decoding and one word alignment per window,
+        the words then split back to the clips (`packing.split`). A packed clip's mean log-probability is
+        estimated from its words' probabilities in the alignment (each word's mean token probability, weighted
+        by its tokens); the window's own figures and its no-speech probability, which says nothing about one of
+        its clips, are recorded under `packed`. With each transcript: whether a word ran across the gap beside
+        the clip (`packing.split`), which makes its split doubtful."""
+        from faster_whisper.transcribe import merge_punctuations
+
+        audio = [packing.join(window, samples) for window in windows]
+        encoded = self._encode(audio)
+        detections = self._detections(encoded, len(windows))
+        languages = [wanted[w.members[0]] or _top(found) for w, found in zip(windows, detections, strict=True)]
+        decoded = self._decode(encoded, languages, beam_size=self.cfg.beam_size)
+        out = {}
+        alignments = self._alignments(encoded, audio, languages, decoded)
+        for window, language, found, result, alignment in zip(
+            windows, languages, detections, decoded, alignments, strict=True
+        ):
+            merge_punctuations(alignment or [], PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+            words = [w for w in alignment or [] if w["word"].strip()]
+            window_figures = {
+                "clips": len(window.members),
+                "window_avg_logprob": round(result.avg_logprob, 4),
+                "window_no_speech_prob": round(result.no_speech_prob, 4),
+            }
+            split, doubtful = packing.split(words, window)
+            for position, (i, own) in enumerate(zip(window.members, split, strict=True)):
+                tokens = [t for w in own for t in w["tokens"]]
+                logprob = (
+                    sum(len(w["tokens"]) * math.log(max(float(w["probability"]), 1e-9)) for w in own) / len(tokens)
+                    if tokens
+                    else 0.0
+                )
+                transcript = self._transcript(
+                    _Decoded(tokens, logprob, 0.0),
+                    language,
+                    found,
+                    {"beam_size": self.cfg.beam_size, "temperature": 0.0, "packed": window_figures},
+                )
+                del transcript.details["no_speech_prob"]
+                if self.cfg.word_timestamps:
+                    transcript.words = snap_edges(as_words(own), samples[i])
+                out[i] = transcript, position in doubtful
+        return out
 
     def _long(self, samples: np.ndarray, wanted: str | None, recover: bool) -> Transcript:
         """A clip over 30 s, as long-form audio: the language from its first 30 s, temperature 0, and with
@@ -322,19 +426,23 @@ def _top(detection: dict[str, float]) -> str:
 
 
 def words_of(alignment: list[dict[str, Any]]) -> list[Word]:
-    """faster-whisper's word alignment as Words, punctuation merged into its word, and (as faster-whisper does
-    after a pause) a first word longer than twice the median word (at most 1.4 s) cut to that length: the
-    alignment stretches it over the silence before it. The last word is left as it is: the alignment ends it
-    early, not late (`asr/edges.py` moves both edges to the sound)."""
+    """faster-whisper's word alignment as Words, punctuation merged into its word (`as_words`)."""
     from faster_whisper.transcribe import merge_punctuations
 
     merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
-    words = [dict(w) for w in alignment if w["word"].strip()]
+    return as_words([w for w in alignment if w["word"].strip()])
+
+
+def as_words(words: list[dict[str, Any]]) -> list[Word]:
+    """Aligned words as Words, and (as faster-whisper does after a pause) a first word longer than twice the
+    median word (at most 1.4 s) cut to that length: the alignment stretches it over the silence before it.
+    The last word is left as it is: the alignment ends it early, not late (`asr/edges.py` moves both edges to
+    the sound)."""
+    words = [dict(w) for w in words]
     if not words:
         return []
-    lengths = [w["end"] - w["start"] for w in words if w["end"] > w["start"]]
-    if lengths:
-        longest = 2 * min(0.7, float(np.median(lengths)))
+    longest = packing.longest_word(words)
+    if longest is not None:
         words[0]["start"] = max(words[0]["start"], words[0]["end"] - longest)
     return [
         Word(

@@ -356,7 +356,18 @@ class TranscribeSettings(_Section):
         description="Beam search width: 1 is greedy; 5 was 0.4 points of WER better and about 15 % "
         "slower on the LJ Speech test set.",
     )
-    batch_size: int = Field(8, ge=1, le=64, description="Clips of one file recognised in one batch.")
+    batch_size: int = Field(
+        8, ge=1, le=64, description="Clips (packed windows, with pack_seconds) of one file recognised in one batch."
+    )
+    pack_seconds: float | None = Field(
+        30.0,
+        ge=1,
+        le=30,
+        description="Consecutive clips of a file are packed into windows of up to this many seconds (0.5 s of "
+        "silence between clips) for one Whisper decoding, the words split back to the clips by their timings; "
+        "a clip failing the checks is decoded alone (local only). Whisper encodes 30 s whatever the clip's "
+        "length, so short clips cost much less this way. null: every clip decoded alone.",
+    )
     recover: bool = Field(
         True,
         description="Decode a clip failing the hallucination checks (gates: no speech, characters per second, "

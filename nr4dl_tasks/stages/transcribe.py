@@ -13,7 +13,9 @@ one, in its own detection; then the file's language is decided over all its
 clips (`asr/language.py`) and the clips decoded in another (and, without a
 forced language, those failing the hallucination checks, which the recogniser
 recovers only where it knows the language) are decoded again. A one-language
-file costs one pass. Both passes go through the journal.
+file costs one pass. Both passes go through the journal. The local backend packs
+consecutive short clips into one Whisper window (`transcribe.pack_seconds`,
+`asr/packing.py`), so it is handed a journal step's clips at once.
 
 The words are only recorded here: no stage rewrites a clip's audio. The export
 cuts each clip from its first word to its last (`export.edge_pad_seconds`) when
@@ -69,6 +71,7 @@ LOCAL_ONLY = {
     "recover_temperatures",
     "recover_below_logprob",
     "word_timestamps",
+    "pack_seconds",
 }
 # The gates a failing clip is decoded again for (asr/checks.py): their thresholds change which clips are.
 RECOVERY_CHECKS = {"max_no_speech_prob", "min_cps", "max_cps", "max_compression_ratio", "max_repeats"}
@@ -126,7 +129,7 @@ def _parse(line: str) -> dict[str, Any]:
 
 class TranscribeStage(Stage):
     name = "transcribe"
-    version = 2  # 2: one language per file, failing clips decoded again, word timings
+    version = 3  # 2: one language per file, failing clips decoded again, word timings; 3: short clips packed
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
@@ -223,10 +226,12 @@ class TranscribeStage(Stage):
             chunk = clips[start : start + step]
             audio = [AudioClip(clip.id, clip_file(work, clip.audio(cfg.input), "speakers")) for clip in chunk]
             transcripts = []
-            for at in range(0, len(audio), cfg.batch_size):  # the recogniser's own batches, each one counted
-                batch = chunk[at : at + cfg.batch_size]
+            # the recogniser's own batches, each one counted; packed clips go in windows of many clips each
+            at_once = step if cfg.pack_seconds and recognizer.name == "local" else cfg.batch_size
+            for at in range(0, len(audio), at_once):
+                batch = chunk[at : at + at_once]
                 wanted = [targets[c.id] or "" for c in batch] if targets is not None else None
-                transcripts += recognizer.transcribe(audio[at : at + cfg.batch_size], wanted)
+                transcripts += recognizer.transcribe(audio[at : at + at_once], wanted)
                 progress.add(sum(c.duration for c in batch))
             records = {
                 clip.id: {**transcript.as_record(), "asr_backend": recognizer.name}
