@@ -15,7 +15,9 @@ Each clip is decoded in the language the caller names (the transcribe stage
 decides one per file, `asr/language.py`), else the forced one, else its own
 detection. With a known language, a clip failing the hallucination checks
 (`asr/checks.py`) is decoded again (`_recover`): a wider beam, then Whisper's
-temperature fallback, each attempt recorded. Sampling is seeded from the clip's
+temperature fallback, each attempt recorded. A language may have its own beam
+width and initial prompt (`transcribe.by_language`: Korean has beam 5 and a
+prompt in spoken form, bench/korean_asr.py). Sampling is seeded from the clip's
 id, so a rerun gives the same text.
 
 The model is loaded once per process and kept (`_load`), keyed on the model
@@ -138,10 +140,16 @@ class LocalWhisper:
         encoded = self._encode(samples)
         detections = self._detections(encoded, len(samples))
         languages = [lang or _top(found) for lang, found in zip(wanted, detections, strict=True)]
-        decoded = self._decode(encoded, languages, beam_size=self.cfg.beam_size)
+        beams = [self._beam(lang) for lang in languages]
+        decoded: list[_Decoded] = [_Decoded([], 0.0, 0.0)] * len(samples)
+        for beam in sorted(set(beams)):  # one beam search per beam width (a language may have its own)
+            members = [i for i, b in enumerate(beams) if b == beam]
+            part = encoded if len(members) == len(samples) else _rows(encoded, members)
+            for i, result in zip(members, self._decode(part, [languages[i] for i in members], beam), strict=True):
+                decoded[i] = result
         transcripts = [
-            self._transcript(result, lang, found, {"beam_size": self.cfg.beam_size, "temperature": 0.0})
-            for result, lang, found in zip(decoded, languages, detections, strict=True)
+            self._transcript(result, lang, found, {"beam_size": beam, "temperature": 0.0})
+            for result, lang, found, beam in zip(decoded, languages, detections, beams, strict=True)
         ]
         self._align(encoded, samples, languages, decoded, transcripts)
         return transcripts
@@ -154,7 +162,10 @@ class LocalWhisper:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         tokenizers = {lang: self._tokenizer(lang) for lang in languages}
-        prompts = [self.model.get_prompt(tokenizers[lang], [], without_timestamps=True) for lang in languages]
+        prompts = [
+            self.model.get_prompt(tokenizers[lang], self._previous(tokenizers[lang], lang), without_timestamps=True)
+            for lang in languages
+        ]
         sampling = temperature > 0
         results = self.model.model.generate(
             encoded,
@@ -180,6 +191,21 @@ class LocalWhisper:
                 hypotheses.append(_Decoded(tokens, score * len(tokens) / (len(tokens) + 1), result.no_speech_prob))
             best.append(max(hypotheses, key=lambda h: h.avg_logprob))
         return best
+
+    def _beam(self, language: str) -> int:
+        """The beam width for clips decoded in `language` (`transcribe.by_language`, else `beam_size`)."""
+        own = self.cfg.by_language.get(language)
+        return own.beam_size if own and own.beam_size else self.cfg.beam_size
+
+    def _prompt(self, language: str) -> str | None:
+        """The language's initial prompt (`transcribe.by_language`), or None."""
+        own = self.cfg.by_language.get(language)
+        return (own.prompt or "").strip() or None if own else None
+
+    def _previous(self, tokenizer: Any, language: str) -> list[int]:
+        """The language's initial prompt as tokens of Whisper's previous text."""
+        prompt = self._prompt(language)
+        return tokenizer.encode(" " + prompt) if prompt else []
 
     def _transcript(
         self, decoded: _Decoded, language: str, detection: dict[str, float], attempt: dict[str, float]
@@ -227,12 +253,14 @@ class LocalWhisper:
         failed = self.failures(first, duration)
         if not failed:
             return first
-        attempts = [{"beam_size": self.cfg.beam_size, "temperature": 0.0, "failed": [f.split(":")[0] for f in failed]}]
+        reasons = [f.split(":")[0] for f in failed]
+        attempts = [{"beam_size": first.details["beam_size"], "temperature": 0.0, "failed": reasons}]
         tried = [(len(failed), first)]
         encoded = self._encode([samples])
         language, detection = str(first.language), first.details["detected"]
         ctranslate2.set_random_seed(int(text_sha256(clip_id)[:8], 16))
-        plan = [(self.cfg.recover_beam_size, 0.0)] + [(1, t) for t in self.cfg.recover_temperatures]
+        wider = [(self.cfg.recover_beam_size, 0.0)] if self.cfg.recover_beam_size > first.details["beam_size"] else []
+        plan = wider + [(1, t) for t in self.cfg.recover_temperatures]
         for beam, temperature in plan:
             (decoded,) = self._decode(encoded, [language], beam_size=beam, temperature=temperature)
             transcript = self._transcript(decoded, language, detection, {"beam_size": beam, "temperature": temperature})
@@ -257,18 +285,13 @@ class LocalWhisper:
         transcripts: list[Transcript],
     ) -> None:
         """Word timings from the cross-attention of the encoder output and the text, per language in the batch."""
-        import ctranslate2
-
         if not self.cfg.word_timestamps:
             return
-        whole = np.asarray(encoded) if len(samples) > 1 else None
         for language in sorted(set(languages)):
             members = [i for i, lang in enumerate(languages) if lang == language and decoded[i].tokens]
             if not members:
                 continue
-            part = (
-                encoded if whole is None else ctranslate2.StorageView.from_array(np.ascontiguousarray(whole[members]))
-            )
+            part = encoded if len(members) == len(samples) else _rows(encoded, members)
             frames = [min(WINDOW_FRAMES, len(samples[i]) // HOP) for i in members]
             tokenizer = self._tokenizer(language)
             found = self.model.find_alignment(tokenizer, [decoded[i].tokens for i in members], part, frames)
@@ -284,10 +307,11 @@ class LocalWhisper:
         segments, _ = self.model.transcribe(
             samples,
             language=language,
-            beam_size=self.cfg.beam_size,
+            beam_size=self._beam(language),
             temperature=[0.0, *self.cfg.recover_temperatures] if recover else 0.0,
             log_prob_threshold=self.cfg.recover_below_logprob,
             condition_on_previous_text=False,
+            initial_prompt=self._prompt(language),
             vad_filter=False,
             word_timestamps=self.cfg.word_timestamps,
         )
@@ -315,6 +339,13 @@ class _Decoded:
     tokens: list[int]
     avg_logprob: float
     no_speech_prob: float
+
+
+def _rows(encoded: Any, members: list[int]) -> Any:
+    """The encoder output of the batch members `members`, as CTranslate2 takes it."""
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[members]))
 
 
 def _top(detection: dict[str, float]) -> str:

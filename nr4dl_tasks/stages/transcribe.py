@@ -62,6 +62,7 @@ NOT_IN_FINGERPRINT = {"batch_size", "azure_retries", "azure_timeout_seconds"}
 LOCAL_ONLY = {
     "model",
     "beam_size",
+    "by_language",
     "compute_type",
     "other_language_probability",
     "recover",
@@ -126,7 +127,7 @@ def _parse(line: str) -> dict[str, Any]:
 
 class TranscribeStage(Stage):
     name = "transcribe"
-    version = 2  # 2: one language per file, failing clips decoded again, word timings
+    version = 3  # 2: one language per file, failing clips decoded again, word timings; 3: beam and prompt per language
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
