@@ -77,9 +77,9 @@ def test_one_language_per_file_and_a_guest_in_another_is_marked(media, make_sett
 
 
 def test_a_language_has_its_own_beam_and_prompt_and_a_mixed_batch_decodes_as_each_clip_alone(media, make_settings):
-    """Korean's beam 5 and prompt (the default) apply to the Korean clips of a batch, the English clip keeps beam 1;
-    split by beam width inside the batch, every clip comes out as it does on its own, in its place."""
-    whisper = LocalWhisper(make_settings())
+    """Korean's beam 5 (the default) and a prompt apply to the Korean clips of a batch, the English clip keeps beam
+    1; split by beam width inside the batch, every clip comes out as it does on its own, in its place."""
+    whisper = LocalWhisper(make_settings(transcribe__by_language__ko__prompt="네, 오늘은 삼월 이십일 일입니다."))
     clips = [AudioClip(p.stem, p) for p in [*_korean(media, 2), media / "speech_en" / "LJ001-0002.wav"]]
     together = whisper.transcribe(clips, ["ko", "ko", "en"])
     alone = [whisper.transcribe([c], [lang])[0] for c, lang in zip(clips, ["ko", "ko", "en"], strict=True)]

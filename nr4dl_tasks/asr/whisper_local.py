@@ -16,8 +16,8 @@ decides one per file, `asr/language.py`), else the forced one, else its own
 detection. With a known language, a clip failing the hallucination checks
 (`asr/checks.py`) is decoded again (`_recover`): a wider beam, then Whisper's
 temperature fallback, each attempt recorded. A language may have its own beam
-width and initial prompt (`transcribe.by_language`: Korean has beam 5 and a
-prompt in spoken form, bench/korean_asr.py). Sampling is seeded from the clip's
+width and initial prompt (`transcribe.by_language`: Korean is decoded with
+beam 5 by default, bench/korean_asr.py). Sampling is seeded from the clip's
 id, so a rerun gives the same text.
 
 The model is loaded once per process and kept (`_load`), keyed on the model

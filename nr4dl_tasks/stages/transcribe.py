@@ -127,7 +127,8 @@ def _parse(line: str) -> dict[str, Any]:
 
 class TranscribeStage(Stage):
     name = "transcribe"
-    version = 3  # 2: one language per file, failing clips decoded again, word timings; 3: beam and prompt per language
+    # 2: one language per file, failing clips decoded again, word timings; 3: beam and prompt per language (Korean 5)
+    version = 3
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
