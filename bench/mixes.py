@@ -103,8 +103,11 @@ def _utterances(rate: int, held_out: bool) -> list[tuple[str, np.ndarray]]:
     return [(p.stem, load(p, rate)) for p in files]
 
 
-def mixes(rate: int, held_out: bool, per_utterance: int = 1) -> list[Mix]:
-    """The tuning or the held-out mixes at `rate` Hz, the same ones on every call."""
+def mixes(
+    rate: int, held_out: bool, per_utterance: int = 1, utterances: list[tuple[str, np.ndarray]] | None = None
+) -> list[Mix]:
+    """The tuning or the held-out mixes at `rate` Hz, the same ones on every call; with `utterances` (name,
+    samples) those under the tuning or held-out noises instead, without the VoiceBank pairs."""
     cafe = load(MEDIA / "noise" / "cafe_short.wav", rate)
     cafe = cafe[len(cafe) // 2 :] if held_out else cafe[: len(cafe) // 2]
     music = load(
@@ -112,7 +115,7 @@ def mixes(rate: int, held_out: bool, per_utterance: int = 1) -> list[Mix]:
     )[10 * rate : 40 * rate]
     seed0 = 1000 if held_out else 0
     made = []
-    for n in ("003",) if held_out else ("001", "002"):
+    for n in () if utterances is not None else ("003",) if held_out else ("001", "002"):
         made.append(
             Mix(
                 f"vb_{n}",
@@ -121,7 +124,7 @@ def mixes(rate: int, held_out: bool, per_utterance: int = 1) -> list[Mix]:
             )
         )
     turn = 0
-    for index, (name, speech) in enumerate(_utterances(rate, held_out)):
+    for index, (name, speech) in enumerate(utterances if utterances is not None else _utterances(rate, held_out)):
         speech = speech * (0.1 / max(_rms(speech), 1e-6))  # -20 dBFS
         for _ in range(per_utterance):
             seed, kind = seed0 + turn, turn % 8

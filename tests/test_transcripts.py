@@ -79,6 +79,21 @@ def test_one_language_per_file_and_a_guest_in_another_is_marked(media, make_sett
     assert "modern" in (guest.text or "").lower()
 
 
+def test_a_language_has_its_own_beam_and_prompt_and_a_mixed_batch_decodes_as_each_clip_alone(media, make_settings):
+    """Korean's beam 5 (the default) and a prompt apply to the Korean clips of a batch, the English clip keeps beam
+    1; split by beam width inside the batch, every clip comes out as it does on its own, in its place."""
+    whisper = LocalWhisper(make_settings(transcribe__by_language__ko__prompt="네, 오늘은 삼월 이십일 일입니다."))
+    clips = [AudioClip(p.stem, p) for p in [*_korean(media, 2), media / "speech_en" / "LJ001-0002.wav"]]
+    together = whisper.transcribe(clips, ["ko", "ko", "en"])
+    alone = [whisper.transcribe([c], [lang])[0] for c, lang in zip(clips, ["ko", "ko", "en"], strict=True)]
+    assert [t.details["beam_size"] for t in together] == [5, 5, 1]
+    assert [t.text for t in together] == [t.text for t in alone]
+    assert all(t.words for t in together)
+    plain = LocalWhisper(make_settings(transcribe__by_language__ko__beam_size=1))
+    assert plain.transcribe(clips[:1], ["ko"])[0].details["beam_size"] == 1
+    assert whisper._previous(whisper._tokenizer("ko"), "ko") and not whisper._previous(whisper._tokenizer("en"), "en")
+
+
 def test_a_failing_clip_is_decoded_again_and_the_attempts_are_recorded(media, make_settings):
     """Korean speech forced to English loops under greedy decoding; the recovery keeps a decoding that passes the
     checks, and records every attempt."""

@@ -21,7 +21,9 @@ Each clip is decoded in the language the caller names (the transcribe stage
 decides one per file, `asr/language.py`), else the forced one, else its own
 detection. With a known language, a clip failing the hallucination checks
 (`asr/checks.py`) is decoded again (`_recover`): a wider beam, then Whisper's
-temperature fallback, each attempt recorded. Sampling is seeded from the clip's
+temperature fallback, each attempt recorded. A language may have its own beam
+width and initial prompt (`transcribe.by_language`: Korean is decoded with
+beam 5 by default, bench/korean_asr.py). Sampling is seeded from the clip's
 id, so a rerun gives the same text.
 
 The model is loaded once per process and kept (`_load`), keyed on the model
@@ -182,10 +184,10 @@ class LocalWhisper:
         encoded = self._encode(samples)
         detections = self._detections(encoded, len(samples))
         languages = [lang or _top(found) for lang, found in zip(wanted, detections, strict=True)]
-        decoded = self._decode(encoded, languages, beam_size=self.cfg.beam_size)
+        decoded, beams = self._decode_each(encoded, languages)
         transcripts = [
-            self._transcript(result, lang, found, {"beam_size": self.cfg.beam_size, "temperature": 0.0})
-            for result, lang, found in zip(decoded, languages, detections, strict=True)
+            self._transcript(result, lang, found, {"beam_size": beam, "temperature": 0.0})
+            for result, lang, found, beam in zip(decoded, languages, detections, beams, strict=True)
         ]
         self._align(encoded, samples, languages, decoded, transcripts)
         return transcripts
@@ -193,12 +195,27 @@ class LocalWhisper:
     def _encode(self, samples: list[np.ndarray]) -> Any:
         return self.model.encode(np.stack([self._features(s) for s in samples]))
 
+    def _decode_each(self, encoded: Any, languages: list[str]) -> tuple[list[_Decoded], list[int]]:
+        """Each row decoded with its language's beam width: one beam search per width (a language may have its own).
+        Returns the hypotheses and the widths."""
+        beams = [self._beam(lang) for lang in languages]
+        decoded: list[_Decoded] = [_Decoded([], 0.0, 0.0)] * len(languages)
+        for beam in sorted(set(beams)):
+            members = [i for i, b in enumerate(beams) if b == beam]
+            part = encoded if len(members) == len(languages) else _rows(encoded, members)
+            for i, result in zip(members, self._decode(part, [languages[i] for i in members], beam), strict=True):
+                decoded[i] = result
+        return decoded, beams
+
     def _decode(self, encoded: Any, languages: list[str], beam_size: int, temperature: float = 0.0) -> list[_Decoded]:
         """The best hypothesis per clip: beam search at temperature 0, else the likeliest of five samples."""
         from faster_whisper.transcribe import get_suppressed_tokens
 
         tokenizers = {lang: self._tokenizer(lang) for lang in languages}
-        prompts = [self.model.get_prompt(tokenizers[lang], [], without_timestamps=True) for lang in languages]
+        prompts = [
+            self.model.get_prompt(tokenizers[lang], self._previous(tokenizers[lang], lang), without_timestamps=True)
+            for lang in languages
+        ]
         sampling = temperature > 0
         results = self.model.model.generate(
             encoded,
@@ -224,6 +241,21 @@ class LocalWhisper:
                 hypotheses.append(_Decoded(tokens, score * len(tokens) / (len(tokens) + 1), result.no_speech_prob))
             best.append(max(hypotheses, key=lambda h: h.avg_logprob))
         return best
+
+    def _beam(self, language: str) -> int:
+        """The beam width for clips decoded in `language` (`transcribe.by_language`, else `beam_size`)."""
+        own = self.cfg.by_language.get(language)
+        return own.beam_size if own and own.beam_size else self.cfg.beam_size
+
+    def _prompt(self, language: str) -> str | None:
+        """The language's initial prompt (`transcribe.by_language`), or None."""
+        own = self.cfg.by_language.get(language)
+        return (own.prompt or "").strip() or None if own else None
+
+    def _previous(self, tokenizer: Any, language: str) -> list[int]:
+        """The language's initial prompt as tokens of Whisper's previous text."""
+        prompt = self._prompt(language)
+        return tokenizer.encode(" " + prompt) if prompt else []
 
     def _transcript(
         self, decoded: _Decoded, language: str, detection: dict[str, float], attempt: dict[str, Any]
@@ -271,12 +303,14 @@ class LocalWhisper:
         failed = self.failures(first, duration)
         if not failed:
             return first
-        attempts = [{"beam_size": self.cfg.beam_size, "temperature": 0.0, "failed": [f.split(":")[0] for f in failed]}]
+        reasons = [f.split(":")[0] for f in failed]
+        attempts = [{"beam_size": first.details["beam_size"], "temperature": 0.0, "failed": reasons}]
         tried = [(len(failed), first)]
         encoded = self._encode([samples])
         language, detection = str(first.language), first.details["detected"]
         ctranslate2.set_random_seed(int(text_sha256(clip_id)[:8], 16))
-        plan = [(self.cfg.recover_beam_size, 0.0)] + [(1, t) for t in self.cfg.recover_temperatures]
+        wider = [(self.cfg.recover_beam_size, 0.0)] if self.cfg.recover_beam_size > first.details["beam_size"] else []
+        plan = wider + [(1, t) for t in self.cfg.recover_temperatures]
         for beam, temperature in plan:
             (decoded,) = self._decode(encoded, [language], beam_size=beam, temperature=temperature)
             transcript = self._transcript(decoded, language, detection, {"beam_size": beam, "temperature": temperature})
@@ -312,17 +346,13 @@ class LocalWhisper:
     ) -> list[list[dict[str, Any]] | None]:
         """faster-whisper's word alignment (Whisper's cross-attention over the encoder output and the text) of
         each decoded text, per language in the batch; None for an empty text."""
-        import ctranslate2
 
         out: list[list[dict[str, Any]] | None] = [None] * len(samples)
-        whole = np.asarray(encoded) if len(samples) > 1 else None
         for language in sorted(set(languages)):
             members = [i for i, lang in enumerate(languages) if lang == language and decoded[i].tokens]
             if not members:
                 continue
-            part = (
-                encoded if whole is None else ctranslate2.StorageView.from_array(np.ascontiguousarray(whole[members]))
-            )
+            part = encoded if len(members) == len(samples) else _rows(encoded, members)
             frames = [min(WINDOW_FRAMES, len(samples[i]) // HOP) for i in members]
             tokenizer = self._tokenizer(language)
             found = self.model.find_alignment(tokenizer, [decoded[i].tokens for i in members], part, frames)
@@ -346,11 +376,11 @@ class LocalWhisper:
         encoded = self._encode(audio)
         detections = self._detections(encoded, len(windows))
         languages = [wanted[w.members[0]] or _top(found) for w, found in zip(windows, detections, strict=True)]
-        decoded = self._decode(encoded, languages, beam_size=self.cfg.beam_size)
+        decoded, beams = self._decode_each(encoded, languages)
         out = {}
         alignments = self._alignments(encoded, audio, languages, decoded)
-        for window, language, found, result, alignment in zip(
-            windows, languages, detections, decoded, alignments, strict=True
+        for window, language, found, result, alignment, beam in zip(
+            windows, languages, detections, decoded, alignments, beams, strict=True
         ):
             merge_punctuations(alignment or [], PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
             words = [w for w in alignment or [] if w["word"].strip()]
@@ -371,7 +401,7 @@ class LocalWhisper:
                     _Decoded(tokens, logprob, 0.0),
                     language,
                     found,
-                    {"beam_size": self.cfg.beam_size, "temperature": 0.0, "packed": window_figures},
+                    {"beam_size": beam, "temperature": 0.0, "packed": window_figures},
                 )
                 del transcript.details["no_speech_prob"]
                 if self.cfg.word_timestamps:
@@ -388,10 +418,11 @@ class LocalWhisper:
         segments, _ = self.model.transcribe(
             samples,
             language=language,
-            beam_size=self.cfg.beam_size,
+            beam_size=self._beam(language),
             temperature=[0.0, *self.cfg.recover_temperatures] if recover else 0.0,
             log_prob_threshold=self.cfg.recover_below_logprob,
             condition_on_previous_text=False,
+            initial_prompt=self._prompt(language),
             vad_filter=False,
             word_timestamps=self.cfg.word_timestamps,
         )
@@ -419,6 +450,13 @@ class _Decoded:
     tokens: list[int]
     avg_logprob: float
     no_speech_prob: float
+
+
+def _rows(encoded: Any, members: list[int]) -> Any:
+    """The encoder output of the batch members `members`, as CTranslate2 takes it."""
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[members]))
 
 
 def _top(detection: dict[str, float]) -> str:

@@ -64,6 +64,7 @@ NOT_IN_FINGERPRINT = {"batch_size", "azure_retries", "azure_timeout_seconds"}
 LOCAL_ONLY = {
     "model",
     "beam_size",
+    "by_language",
     "compute_type",
     "other_language_probability",
     "recover",
@@ -129,7 +130,9 @@ def _parse(line: str) -> dict[str, Any]:
 
 class TranscribeStage(Stage):
     name = "transcribe"
-    version = 3  # 2: one language per file, failing clips decoded again, word timings; 3: short clips packed
+    # 2: one language per file, failing clips decoded again, word timings; 3: short clips packed; 4: beam and
+    # prompt per language (Korean 5)
+    version = 4
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
