@@ -4,7 +4,8 @@ What it measures
     Each input goes through the real pipeline up to `slice` once (separation
     off: the clean reference must stay sample-aligned), then the real denoise
     stage runs once per method: none (notch only), gate (stationary and
-    nonstationary), deepfilter and auto. Per method and input it reports
+    nonstationary), deepfilter, auto, and auto without its clean-clip rule
+    (`denoise.clean_snr_db` off). Per method and input it reports
 
     * x real time: seconds of clip audio per second of stage wall time, in this
       process, after one warm-up run (model loading is a one-off per process);
@@ -69,6 +70,7 @@ METHODS = {
     "gate-nonstationary": {"denoise.method": "gate", "denoise.gate_mode": "nonstationary"},
     "deepfilter": {"denoise.method": "deepfilter"},
     "auto": {"denoise.method": "auto"},
+    "auto, clean_snr_db off": {"denoise.method": "auto", "denoise.clean_snr_db": None},
 }
 
 
@@ -126,7 +128,7 @@ def measure(media: Path, clean: np.ndarray, tones: tuple[float, ...], method: st
             would["dnsmos"] += 1
         elif record["sdr_loss_est_db"] > cfg.max_sdr_loss_db:
             would["distortion"] += 1
-    reverts = result.info["reverted_by"] if method == "auto" else would
+    reverts = result.info["reverted_by"] if method.startswith("auto") else would
     seconds = sum(c.duration for c in clips)
     deltas = np.array(sdr_out) - np.array(sdr_in)
     row = {

@@ -224,6 +224,12 @@ class DenoiseSettings(_Section):
         description="auto rejects a result whose DNSMOS SIG is lower than the input's by more than this.",
     )
     auto_sample_clips: int = Field(8, ge=1, description="Clips per file that auto tries every method on.")
+    clean_snr_db: float | None = Field(
+        26.0,
+        description="auto keeps a clip whose blind SNR (quality.snr_estimate) is at least this with its notches "
+        "alone: on the tuning mixes of bench/mixes.py DeepFilterNet lowered SI-SDR on most clips above 26 dB "
+        "(read speech under hum or faint noise, by up to 8 dB) and raised it on every café mix below; null: off.",
+    )
     max_sdr_loss_db: float = Field(
         4.0,
         ge=0,

@@ -313,6 +313,7 @@ class _Pending:
     """A clip denoised but not yet scored, checked and written."""
 
     clip: Clip
+    method: str  # what made `out`: the file's method, or the notches alone for a clip clean enough
     samples: np.ndarray
     out: np.ndarray
     before: Future[Mos] | None
@@ -370,13 +371,24 @@ class _FileDenoise:
             }
             for clip in self.clips:
                 samples = _read_clip(self.work, clip)
-                out, after = self.result(self.choice.method, clip, samples)
-                pending.append(_Pending(clip, samples, out, self.score_before(clip, samples), after))
+                method = self.method_for(samples)
+                out, after = self.result(method, clip, samples)
+                pending.append(_Pending(clip, method, samples, out, self.score_before(clip, samples), after))
                 while len(pending) > MAX_IN_FLIGHT:
                     self.finish(pending.popleft())
                 progress.add(clip.duration)
             while pending:
                 self.finish(pending.popleft())
+
+    def method_for(self, samples: np.ndarray) -> str:
+        """auto leaves a clip that is clean already (blind SNR at least `clean_snr_db`) to its notches: there a
+        denoiser can only take speech away."""
+        cfg = self.cfg
+        if cfg.method == "auto" and cfg.clean_snr_db is not None:
+            snr = snr_estimate(samples, self.rate)
+            if snr is not None and snr >= cfg.clean_snr_db:
+                return "none"
+        return self.choice.method
 
     def result(self, method: str, clip: Clip, samples: np.ndarray) -> tuple[np.ndarray, Future[Mos] | None]:
         """One method's output for a clip and its pending score (the input itself where the method changes nothing).
@@ -411,9 +423,11 @@ class _FileDenoise:
         """Check the result (auto), write what is kept, record what was done and checked."""
         cfg = self.cfg
         mos_in = job.before.result() if job.before else None
-        method, out, mos_out = self.choice.method, job.out, job.after.result() if job.after else mos_in
+        method, out, mos_out = job.method, job.out, job.after.result() if job.after else mos_in
         record: dict[str, Any] = {}
-        if cfg.method == "auto" and out is not job.samples:
+        if job.method != self.choice.method:
+            record["clean"] = f"blind SNR at least clean_snr_db ({cfg.clean_snr_db} dB): notches only"
+        elif cfg.method == "auto" and out is not job.samples:
             method, out, mos_out, verdicts = self._checked(job, mos_in)
             record["checks"] = [v.as_dict() for v in verdicts]
             if method != self.choice.method:
@@ -470,7 +484,8 @@ class DenoiseStage(Stage):
     name = "denoise"
     # 2: hum notched as a harmonic series; auto checks the estimated SI-SDR loss. 3: the noise is measured on the
     # original (separation no longer covers the noise spans). 4: harmonics measured on unbroken blocks of the file,
-    # notches per clip where the tone stands above the voice, clip edges extended by their tones
+    # notches per clip where the tone stands above the voice, clip edges extended by their tones, auto leaves clips
+    # with a blind SNR of clean_snr_db or more to their notches
     version = 4
     manifest = True
 
