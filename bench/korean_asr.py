@@ -38,7 +38,6 @@ import programme  # noqa: E402
 import transcribe as bench_asr  # noqa: E402
 
 from nr4dl_tasks.asr.recognition import RATE  # noqa: E402
-from nr4dl_tasks.text.korean import spoken_form  # noqa: E402
 
 TUNING = ("ada", "ava", "emf", "lmy", "neb", "nek", "nem", "pfb", "pmc")
 BROADCAST = ("avb", "emg", "nec", "nel", "pfa", "pfc", "pmb")
@@ -89,38 +88,6 @@ def held_out_sets(tmp: Path, rows: list[dict[str, str]]) -> list[tuple[str, File
     return [(noisy_ko[0], noisy_ko[2]), broadcast_set(tmp, rows), (korean_read[0], korean_read[2])]
 
 
-def row(tmp: Path, title: str, files: Files, refs: dict[str, str], label: str) -> list[str]:
-    overrides = SETTINGS[label]
-    all_pairs, kept_pairs = [], []
-    kept_n = total = tried = recovered = 0
-    seconds = elapsed = 0.0
-    for name, clips in files.items():
-        done, kept, took, info = bench_asr._through_stage(tmp, name, clips, overrides)
-        elapsed += took
-        seconds += sum(sec for _, _, sec in clips)
-        total += len(done)
-        kept_n += len(kept)
-        tried += info["recovery_tried"]
-        recovered += info["recovered"]
-        for clip in done:
-            ref = refs.get(clip.id.split("_")[0], "")
-            if ref:
-                pair = (ref, spoken_form(clip.text or ""))
-                all_pairs.append(pair)
-                if clip.id in kept:
-                    kept_pairs.append(pair)
-    return [
-        title,
-        label,
-        str(total),
-        f"{kept_n / total:.1%}",
-        f"{korean_text.cer(*zip(*all_pairs)):.1%}",  # type: ignore[arg-type]
-        f"{korean_text.cer(*zip(*kept_pairs)):.1%}" if kept_pairs else "-",  # type: ignore[arg-type]
-        f"{tried}/{recovered}",
-        f"{seconds / elapsed:.1f}",
-    ]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tuning", action="store_true", help="the tuning sets (to choose a setting)")
@@ -136,7 +103,10 @@ def main() -> None:
         tmp = Path(name)
         sets = tuning_sets(tmp, rows) if args.tuning else held_out_sets(tmp, rows)
         for step, ((title, files), label) in enumerate((s, lab) for s in sets for lab in labels):
-            print("| " + " | ".join(row(tmp / f"run{step}", title, files, refs, label)) + " |", flush=True)
+            cells = bench_asr.setting_row(
+                tmp / f"run{step}", title, label, "ko", files, lambda cid: refs.get(cid.split("_")[0]), SETTINGS[label]
+            )
+            print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,49 @@ def _through_stage(tmp: Path, name: str, clips: list[tuple[str, Path, float]], o
     return done, kept, elapsed, info
 
 
+def setting_row(
+    tmp: Path,
+    title: str,
+    label: str,
+    language: str,
+    files: dict[str, list[tuple[str, Path, float]]],
+    reference: Callable[[str], str | None],
+    overrides: dict,
+) -> list[str]:
+    """One table row: every file through the stage with `overrides`; yield, error over all and over kept clips
+    (`reference` gives a clip id's text; Korean hypotheses in spoken form), recovery, x real time."""
+    refs_used, hyps, all_hyps = [], [], []
+    kept_n = total = tried = recovered = 0
+    seconds = elapsed = 0.0
+    for name, clips in files.items():
+        done, kept, took, info = _through_stage(tmp, name, clips, overrides)
+        elapsed += took
+        seconds += sum(sec for _, _, sec in clips)
+        total += len(done)
+        kept_n += len(kept)
+        tried += info["recovery_tried"]
+        recovered += info["recovered"]
+        for clip in done:
+            ref = reference(clip.id)
+            if ref:
+                text = clip.text or ""
+                hyp = spoken_form(text) if language == "ko" else text
+                all_hyps.append((ref, hyp))
+                if clip.id in kept:
+                    refs_used.append(ref)
+                    hyps.append(hyp)
+    return [
+        title,
+        label,
+        str(total),
+        f"{kept_n / total:.1%}",
+        _error(language, [r for r, _ in all_hyps], [h for _, h in all_hyps]),
+        _error(language, refs_used, hyps),
+        f"{tried}/{recovered}",
+        f"{seconds / elapsed:.1f}",
+    ]
+
+
 def settings_rows(tmp: Path) -> list[list[str]]:
     """Before and after on every set (the noisy mixes first); the language decision without the recovery on the
     noisy English mixes only (the 2-core machine is shared)."""
@@ -211,38 +255,7 @@ def settings_rows(tmp: Path) -> list[list[str]]:
     plan = [(noisy_en, before), (noisy_en, after), (noisy_ko, before), (noisy_ko, after)]
     plan += [(korean_read, before), (korean_read, after), (noisy_en, middle)]
     for step, ((title, language, files, refs), label) in enumerate(plan):
-        overrides = SETTINGS[label]
-        refs_used, hyps, all_hyps = [], [], []
-        kept_n = total = tried = recovered = 0
-        seconds = elapsed = 0.0
-        for name, clips in files.items():
-            done, kept, took, info = _through_stage(tmp / f"run{step}", name, clips, overrides)
-            elapsed += took
-            seconds += sum(sec for _, _, sec in clips)
-            total += len(done)
-            kept_n += len(kept)
-            tried += info["recovery_tried"]
-            recovered += info["recovered"]
-            for clip in done:
-                if refs.get(clip.id):
-                    text = clip.text or ""
-                    hyp = spoken_form(text) if language == "ko" else text
-                    all_hyps.append((refs[clip.id], hyp))
-                    if clip.id in kept:
-                        refs_used.append(refs[clip.id])
-                        hyps.append(hyp)
-        out.append(
-            [
-                title,
-                label,
-                str(total),
-                f"{kept_n / total:.1%}",
-                _error(language, [r for r, _ in all_hyps], [h for _, h in all_hyps]),
-                _error(language, refs_used, hyps),
-                f"{tried}/{recovered}",
-                f"{seconds / elapsed:.1f}",
-            ]
-        )
+        out.append(setting_row(tmp / f"run{step}", title, label, language, files, refs.get, SETTINGS[label]))
         print("| " + " | ".join(out[-1]) + " |", flush=True)
     return out
 
