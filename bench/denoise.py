@@ -70,7 +70,7 @@ METHODS = {
     "gate-nonstationary": {"denoise.method": "gate", "denoise.gate_mode": "nonstationary"},
     "deepfilter": {"denoise.method": "deepfilter"},
     "auto": {"denoise.method": "auto"},
-    "auto, clean_snr_db off": {"denoise.method": "auto", "denoise.clean_snr_db": None},
+    "auto without clean_snr_db": {"denoise.method": "auto", "denoise.clean_snr_db": None},
 }
 
 
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (media, clean, tones) in made.items():
             for method in methods:
                 results.setdefault(method, {})[name] = measure(media, clean, tones, method, folder / "work")
-                print(f"{name:16s} {method:20s} " + "  ".join(cells(results[method][name])), file=sys.stderr)
+                print(f"{name:16s} {method:26s} " + "  ".join(cells(results[method][name])), file=sys.stderr)
     print(f"# denoise benchmark ({platform.processor() or platform.machine()}, {len(made)} inputs)\n")
     for method in methods:
         rows = [[name, str(int(r["clips"])), r["method_used"], *cells(r)] for name, r in results[method].items()]
