@@ -303,6 +303,19 @@ def turn_tables(tuning: bool) -> tuple[list[list[str]], list[list[str]]]:
     return [changes_row], [other_row]
 
 
+def turn_speed(finder: TurnFinder) -> list[list[str]]:
+    """x real time of the turn finder's windows on 5 held-out one-voice clips (40 s), after a warm-up; never
+    cached."""
+    clips = [sets.one_voice_clip(s, i) for i, s in enumerate(sets.HELD_OUT[:5])]
+    campplus.embed_windows(clips[0][: 2 * voices.RATE], turns.WINDOW, turns.HOP, finder.models_dir, THREADS)
+    began = time.monotonic()
+    for wav in clips:
+        campplus.embed_windows(wav, turns.WINDOW, turns.HOP, finder.models_dir, THREADS)
+    wall = time.monotonic() - began
+    seconds = sum(len(w) for w in clips) / voices.RATE
+    return [[f"{seconds:.0f}", f"{wall:.1f}", f"{seconds / wall:.1f}"]]
+
+
 def sample_turns() -> list[list[str]]:
     """Pieces the stage's splits make of sample.wav's two multi-turn clips, and how much of each is one speaker."""
     rttm = [line.split() for line in (MEDIA / "diarization" / "sample.rttm").read_text().splitlines()]
@@ -357,6 +370,8 @@ def turn_report(tuning: bool) -> None:
     print(table(["one-voice clips split", "overlap s kept / total", "overlap clips keeping > 0.25 s"], others) + "\n")
     print("## diarization/sample.wav's two multi-turn clips: pieces kept (seen while developing, not held out)\n")
     print(table(["clip s", "piece s", "main speaker", "share of its talk"], sample_turns()) + "\n")
+    print(f"## turn finder speed (CAM++ windows, {THREADS} thread(s), this process)\n")
+    print(table(["audio s", "wall s", "x real time"], turn_speed(TurnFinder())) + "\n")
 
 
 def main() -> int:

@@ -49,7 +49,6 @@ class Turns:
     two_voices: bool
     spans: tuple[tuple[float, float], ...]  # seconds; the whole clip when it holds one voice
     changes: tuple[float, ...]  # seconds: where the voice changes (midway between two runs of different voices)
-    labels: tuple[int, ...]  # per window: 0 or 1, -1 where it mixes the voices (all 0 with one voice)
 
 
 def centres(n_windows: int) -> np.ndarray:
@@ -114,7 +113,7 @@ def _guarded(runs: list[tuple[float, float, int]]) -> tuple[list[tuple[float, fl
 
 def find_turns(emb: np.ndarray, duration: float, threshold: float) -> Turns:
     """The single-voice spans of a clip of `duration` seconds from its window embeddings (module docstring)."""
-    whole = Turns(1.0, False, ((0.0, duration),), (), (0,) * len(emb))
+    whole = Turns(1.0, False, ((0.0, duration),), ())
     if len(emb) < 2 * MIN_WINDOWS:
         return whole
     labels = split_in_two(emb)
@@ -123,7 +122,7 @@ def find_turns(emb: np.ndarray, duration: float, threshold: float) -> Turns:
     c = np.array([_unit(emb[labels == k].mean(axis=0)) for k in (0, 1)])
     similarity = float(c[0] @ c[1])
     if similarity >= threshold:
-        return Turns(similarity, False, ((0.0, duration),), (), (0,) * len(emb))
+        return Turns(similarity, False, ((0.0, duration),), ())
     scores = emb @ c.T
     labels = np.argmax(scores, axis=1)
     margin = scores[np.arange(len(emb)), labels] - scores[np.arange(len(emb)), 1 - labels]
@@ -133,4 +132,4 @@ def find_turns(emb: np.ndarray, duration: float, threshold: float) -> Turns:
         if own.any():
             clear[own & (margin < 0.5 * float(np.median(margin[own])))] = -1
     spans, changes = _guarded(_runs(clear, duration))
-    return Turns(similarity, True, tuple(spans), tuple(changes), tuple(int(v) for v in clear))
+    return Turns(similarity, True, tuple(spans), tuple(changes))
