@@ -265,9 +265,11 @@ def turn_tables(tuning: bool) -> tuple[list[list[str]], list[list[str]]]:
         speakers, pairs = sets.HELD_OUT, [*sets.speaker_pairs(sets.KOREAN_HELD_OUT), sets.VCTK_HELD_OUT]
     errors: list[float] = []
     missed = false = true = whole = 0
+    kept = total = 0.0
     for i, (a, b) in enumerate(pairs):
         wav, changes = sets.turn_clip(a, b, i)
         found = finder(("turn", a, b, i), wav)
+        kept, total = kept + sum(e - s for s, e in found.spans), total + len(wav) / voices.RATE
         e, m, f = match_changes(changes, found.changes)
         errors, missed, false, true, whole = (
             errors + e,
@@ -294,6 +296,7 @@ def turn_tables(tuning: bool) -> tuple[list[list[str]], list[list[str]]]:
         f"{np.median(errors):.2f}" if errors else "-",
         f"{np.max(errors):.2f}" if errors else "-",
         str(whole),
+        f"{kept / total:.2f}",
     ]
     other_row = [
         f"{split}/{len(speakers)}",
@@ -365,7 +368,18 @@ def turn_report(tuning: bool) -> None:
     changes, others = turn_tables(tuning)
     threshold = settings_mod.SpeakerSettings().turn_threshold
     print(f"## turns inside a clip ({which} speakers, turn_threshold {threshold}, changes within {TOLERANCE} s)\n")
-    header = ["pairs", "true changes", "found", "missed", "false", "cut error mean s", "median", "max", "kept whole"]
+    header = [
+        "pairs",
+        "true changes",
+        "found",
+        "missed",
+        "false",
+        "cut error mean s",
+        "median",
+        "max",
+        "kept whole",
+        "audio kept",
+    ]
     print(table(header, changes) + "\n")
     print(table(["one-voice clips split", "overlap s kept / total", "overlap clips keeping > 0.25 s"], others) + "\n")
     print("## diarization/sample.wav's two multi-turn clips: pieces kept (seen while developing, not held out)\n")

@@ -7,11 +7,12 @@ callers and ads. This stage embeds every clip with Resemblyzer (`voices.py`) and
    they differ most and their similarity is below `purity_threshold`, the clip
    holds two voices. It is split there (the point placed to 0.08 s with dense
    windows), dropped, or only flagged, as set; pieces are checked again.
-   **Turns** (`voice/turns.py`): rapid turn-taking mixes both voices into the
-   averages before and after every point, so each piece's 1 s CAM++ windows are
-   also split into two groups; groups less alike than `turn_threshold` are two
-   speakers, and the piece is cut into their runs, without the overlapped
-   speech around each change (same `purity_action`).
+   **Turns** (`voice/turns.py`), checked first: rapid turn-taking mixes both
+   voices into the averages before and after every point, so a clip's 1 s CAM++
+   windows are split into two groups; groups less alike than `turn_threshold`
+   are two speakers, and the clip is cut into their runs, without the overlapped
+   speech around each change (same `purity_action`), before purity looks at
+   each run.
 2. **enrolled targets** (`enroll_dir/<name>/` holding a few recordings of each
    wanted voice, any format ffmpeg reads): each target's threshold is set from
    the data (`voice/calibration.py`): impostor trials against a cohort of other
@@ -134,27 +135,20 @@ def find_turns(wav: np.ndarray, cfg: SpeakerSettings, models_dir: Path, threads:
     return turns.find_turns(emb, len(wav) / voices.RATE, cfg.turn_threshold)
 
 
-def turn_pieces(wav: np.ndarray, piece: Piece, cfg: SpeakerSettings, models_dir: Path, threads: int) -> list[Piece]:
-    """`piece` of 16 kHz `wav` cut into its speakers' turns, or itself when it holds one voice."""
-    found = find_turns(wav[piece.start : piece.end], cfg, models_dir, threads)
-    if not found.two_voices:
-        return [Piece(piece.start, piece.end, piece.vp, piece.purity, found.similarity)]
-    out = []
-    for a, b in found.spans:
-        lo, hi = piece.start + int(a * voices.RATE), piece.start + int(b * voices.RATE)
-        vp = voices.voiceprint(wav[lo:hi], threads)
-        out.append(Piece(lo, hi, vp, coarse_change(vp)[0], found.similarity))
-    return out
-
-
 def pure_pieces(wav: np.ndarray, cfg: SpeakerSettings, min_samples: int, models_dir: Path, threads: int) -> list[Piece]:
-    """The single-voice pieces of a clip: split by purity, then by turns; pieces under `min_samples` go."""
-    return [
-        q
-        for p in single_voice_pieces(wav, cfg, min_samples, threads)
-        for q in turn_pieces(wav, p, cfg, models_dir, threads)
-        if q.end - q.start >= min_samples
-    ]
+    """The single-voice pieces of a clip: cut at its speaker turns first (which leaves the overlap around each
+    change out, where a purity cut would keep it), then each turn split by purity; pieces under `min_samples`
+    go."""
+    found = find_turns(wav, cfg, models_dir, threads)
+    pieces = []
+    for a, b in found.spans:
+        lo, hi = int(a * voices.RATE), int(b * voices.RATE)
+        if hi - lo >= min_samples:
+            pieces += [
+                Piece(p.start + lo, p.end + lo, p.vp, p.purity, found.similarity)
+                for p in single_voice_pieces(wav[lo:hi], cfg, min_samples, threads)
+            ]
+    return pieces
 
 
 # --- enrollment ---------------------------------------------------------------------------------------------------
