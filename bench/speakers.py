@@ -12,12 +12,19 @@ Measured on HELD-OUT speakers only (the split is in tests/speaker_sets.py and pr
       false_accept_rate; precision and recall per host, clips kept, and clips
       within review_margin of the threshold;
     * encoder speed: x real time of embedding 20 held-out utterances, in this process;
+    * turns (voice/turns.py): rapid exchanges of two held-out speakers (4 turns of
+      1.5-4 s each), cut error of each change found and changes missed or false;
+      one-voice clips split; overlap mixes (4 s of one, then 4 s of the next
+      starting 1 s before the first ends) and the overlapped seconds still inside a
+      piece; and the two multi-turn clips of diarization/sample.wav against its rttm
+      (not a held-out recording: it was looked at while the turn finder was written);
     * with --stage: x real time of the real stage on a 6-minute file of the 40
       LibriSpeech utterances (tuning speakers; separation and denoising off), and
       purity splits of two LibriSpeech utterances of different speakers back to back.
 
-Usage: .venv/bin/python bench/speakers.py [resemblyzer] [campplus] [--stage] [--tuning]
-  (--tuning: the programmes table on tuning speakers instead, to choose the defaults; never quote it)
+Usage: .venv/bin/python bench/speakers.py [resemblyzer] [campplus] [--stage] [--tuning] [--turns]
+  (--tuning: the programmes and turns tables on tuning speakers instead, to choose the defaults; never quote
+  them; --turns: only the turns tables)
 """
 
 from __future__ import annotations
@@ -42,8 +49,8 @@ from nr4dl_tasks.core import resources
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.dsp import audio  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.stages.speakers import single_voice_pieces  # noqa: E402
-from nr4dl_tasks.voice import calibration, encoders  # noqa: E402
+from nr4dl_tasks.stages.speakers import pure_pieces, single_voice_pieces  # noqa: E402
+from nr4dl_tasks.voice import calibration, campplus, encoders, turns  # noqa: E402
 from nr4dl_tasks.voice import embedding as voices  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -212,13 +219,132 @@ def purity() -> list[list[str]]:
     ]
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.WARNING)
-    chosen = [e for e in ("resemblyzer", "campplus") if e in sys.argv[1:]] or ["resemblyzer", "campplus"]
-    far = settings_mod.SpeakerSettings().false_accept_rate
-    print("# speakers benchmark\n")
-    print(f"Held-out speakers: {' '.join(sets.HELD_OUT)}; beds {', '.join(sets.BEDS_HELD_OUT)}.")
-    print(f"Tuning speakers (also the open cohort): {' '.join(sets.TUNING)}.\n")
+TOLERANCE = 1.0  # s: a change found further than this from every true change is false, and the true one missed
+SAMPLE_CLIPS = ((6.61, 17.995), (17.895, 30.0))  # the speech clips the pipeline cuts from diarization/sample.wav
+
+
+class TurnFinder:
+    """Turns of a clip by voice/turns.py at the default settings, window embeddings kept between runs (CACHE)."""
+
+    def __init__(self) -> None:
+        settings = settings_mod.load()
+        self.models_dir = settings.resolve(settings.paths.models_dir)
+        self.threshold = settings.speakers.turn_threshold
+        self.store = Path(os.environ[CACHE]) / "turns.pkl" if os.environ.get(CACHE) else None
+        self.cache: dict[tuple[object, ...], np.ndarray] = {}
+        if self.store and self.store.exists():
+            self.cache = pickle.loads(self.store.read_bytes())
+
+    def __call__(self, key: tuple[object, ...], wav: np.ndarray) -> turns.Turns:
+        if key not in self.cache:
+            self.cache[key] = campplus.embed_windows(wav, turns.WINDOW, turns.HOP, self.models_dir, THREADS)
+            if self.store:
+                self.store.parent.mkdir(parents=True, exist_ok=True)
+                self.store.write_bytes(pickle.dumps(self.cache))
+        return turns.find_turns(self.cache[key], len(wav) / voices.RATE, self.threshold)
+
+
+def match_changes(true: list[float], found: tuple[float, ...]) -> tuple[list[float], int, int]:
+    """(cut errors of the true changes found within TOLERANCE, missed, false), nearest first."""
+    errors, used = [], set()
+    for t in true:
+        near = sorted((abs(f - t), j) for j, f in enumerate(found) if j not in used)
+        if near and near[0][0] <= TOLERANCE:
+            errors.append(near[0][0])
+            used.add(near[0][1])
+    return errors, len(true) - len(errors), len(found) - len(used)
+
+
+def turn_tables(tuning: bool) -> tuple[list[list[str]], list[list[str]]]:
+    """Turn changes, one-voice clips and overlap mixes of the held-out (or tuning) speakers."""
+    finder = TurnFinder()
+    if tuning:
+        speakers = sets.KOREAN_TUNING + sets.LIBRISPEECH
+        pairs = sets.speaker_pairs(sets.KOREAN_TUNING) + sets.speaker_pairs(sets.LIBRISPEECH)
+    else:
+        speakers, pairs = sets.HELD_OUT, [*sets.speaker_pairs(sets.KOREAN_HELD_OUT), sets.VCTK_HELD_OUT]
+    errors: list[float] = []
+    missed = false = true = whole = 0
+    kept = total = 0.0
+    for i, (a, b) in enumerate(pairs):
+        wav, changes = sets.turn_clip(a, b, i)
+        found = finder(("turn", a, b, i), wav)
+        kept, total = kept + sum(e - s for s, e in found.spans), total + len(wav) / voices.RATE
+        e, m, f = match_changes(changes, found.changes)
+        errors, missed, false, true, whole = (
+            errors + e,
+            missed + m,
+            false + f,
+            true + len(changes),
+            whole + (not found.two_voices),
+        )
+    split = sum(finder(("one", s, i), sets.one_voice_clip(s, i)).two_voices for i, s in enumerate(speakers))
+    overlap_kept = overlap_total = 0.0
+    leaking = 0
+    for i, (a, b) in enumerate(pairs):
+        wav, (lo, hi) = sets.overlap_clip(a, b, i)
+        inside = [max(0.0, min(e, hi) - max(s, lo)) for s, e in finder(("overlap", a, b, i), wav).spans]
+        overlap_kept, overlap_total = overlap_kept + sum(inside), overlap_total + hi - lo
+        leaking += max(inside, default=0.0) > 0.25
+    changes_row = [
+        str(len(pairs)),
+        str(true),
+        str(len(errors)),
+        str(missed),
+        str(false),
+        f"{np.mean(errors):.2f}" if errors else "-",
+        f"{np.median(errors):.2f}" if errors else "-",
+        f"{np.max(errors):.2f}" if errors else "-",
+        str(whole),
+        f"{kept / total:.2f}",
+    ]
+    other_row = [
+        f"{split}/{len(speakers)}",
+        f"{overlap_kept:.2f} / {overlap_total:.0f}",
+        f"{leaking}/{len(pairs)}",
+    ]
+    return [changes_row], [other_row]
+
+
+def turn_speed(finder: TurnFinder) -> list[list[str]]:
+    """x real time of the turn finder's windows on 5 held-out one-voice clips (40 s), after a warm-up; never
+    cached."""
+    clips = [sets.one_voice_clip(s, i) for i, s in enumerate(sets.HELD_OUT[:5])]
+    campplus.embed_windows(clips[0][: 2 * voices.RATE], turns.WINDOW, turns.HOP, finder.models_dir, THREADS)
+    began = time.monotonic()
+    for wav in clips:
+        campplus.embed_windows(wav, turns.WINDOW, turns.HOP, finder.models_dir, THREADS)
+    wall = time.monotonic() - began
+    seconds = sum(len(w) for w in clips) / voices.RATE
+    return [[f"{seconds:.0f}", f"{wall:.1f}", f"{seconds / wall:.1f}"]]
+
+
+def sample_turns() -> list[list[str]]:
+    """Pieces the stage's splits make of sample.wav's two multi-turn clips, and how much of each is one speaker."""
+    rttm = [line.split() for line in (MEDIA / "diarization" / "sample.rttm").read_text().splitlines()]
+    spans = [(float(r[3]), float(r[3]) + float(r[4]), r[7]) for r in rttm]
+    wav = load(MEDIA / "diarization" / "sample.wav")
+    settings = settings_mod.load()
+    rows = []
+    for lo, hi in SAMPLE_CLIPS:
+        clip = wav[int(lo * voices.RATE) : int(hi * voices.RATE)]
+        pieces = pure_pieces(clip, settings.speakers, voices.RATE, settings.resolve(settings.paths.models_dir), THREADS)
+        for p in pieces:
+            a, b = lo + p.start / voices.RATE, lo + p.end / voices.RATE
+            talk: dict[str, float] = {}
+            for s, e, who in spans:
+                talk[who] = talk.get(who, 0.0) + max(0.0, min(e, b) - max(s, a))
+            main = max(talk, key=lambda w: talk[w])
+            rows.append(
+                [f"{lo:.1f}-{hi:.1f}", f"{a:.2f}-{b:.2f}", main, f"{talk[main] / max(sum(talk.values()), 1e-9):.2f}"]
+            )
+        if not pieces:
+            rows.append([f"{lo:.1f}-{hi:.1f}", "dropped", "-", "-"])
+    return rows
+
+
+def encoder_tables(chosen: list[str], far: float) -> None:
+    """Equal error rates, held-out programmes and speed of each chosen encoder."""
     rows, speed = [], []
     resemblyzer = Embeddings("resemblyzer")
     for encoder in chosen:
@@ -235,6 +361,43 @@ def main() -> int:
     print(table(["encoder", "EER raw cosine", "EER s-norm", "genuine / impostor trials"], rows) + "\n")
     print(f"## encoder speed ({THREADS} thread(s), this process)\n")
     print(table(["encoder", "audio s", "wall s", "x real time"], speed) + "\n")
+
+
+def turn_report(tuning: bool) -> None:
+    which = "tuning" if tuning else "held-out"
+    changes, others = turn_tables(tuning)
+    threshold = settings_mod.SpeakerSettings().turn_threshold
+    print(f"## turns inside a clip ({which} speakers, turn_threshold {threshold}, changes within {TOLERANCE} s)\n")
+    header = [
+        "pairs",
+        "true changes",
+        "found",
+        "missed",
+        "false",
+        "cut error mean s",
+        "median",
+        "max",
+        "kept whole",
+        "audio kept",
+    ]
+    print(table(header, changes) + "\n")
+    print(table(["one-voice clips split", "overlap s kept / total", "overlap clips keeping > 0.25 s"], others) + "\n")
+    print("## diarization/sample.wav's two multi-turn clips: pieces kept (seen while developing, not held out)\n")
+    print(table(["clip s", "piece s", "main speaker", "share of its talk"], sample_turns()) + "\n")
+    print(f"## turn finder speed (CAM++ windows, {THREADS} thread(s), this process)\n")
+    print(table(["audio s", "wall s", "x real time"], turn_speed(TurnFinder())) + "\n")
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    chosen = [e for e in ("resemblyzer", "campplus") if e in sys.argv[1:]] or ["resemblyzer", "campplus"]
+    far = settings_mod.SpeakerSettings().false_accept_rate
+    print("# speakers benchmark\n")
+    print(f"Held-out speakers: {' '.join(sets.HELD_OUT)}; beds {', '.join(sets.BEDS_HELD_OUT)}.")
+    print(f"Tuning speakers (also the open cohort): {' '.join(sets.TUNING)}.\n")
+    if "--turns" not in sys.argv:
+        encoder_tables(chosen, far)
+    turn_report("--tuning" in sys.argv)
     if "--stage" in sys.argv:
         with tempfile.TemporaryDirectory(prefix="nr4dl-bench-speakers-") as tmp:
             print("## stage speed (6-minute file, 40 utterances)\n")

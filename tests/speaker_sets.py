@@ -168,3 +168,66 @@ def evaluate(prog: Programme, emb: Embed, resemblyzer: Embed, cfg: SpeakerSettin
             )
         )
     return out
+
+
+# --- clips with speaker turns, built from the speakers' utterances ---------------------------------------------
+
+TURN_SECONDS = (1.5, 4.0)  # the length of each turn of a rapid exchange, drawn uniformly
+OVERLAP_SECONDS = 1.0  # two voices at once in an overlap clip
+
+
+def trimmed(path: Path) -> np.ndarray:
+    """A recording without its leading and trailing quiet (20 ms frames 40 dB below the loudest)."""
+    wav = load(path)
+    frame = RATE // 50
+    energy = np.array([np.mean(wav[i : i + frame] ** 2) for i in range(0, len(wav) - frame + 1, frame)])
+    loud = np.flatnonzero(energy > energy.max() * 1e-4)
+    return wav[loud[0] * frame : (loud[-1] + 1) * frame]
+
+
+def _speech(speaker: str) -> np.ndarray:
+    """A speaker's utterances, trimmed and back to back, at -23 dBFS RMS (so two voices mix at equal level)."""
+    wav = np.concatenate([trimmed(f) for f in utterances(speaker)])
+    return (wav * 10 ** (-23 / 20) / max(float(np.sqrt(np.mean(wav**2))), 1e-9)).astype(np.float32)
+
+
+def turn_clip(a: str, b: str, seed: int, turns: int = 4) -> tuple[np.ndarray, list[float]]:
+    """A rapid exchange a, b, a, b... (each turn TURN_SECONDS long, cut from a seeded point of the speaker's
+    speech) and the true change times in seconds."""
+    rng = np.random.default_rng(seed)
+    parts, changes, t = [], [], 0.0
+    for i in range(turns):
+        speech = _speech((a, b)[i % 2])
+        n = int(rng.uniform(*TURN_SECONDS) * RATE)
+        start = int(rng.integers(0, len(speech) - n))
+        parts.append(speech[start : start + n])
+        t += n / RATE
+        changes.append(t)
+    return np.concatenate(parts), changes[:-1]
+
+
+def overlap_clip(a: str, b: str, seed: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """4 s of a, then 4 s of b starting OVERLAP_SECONDS before a ends (both at once), and that overlap's span."""
+    rng = np.random.default_rng(seed)
+    first, second = (_speech(s) for s in (a, b))
+    n = 4 * RATE
+    x, y = (
+        s[o : o + n] for s, o in ((first, rng.integers(0, len(first) - n)), (second, rng.integers(0, len(second) - n)))
+    )
+    start = n - int(OVERLAP_SECONDS * RATE)
+    wav = np.zeros(start + n, np.float32)
+    wav[:n] += x
+    wav[start:] += y
+    return wav, (start / RATE, n / RATE)
+
+
+def one_voice_clip(speaker: str, seed: int) -> np.ndarray:
+    """About 8 s of one speaker's speech (the same kind of cut as a turn clip's, for false changes)."""
+    speech = _speech(speaker)
+    start = int(np.random.default_rng(seed).integers(0, len(speech) - 8 * RATE))
+    return speech[start : start + 8 * RATE]
+
+
+def speaker_pairs(speakers: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Each speaker with the next (cyclically): the pairs of a turn or overlap clip."""
+    return [(speakers[i], speakers[(i + 1) % len(speakers)]) for i in range(len(speakers))]

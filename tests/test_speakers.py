@@ -161,7 +161,11 @@ def test_stage_keeps_only_the_enrolled_target(media, tmp_path, make_settings, tw
     )
     settings = make_settings(**common, speakers__genders={"host": "female"})
     work, results = process_file(two_speaker_file, settings, until="speakers")
-    clips = read_clips(work.path("clips.jsonl"))
+    # a clip cut into turns stays as a dropped parent, not labelled (the turn finder cuts one of 1998's clips in two:
+    # a false change, docs/speakers.md); the others are all labelled
+    clips = [
+        c for c in read_clips(work.path("clips.jsonl")) if not c.extra.get("dropped", "").startswith("speakers: split")
+    ]
     kept = [c for c in clips if not c.extra.get("dropped")]
     assert kept and all(c.speaker == "host" and c.speaker_norm >= c.speaker_threshold for c in kept)
     assert all(c.end <= 34.6 for c in kept)

@@ -299,10 +299,18 @@ class SpeakerSettings(_Section):
         le=1,
         description="A clip whose voice before and after some point is less similar than this holds two voices.",
     )
+    turn_threshold: float = Field(
+        0.8,
+        ge=-1,
+        le=1,
+        description="A clip whose 1 s windows (CAM++) fall into two groups whose voices are less similar than "
+        "this holds two speakers taking turns (voice/turns.py; chosen on tuning speakers, docs/speakers.md).",
+    )
     purity_action: Literal["split", "drop", "flag"] = Field(
         "split",
-        description="What to do with a clip holding two voices: split it at the change, drop it, or only "
-        "record its purity.",
+        description="What to do with a clip holding two voices (by purity or by turns): split it at the "
+        "changes (the overlapped speech around each turn change goes), drop it, or only record its purity and "
+        "turn similarity.",
     )
     cluster_threshold: float = Field(
         0.78,

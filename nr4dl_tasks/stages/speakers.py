@@ -7,6 +7,12 @@ callers and ads. This stage embeds every clip with Resemblyzer (`voices.py`) and
    they differ most and their similarity is below `purity_threshold`, the clip
    holds two voices. It is split there (the point placed to 0.08 s with dense
    windows), dropped, or only flagged, as set; pieces are checked again.
+   **Turns** (`voice/turns.py`), checked first: rapid turn-taking mixes both
+   voices into the averages before and after every point, so a clip's 1 s CAM++
+   windows are split into two groups; groups less alike than `turn_threshold`
+   are two speakers, and the clip is cut into their runs, without the overlapped
+   speech around each change (same `purity_action`), before purity looks at
+   each run.
 2. **enrolled targets** (`enroll_dir/<name>/` holding a few recordings of each
    wanted voice, any format ffmpeg reads): each target's threshold is set from
    the data (`voice/calibration.py`): impostor trials against a cohort of other
@@ -50,7 +56,7 @@ from nr4dl_tasks.core.settings import Settings, SpeakerSettings
 from nr4dl_tasks.core.stage import Stage
 from nr4dl_tasks.core.workdir import WorkDir, atomic_dir, file_sha256
 from nr4dl_tasks.dsp import audio
-from nr4dl_tasks.voice import calibration, encoders
+from nr4dl_tasks.voice import calibration, campplus, encoders, turns
 from nr4dl_tasks.voice import embedding as voices
 from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry, Voice
 
@@ -101,6 +107,7 @@ class Piece:
     end: int
     vp: voices.VoicePrint
     purity: float
+    turn_similarity: float = 1.0  # voice/turns.py: the two window groups' similarity (1.0: not checked)
 
 
 def single_voice_pieces(
@@ -118,6 +125,28 @@ def single_voice_pieces(
             pieces += [
                 Piece(p.start + lo, p.end + lo, p.vp, p.purity)
                 for p in single_voice_pieces(wav[lo:hi], cfg, min_samples, threads, depth + 1)
+            ]
+    return pieces
+
+
+def find_turns(wav: np.ndarray, cfg: SpeakerSettings, models_dir: Path, threads: int) -> turns.Turns:
+    """The speaker turns of 16 kHz audio from its 1 s CAM++ windows (voice/turns.py)."""
+    emb = campplus.embed_windows(wav, turns.WINDOW, turns.HOP, models_dir, threads)
+    return turns.find_turns(emb, len(wav) / voices.RATE, cfg.turn_threshold)
+
+
+def pure_pieces(wav: np.ndarray, cfg: SpeakerSettings, min_samples: int, models_dir: Path, threads: int) -> list[Piece]:
+    """The single-voice pieces of a clip: cut at its speaker turns first (which leaves the overlap around each
+    change out, where a purity cut would keep it), then each turn split by purity; pieces under `min_samples`
+    go."""
+    found = find_turns(wav, cfg, models_dir, threads)
+    pieces = []
+    for a, b in found.spans:
+        lo, hi = int(a * voices.RATE), int(b * voices.RATE)
+        if hi - lo >= min_samples:
+            pieces += [
+                Piece(p.start + lo, p.end + lo, p.vp, p.purity, found.similarity)
+                for p in single_voice_pieces(wav[lo:hi], cfg, min_samples, threads)
             ]
     return pieces
 
@@ -316,7 +345,7 @@ def _name_targets(settings: Settings, clips: list[Clip], ids: np.ndarray, labels
 class SpeakersStage(Stage):
     name = "speakers"
     manifest = True
-    version = 2  # 2: each target's threshold is calibrated from the data (normalised scores, review flags)
+    version = 3  # 2: each target's threshold is calibrated from the data; 3: turns inside a clip (voice/turns.py)
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
         return layout.manifest("denoise"), CLIPS_DIR, DENOISED_DIR
@@ -338,6 +367,7 @@ class SpeakersStage(Stage):
     def process(self, work: WorkDir, settings: Settings) -> tuple[list[str], dict[str, Any]]:
         cfg = settings.speakers
         threads = resources.threads(settings)
+        models_dir = settings.resolve(settings.paths.models_dir)
         began = time.monotonic()
         clips = read_manifest(work, "denoise")
         min_samples = int(settings.slice.min_duration * voices.RATE)
@@ -360,11 +390,12 @@ class SpeakersStage(Stage):
                     out.append(clip)
                     continue
                 if cfg.purity_action == "flag":
-                    pieces = [self._whole(wav, threads)]
+                    pieces = [self._whole(wav, cfg, models_dir, threads)]
                 else:
-                    pieces = single_voice_pieces(wav, cfg, min_samples, threads)
+                    pieces = pure_pieces(wav, cfg, min_samples, models_dir, threads)
                 if len(pieces) == 1 and (pieces[0].start, pieces[0].end) == (0, len(wav)):  # kept whole
                     clip.extra["purity"] = round(pieces[0].purity, 3)
+                    clip.extra["turn_similarity"] = round(pieces[0].turn_similarity, 3)
                     out.append(clip)
                     labelled.append(clip)
                     prints.append(pieces[0].vp.embedding)
@@ -412,9 +443,10 @@ class SpeakersStage(Stage):
         return voice_model(settings).embed(wav[piece.start : piece.end])
 
     @staticmethod
-    def _whole(wav: np.ndarray, threads: int) -> Piece:
+    def _whole(wav: np.ndarray, cfg: SpeakerSettings, models_dir: Path, threads: int) -> Piece:
+        """The whole clip with its purity and turn similarity (purity_action: flag)."""
         vp = voices.voiceprint(wav, threads)
-        return Piece(0, len(wav), vp, coarse_change(vp)[0])
+        return Piece(0, len(wav), vp, coarse_change(vp)[0], find_turns(wav, cfg, models_dir, threads).similarity)
 
     @staticmethod
     def _child(work: WorkDir, parent: Clip, piece: Piece, index: int, split_dir: Path) -> Clip:
@@ -426,6 +458,7 @@ class SpeakersStage(Stage):
             split_from=parent.id,
             split_at=[round(parent.start + start_s, 3), round(parent.start + end_s, 3)],
             purity=round(piece.purity, 3),
+            turn_similarity=round(piece.turn_similarity, 3),
         )
         for key, rel in (("path", parent.path), ("denoised_path", parent.denoised_path)):
             if rel is None or (key == "denoised_path" and rel == parent.path):  # not denoised: one file is enough

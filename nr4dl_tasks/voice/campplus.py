@@ -27,6 +27,7 @@ from nr4dl_tasks.core.errors import ModelError
 
 RATE = 16000
 FRAME, HOP, FFT, BANDS = 400, 160, 512, 80
+BATCH = 64  # windows per forward pass (embed_windows)
 MAX_FRAMES = 3000  # longer clips are embedded in 30 s chunks whose embeddings are averaged (bounded memory)
 
 
@@ -91,3 +92,23 @@ def embed(wav: np.ndarray, models_dir: Path, threads: int) -> np.ndarray:
         out = [_model(models_dir, threads)(torch.from_numpy(c)[None]).numpy()[0] for c in chunks]
     mean = np.mean([v / max(float(np.linalg.norm(v)), 1e-12) for v in out], axis=0)
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+def embed_windows(wav: np.ndarray, window: int, hop: int, models_dir: Path, threads: int) -> np.ndarray:
+    """Unit embeddings (n, 192) of the `window`-frame windows every `hop` frames (10 ms frames) of a clip.
+
+    The filterbank is computed once; each window gets its own mean removed, as
+    if it were an utterance of its own. A clip shorter than one window is one
+    (short) window.
+    """
+    import torch
+
+    feats = fbank(wav)
+    starts = range(0, max(1, len(feats) - window + 1), hop)
+    batch = np.stack([feats[s : s + window] - feats[s : s + window].mean(axis=0) for s in starts])
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(batch), BATCH):  # bounded memory for long clips
+            out.append(_model(models_dir, threads)(torch.from_numpy(batch[i : i + BATCH])).numpy())
+    emb = np.concatenate(out)
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)

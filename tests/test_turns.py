@@ -1,0 +1,101 @@
+"""Speaker turns inside a clip (voice/turns.py) on real recordings: rapid exchanges, overlap and one voice.
+
+The mixes are built from held-out speakers (tests/speaker_sets.py): the turn
+threshold and guard were chosen on the tuning speakers' mixes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import speaker_sets as sets
+
+from nr4dl_tasks.core.records import read_clips
+from nr4dl_tasks.core.settings import SpeakerSettings
+from nr4dl_tasks.dsp import audio
+from nr4dl_tasks.pipeline import process_file, run_stage
+from nr4dl_tasks.stages.speakers import pure_pieces
+from nr4dl_tasks.voice import embedding as voices
+
+THREADS = 2
+MODELS = Path("models")
+RATE = voices.RATE
+
+
+def pieces(wav: np.ndarray) -> list[tuple[float, float]]:
+    """The single-voice pieces (seconds) the speakers stage keeps of a clip at the default settings."""
+    found = pure_pieces(wav, SpeakerSettings(), RATE, MODELS, THREADS)
+    return [(p.start / RATE, p.end / RATE) for p in found]
+
+
+def rttm_talk(media: Path, start: float, end: float) -> dict[str, float]:
+    """Seconds each speaker of diarization/sample.rttm talks between start and end."""
+    talk: dict[str, float] = {}
+    for line in (media / "diarization" / "sample.rttm").read_text().splitlines():
+        f = line.split()
+        a, b = float(f[3]), float(f[3]) + float(f[4])
+        talk[f[7]] = talk.get(f[7], 0.0) + max(0.0, min(b, end) - max(a, start))
+    return talk
+
+
+def test_rapid_turns_of_a_real_conversation_are_split_or_dropped(media, make_settings):
+    """sample.wav's two speech clips hold several 1-4 s turns each; purity alone kept them whole."""
+    settings = make_settings(separate__mode="off", denoise__method="none")
+    work, _ = process_file(media / "diarization" / "sample.wav", settings, until="speakers")
+    clips = read_clips(work.path("clips.jsonl"))
+    parents = [c for c in clips if "split_from" not in c.extra]
+    assert parents and all(c.extra.get("dropped", "").startswith("speakers: split") for c in parents), parents
+    kept = [c for c in clips if not c.extra.get("dropped")]
+    assert kept
+    for clip in kept:
+        talk = rttm_talk(media, clip.start, clip.end)
+        assert max(talk.values()) >= 0.9 * sum(talk.values()), (clip.start, clip.end, talk)
+        assert clip.extra["turn_similarity"] < SpeakerSettings().turn_threshold
+
+    dropping = make_settings(separate__mode="off", denoise__method="none", speakers__purity_action="drop")
+    assert not run_stage("speakers", work, dropping).skipped
+    again = read_clips(work.path("clips.jsonl"))
+    assert all(c.extra.get("dropped") == "speakers: more than one voice" for c in again)
+
+
+@pytest.mark.parametrize("pair", sets.speaker_pairs(sets.KOREAN_HELD_OUT)[:2])
+def test_a_rapid_exchange_is_cut_at_its_changes(pair):
+    wav, changes = sets.turn_clip(*pair, seed=0)
+    found = pieces(wav)
+    assert len(found) >= 2, found
+    for change in changes:  # no piece reaches across a true change by more than 0.5 s
+        assert all(not (a < change - 0.5 and b > change + 0.5) for a, b in found), (change, found)
+
+
+@pytest.mark.parametrize("pair", sets.speaker_pairs(sets.KOREAN_HELD_OUT)[:2])
+def test_an_overlap_mix_is_not_kept_as_one_voice(pair):
+    wav, _ = sets.overlap_clip(*pair, seed=0)
+    found = pieces(wav)
+    assert len(found) >= 2, found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: a 1 s CAM++ window over two voices looks like one of them, so only the guard around the "
+    "change found removes overlap; on held-out mixes 29 % of the overlapped seconds stay in a piece (docs/speakers.md)",
+)
+@pytest.mark.parametrize("pair", sets.speaker_pairs(sets.KOREAN_HELD_OUT)[:2])
+def test_overlapped_speech_is_not_kept_in_a_single_voice_piece(pair):
+    wav, (lo, hi) = sets.overlap_clip(*pair, seed=0)
+    assert all(min(b, hi) - max(a, lo) <= 0.25 for a, b in pieces(wav))
+
+
+@pytest.mark.parametrize("speaker", sets.VCTK_HELD_OUT)
+def test_one_voice_is_not_cut_into_turns(speaker):
+    wav = sets.one_voice_clip(speaker, seed=0)
+    assert pieces(wav) == [(0.0, len(wav) / RATE)]
+
+
+def test_a_clip_shorter_than_two_voices_need_is_kept_whole():
+    """1.5 s: too few windows for two voices of MIN_WINDOWS each; the clip is left to purity, as before."""
+    samples, rate = sf.read(str(sets.utterances("neb")[0]), dtype="float32", always_2d=True)
+    wav = audio.resample(audio.mono(samples), rate, RATE)[: int(1.5 * RATE)]
+    assert pieces(wav) == [(0.0, 1.5)]
