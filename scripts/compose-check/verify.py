@@ -2,9 +2,19 @@
 
     verify.py wait-healthy --timeout S   every service up and healthy, both workers answering Celery
     verify.py run --media /media/FILE --reference DIR --state DIR --port PORT
-        trigger FILE and a broken file over the REST API, kill the worker that separates FILE while it
-        writes, wait for the runs and the export, then compare the outputs with the bare-metal reference
-        in DIR byte for byte and read the failed-file list from the compose PostgreSQL.
+        trigger FILE over the REST API, kill the worker that separates FILE while it writes, wait for the
+        run and the export, compare the outputs with the bare-metal reference in DIR byte for byte, then
+        trigger a broken file and read it on the failed-file list and in the compose PostgreSQL.
+
+What the comparison sets aside, and why (everything else must be byte-identical):
+  - lock files (.lock, .run.lock): empty files whose only job is flock();
+  - a stage stamp's timings: stamps are compared by their fingerprint (the rest is how long the stage took);
+  - source.json's `path`: the media file's path, /media/... in the cluster and the host's own on bare metal;
+  - export.json's `fingerprint`: the export's cache key, which hashes the absolute work-folder root (so an
+    export re-links when that root moves); /opt/nr4dl/data/work in the cluster, .compose-check/... here;
+  - the dataset's report.html: the nr4dl_dataset DAG renders it, `nr4dl export` leaves it to `nr4dl report`.
+The broken file is triggered only after the dataset is compared: its failed work folder would otherwise be in
+the cluster's export.json (`failed`) and not in the bare-metal one, which processed the good file only.
 
 The engine and compose commands come from ENGINE and COMPOSE_CMD (set by compose-check.sh). Exit status 1,
 with the reason, on the first check that fails.
@@ -167,16 +177,24 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def without(path: Path, key: str) -> str:
+    """The hash of a JSON file's content with `key` set aside (see the module doc for which and why)."""
+    return digest(json.dumps({**json.loads(path.read_text()), key: None}, sort_keys=True).encode())
+
+
 def snapshot(root: Path) -> dict[str, str]:
-    """Every output with its content hash, as tests/test_celery.py compares them: stamps by fingerprint (they
-    hold timings), lock files (.lock, .run.lock) left out, and source.json without its path (/media/... here)."""
+    """Every output with its content hash, as tests/test_celery.py compares them, less what the module doc
+    lists: lock files left out, stamps by fingerprint, source.json without its path, export.json without its
+    fingerprint."""
     found = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lock")):
         rel = str(path.relative_to(root))
         if path.parent.name == "stamps":
             found[rel] = json.loads(path.read_text())["fingerprint"]
         elif path.name == "source.json":
-            found[rel] = digest(json.dumps({**json.loads(path.read_text()), "path": None}).encode())
+            found[rel] = without(path, "path")
+        elif rel == "export.json":
+            found[rel] = without(path, "fingerprint")
         else:
             found[rel] = digest(path.read_bytes())
     return found
@@ -206,12 +224,6 @@ def run(args: argparse.Namespace) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    # A file that is not media, for the failed-file list.
-    broken_run = f"broken__{int(time.time())}"
-    api.post(
-        f"/api/v2/dags/{DAG_ID}/dagRuns",
-        {"dag_run_id": broken_run, "logical_date": None, "conf": {"media": "/media/README.md"}},
-    )
     try:
         killed = kill_separating_worker(trigger)
         output, _ = trigger.communicate(timeout=2700)
@@ -227,8 +239,6 @@ def run(args: argparse.Namespace) -> None:
     check(separate["state"] == "success" and separate["try_number"] >= 2, f"separate was not retried: {separate}")
     hosts = sorted({t["hostname"] for t in tasks})
     print(f"separate: {separate['state']} on try {separate['try_number']}; tasks ran on {hosts}")
-    broken = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{broken_run}")["state"]
-    check(broken == "failed", f"the broken file's run is {broken}, not failed")
 
     worker = containers("airflow-worker")[0]
     temps = in_container(worker, f"find {DATA} -name '*.tmp-*'").stdout.decode().split()
@@ -241,7 +251,7 @@ def run(args: argparse.Namespace) -> None:
     check(tar.returncode == 0, f"cannot read the shared volume: {tar.stderr.decode()}")
     with tarfile.open(fileobj=BytesIO(tar.stdout)) as archive:
         archive.extractall(cluster, filter="data")
-    work = [p for p in (cluster / "work").iterdir() if p.is_dir() and p.name != "README"]
+    work = [p for p in (cluster / "work").iterdir() if p.is_dir()]
     good = [p for p in work if (p / "stamps" / "gate.json").exists()]
     check(len(good) == 1, f"expected one processed work folder, found {[p.name for p in work]}")
     (ref,) = [p for p in (reference / "work").iterdir() if p.name == good[0].name]
@@ -250,8 +260,29 @@ def run(args: argparse.Namespace) -> None:
     # The nr4dl_dataset DAG also renders the dataset report, which `nr4dl export` leaves to its own command.
     files = compare(cluster / "dataset", reference / "dataset", "dataset", frozenset({"report.html"}))
     print(f"dataset: {files} files byte-identical to bare-metal `nr4dl export` (report.html aside)")
+    check_failed_file(api)
 
-    failures = out(*COMPOSE, "exec", "-T", "airflow-worker", "nr4dl", "failures")
+
+def check_failed_file(api: Api) -> None:
+    """A file that is not media fails at ingest, and is on the failed-file list in the compose PostgreSQL."""
+    broken_run = f"broken__{int(time.time())}"
+    api.post(
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        {"dag_run_id": broken_run, "logical_date": None, "conf": {"media": "/media/README.md"}},
+    )
+
+    def finished() -> str | None:
+        state = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{broken_run}")["state"]
+        return state if state in ("success", "failed") else None
+
+    broken = wait_until("the broken file's run", finished, 600, every=5)
+    check(broken == "failed", f"the broken file's run is {broken}, not failed")
+    print(f"broken file /media/README.md: run {broken_run} {broken}")
+
+    listing = sh(*COMPOSE, "exec", "-T", "airflow-worker", "nr4dl", "failures")
+    failures = listing.stdout.decode()
+    # Exit status 1 says that some file's latest run failed, which is what this check wants to see.
+    check(listing.returncode == 1, f"nr4dl failures: exit status {listing.returncode}:\n{failures}")
     listed = [line for line in failures.splitlines() if "README" in line]
     check(len(listed) == 1 and " ingest " in listed[0], f"the broken file is not on the failed-file list:\n{failures}")
     print(f"failed-file list (nr4dl failures): {listed[0].strip()}")
