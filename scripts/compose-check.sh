@@ -15,8 +15,9 @@
 #   - postgres, redis, airflow-init, api-server, scheduler, dag-processor, triggerer and two workers come up;
 #   - a real recording from the shared media folder (mounted read-only, never copied into an image) is
 #     triggered over the REST API, processed by nr4dl_process_file to gate, and exported;
-#   - one worker container is killed while it separates that file: the task is retried, no temporary file
-#     is left, and every output is byte-identical to a bare-metal `nr4dl process` of the same file;
+#   - the worker container running that file's speakers task (its longest) is killed 10 s into it: the task
+#     is retried, no temporary file is left, and every output is byte-identical to a bare-metal
+#     `nr4dl process` of the same file (what the comparison sets aside, and why: verify.py's docstring);
 #   - a broken file is on the failed-file list, in the compose PostgreSQL's nr4dl database.
 # Timings and sizes go to .compose-check/report.txt (docs/scale-out.md quotes them).
 set -euo pipefail
@@ -76,7 +77,8 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
 else
   ENGINE=podman
   need=()
-  for pkg in podman buildah debootstrap fuse-overlayfs slirp4netns catatonit runc netavark aardvark-dns \
+  # iptables: netavark sets up the stack's network with it (without it: "netavark: No such file or directory").
+  for pkg in podman buildah debootstrap fuse-overlayfs slirp4netns catatonit runc netavark aardvark-dns iptables \
     docker-compose; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
   done
