@@ -192,7 +192,14 @@ rm -rf "$REF"
 mkdir -p "$REF"
 started=$(now)
 log "bare-metal reference: nr4dl process $MEDIA_FILE (one thread, as a one-core worker task)"
-nr4dl=(env PYTHONPATH="$ROOT" NR4DL__RESOURCES__THREADS=1 .venv/bin/python -m nr4dl_tasks.cli)
+# The host's math-library variables (OPENBLAS_CORETYPE, OMP_*, ...) are not handed to the containers, so the
+# reference runs without them too: a pinned OpenBLAS core type changes numpy's sums in the last bits, which
+# changes Whisper's text and ina's music scores (seen on the development machine, OPENBLAS_CORETYPE=Haswell).
+mapfile -t math_vars < <(compgen -e | grep -E '^(OPENBLAS|GOTO|OMP|MKL)_' || true)
+unset_math=()
+for name in "${math_vars[@]}"; do unset_math+=(-u "$name"); done
+((${#math_vars[@]} == 0)) || record "bare-metal reference without the host's ${math_vars[*]}"
+nr4dl=(env "${unset_math[@]}" PYTHONPATH="$ROOT" NR4DL__RESOURCES__THREADS=1 .venv/bin/python -m nr4dl_tasks.cli)
 $NICE "${nr4dl[@]}" process "$MEDIA_DIR/$MEDIA_FILE" --set "paths.work_dir=$REF/work" >"$REF/process.log" 2>&1 \
   || { tail -20 "$REF/process.log" >&2; exit 1; }
 $NICE "${nr4dl[@]}" export --set "paths.work_dir=$REF/work" --set "export.dataset_dir=$REF/dataset" \
