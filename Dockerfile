@@ -13,11 +13,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/nr4dl
-# Dependencies first, so code changes do not reinstall them.
+# The two environments first, in a layer of their own: only a change of the locks reinstalls them.
 COPY requirements/ requirements/
-COPY pyproject.toml settings.yaml ./
-COPY nr4dl_tasks/ nr4dl_tasks/
-COPY scripts/ scripts/
+COPY scripts/setup.sh scripts/setup.sh
 # torch must be the CPU build (PyPI's own wheel pulls gigabytes of CUDA): it is installed first, alone, from
 # TORCH_INDEX_URL, and setup.sh's pinned torch==2.13.0 then finds it there (2.13.0+cpu). Empty: pip's own
 # configuration supplies it (a local wheel folder, a mirror), which an index set for the whole install
@@ -30,8 +28,13 @@ RUN set -eu; python=/usr/local/bin/python3.11; export PIP_NO_CACHE_DIR=1; \
     if [ -n "$TORCH_INDEX_URL" ]; then \
       .venv/bin/pip install --quiet --no-deps --index-url "$TORCH_INDEX_URL" "$(grep '^torch==' requirements/main.txt)"; \
     fi; \
-    PYTHON=$python bash scripts/setup.sh; \
+    PYTHON=$python bash scripts/setup.sh --environments-only; \
     rm -rf /root/.cache
+# Then the project (installed editable into .venv) and the models, which setup.sh fetches with it.
+COPY pyproject.toml settings.yaml ./
+COPY nr4dl_tasks/ nr4dl_tasks/
+COPY scripts/ scripts/
+RUN set -eu; export PIP_NO_CACHE_DIR=1; PYTHON=/usr/local/bin/python3.11 bash scripts/setup.sh; rm -rf /root/.cache
 COPY dags/ dags/
 COPY plugins/ plugins/
 

@@ -7,14 +7,25 @@
 # scripts/setup.sh --with-services also installs PostgreSQL and Redis (Debian's), for a Celery cluster on bare
 # metal and for the scale-out test, which starts its own servers on free ports (on a machine with systemd,
 # Debian's packages also start their system services on 5432 and 6379).
+# scripts/setup.sh --environments-only stops after the two environments (the Dockerfile installs them in a layer
+# of their own, before the project's code, so a code change does not reinstall them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+WITH_SERVICES=0
+ENVIRONMENTS_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-services) WITH_SERVICES=1 ;;
+    --environments-only) ENVIRONMENTS_ONLY=1 ;;
+    *) echo "usage: $0 [--with-services] [--environments-only]" >&2; exit 2 ;;
+  esac
+done
 
 # --- Debian packages -------------------------------------------------------------------------
 DEB_PACKAGES=(ffmpeg chromium chromium-driver espeak-ng)
-[ "${1:-}" != "--with-services" ] || DEB_PACKAGES+=(postgresql redis-server)
+((!WITH_SERVICES)) || DEB_PACKAGES+=(postgresql redis-server)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -53,6 +64,7 @@ make_venv() {
 }
 make_venv .venv requirements/main.txt
 make_venv .venv-spleeter requirements/spleeter.txt
+if ((ENVIRONMENTS_ONLY)); then log "done: .venv and .venv-spleeter are ready"; exit 0; fi
 if [ ! -x .venv/bin/nr4dl ] || ! .venv/bin/python -c 'import nr4dl_tasks' 2>/dev/null; then
   log "installing the nr4dl package (editable) and its console script .venv/bin/nr4dl"
   .venv/bin/python -m pip install --quiet --no-deps -e .

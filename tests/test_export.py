@@ -272,6 +272,8 @@ def test_same_inputs_give_identical_files_and_a_rerun_does_nothing(work: Path, t
     export_dataset(make_settings(work, second, export__tier_subsets=True))
     files = metadata_files(first)
     assert len(files) == 27 and files == metadata_files(second)  # 3 subsets x 3 splits x (lj, af, nemo)
+    # The report names no folder of its own either: a dataset moved elsewhere still describes itself.
+    assert (first / "export.json").read_bytes() == (second / "export.json").read_bytes()
     mtimes = {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()}
     again = export_dataset(make_settings(work, first, export__tier_subsets=True))
     assert again.unchanged and again.clips == 7 and again.counts["gold"]["nemo"]["test"] == 1

@@ -71,7 +71,7 @@ from nr4dl_tasks.export.writing import remove_empty_dirs, sync_tree, write_metad
 
 log = logging.getLogger("nr4dl")
 
-EXPORT_VERSION = 2  # bump when the written files change for the same inputs
+EXPORT_VERSION = 3  # bump when the written files change for the same inputs
 REPORT_NAME = "export.json"
 LOCK_NAME = ".lock"
 
@@ -105,7 +105,10 @@ class ExportReport:
 
 
 def _settings_used(settings: Settings) -> dict[str, Any]:
-    return {"export": settings.export.model_dump(mode="json"), "gates.tiers": dict(settings.gates.tiers)}
+    """The settings the dataset was built with, without `dataset_dir`: the report lives in that folder, and an
+    absolute path there would make a moved or copied dataset describe a folder it is no longer in."""
+    export = settings.export.model_dump(mode="json", exclude={"dataset_dir"})
+    return {"export": export, "gates.tiers": dict(settings.gates.tiers)}
 
 
 def input_fingerprint(settings: Settings, work_root: Path, ready: dict[str, Path]) -> str:
