@@ -56,8 +56,12 @@ def test_windowed_run_equals_whole_file_run(ina, media, tmp_path):
     """Windows of 10 s (7 windows over musanmix) give exactly the single-window result, music posteriors too."""
     wav = analysis_copy(media / "segmentation" / "musanmix.mp3", tmp_path)
     assert run(ina, wav, window_s=10) == run(ina, wav, window_s=300)
-    # the same up to float32 rounding: the networks see the patches in other batches
-    np.testing.assert_allclose(ina(wav, 0.03, 10, 256).music, ina(wav, 0.03, 300, 256).music, atol=1e-5)
+    # the same up to rounding: the networks see the patches in other batches (bfloat16, chosen by 'auto' on CPUs
+    # that have it, keeps 8 bits of mantissa: 0.4 % of a posterior)
+    bf16 = resolve_precision(settings_mod.Settings().segment.precision) == "bfloat16"
+    np.testing.assert_allclose(
+        ina(wav, 0.03, 10, 256).music, ina(wav, 0.03, 300, 256).music, atol=4e-3 if bf16 else 1e-5
+    )
 
 
 def test_music_posterior_is_high_in_music_and_low_in_speech(ina, media, tmp_path):
