@@ -178,9 +178,9 @@ class ClipDenoiser:
         self.method, self.noise, self.cfg, self.rate = method, noise, cfg, rate
         self._streams: dict[int, DeepFilterStream] = {}
 
-    @property
-    def changes_audio(self) -> bool:
-        return self.method != "none" or self.noise.notches.sos is not None
+    def changes(self, notches: Notches) -> bool:
+        """Whether this method with these notches changes a clip at all."""
+        return self.method != "none" or notches.sos is not None
 
     def _channel(self, x: np.ndarray, channel: int) -> np.ndarray:
         if self.method == "gate":
@@ -191,9 +191,9 @@ class ClipDenoiser:
             return self._streams[channel].process(x, self.rate)
         return x
 
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        """(frames, channels) in, the same shape out."""
-        filtered = self.noise.notches.for_clip(samples).apply(samples)
+    def __call__(self, samples: np.ndarray, notches: Notches) -> np.ndarray:
+        """(frames, channels) in, the same shape out; `notches`: the file's notches this clip gets (`for_clip`)."""
+        filtered = notches.apply(samples)
         out = np.stack([self._channel(filtered[:, ch], ch) for ch in range(filtered.shape[1])], axis=1)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
@@ -287,11 +287,12 @@ def choose_method(
     next candidate runs.
     """
     results: dict[str, dict[str, tuple[np.ndarray, Future[Mos]]]] = {}
+    notches = {cid: noise.notches.for_clip(x) for cid, x in sample.items()}
     for method in CANDIDATES:
         with ClipDenoiser(method, noise, cfg, rate) as denoiser:
             results[method] = {}
             for cid, x in sample.items():
-                out = denoiser(x)
+                out = denoiser(x, notches[cid])
                 results[method][cid] = (out, scorer.submit(out, rate))
     base = _mean_mos([before[cid].result() for cid in sample])
     choice = Choice("none", scores={"input": base.as_dict()}, results=results)
@@ -315,6 +316,7 @@ class _Pending:
     clip: Clip
     method: str  # what made `out`: the file's method, or the notches alone for a clip clean enough
     samples: np.ndarray
+    notches: Notches  # the file's notches this clip gets
     out: np.ndarray
     before: Future[Mos] | None
     after: Future[Mos] | None
@@ -371,9 +373,9 @@ class _FileDenoise:
             }
             for clip in self.clips:
                 samples = _read_clip(self.work, clip)
-                method = self.method_for(samples)
-                out, after = self.result(method, clip, samples)
-                pending.append(_Pending(clip, method, samples, out, self.score_before(clip, samples), after))
+                method, notches = self.method_for(samples), self.noise.notches.for_clip(samples)
+                out, after = self.result(method, clip, samples, notches)
+                pending.append(_Pending(clip, method, samples, notches, out, self.score_before(clip, samples), after))
                 while len(pending) > MAX_IN_FLIGHT:
                     self.finish(pending.popleft())
                 progress.add(clip.duration)
@@ -390,7 +392,9 @@ class _FileDenoise:
                 return "none"
         return self.choice.method
 
-    def result(self, method: str, clip: Clip, samples: np.ndarray) -> tuple[np.ndarray, Future[Mos] | None]:
+    def result(
+        self, method: str, clip: Clip, samples: np.ndarray, notches: Notches
+    ) -> tuple[np.ndarray, Future[Mos] | None]:
         """One method's output for a clip and its pending score (the input itself where the method changes nothing).
 
         Each method keeps its own denoiser, fed the clips it is asked for in clip order.
@@ -398,7 +402,7 @@ class _FileDenoise:
         if clip.id in self.choice.results.get(method, {}):  # done while choosing
             return self.choice.results[method][clip.id]
         denoiser = self._denoisers[method]
-        out = denoiser(samples) if denoiser.changes_audio else samples
+        out = denoiser(samples, notches) if denoiser.changes(notches) else samples
         return out, self.scorer.submit(out, self.rate) if self.cfg.score and out is not samples else None
 
     def _checked(self, job: _Pending, mos_in: Mos | None) -> tuple[str, np.ndarray, Mos | None, list[Verdict]]:
@@ -408,7 +412,7 @@ class _FileDenoise:
             if method == self.choice.method:
                 out, after = job.out, job.after
             else:
-                out, after = self.result(method, job.clip, job.samples)
+                out, after = self.result(method, job.clip, job.samples, job.notches)
             if out is job.samples:
                 break  # nothing left to try: the input is kept
             verdict = judge(
@@ -436,7 +440,7 @@ class _FileDenoise:
                 self.reverted += 1
                 self.reverted_by[failed or ""] += 1
         filtered = method != "input"
-        applied = self.noise.notches.for_clip(job.samples).tones if filtered else ()
+        applied = job.notches.tones if filtered else ()
         record.update(
             method="none" if method == "input" else method,
             notch_hz=[round(t.hz, 2) for t in applied],
