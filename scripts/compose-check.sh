@@ -63,6 +63,8 @@ teardown() {
     kill "$PODMAN_SERVICE" 2>/dev/null
     wait "$PODMAN_SERVICE" 2>/dev/null
   fi
+  # podman's overlay driver keeps its layer store mounted on itself; left mounted, the checkout cannot be deleted
+  [ "$ENGINE" != podman ] || umount "$STATE/storage/overlay" 2>/dev/null || true
   ((PURGE)) && rm -rf "$STATE/storage" "$STATE/run"
   left=$("$ENGINE" ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" 2>/dev/null | wc -l)
   record "teardown: $left container(s) left, networks: $("$ENGINE" network ls -q --filter "name=$COMPOSE_PROJECT_NAME" 2>/dev/null | wc -l), volumes: $("$ENGINE" volume ls -q --filter "name=$COMPOSE_PROJECT_NAME" 2>/dev/null | wc -l)"
