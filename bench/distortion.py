@@ -26,6 +26,12 @@ input, applied to held-out outputs: harmful ones caught, harmless ones
 reverted, and the mean and worst SI-SDR change after the reverts. The estimate is also shown at the
 stage's own tolerance (denoise.max_sdr_loss_db).
 
+Last, auto's per-clip rules as the stage applies them to one clip (`rules`):
+the SIG tolerance, the clean-clip bound (blind SNR before or after the
+notches) and the distortion tolerance over a grid, ranked by harmful tuning
+outputs, then mean tuning ΔSI-SDR, with the held-out figures beside them.
+denoise.sig_tolerance and denoise.clean_snr_db were chosen from that table.
+
 Usage: nice .venv/bin/python bench/distortion.py [--cache results.json]
 """
 
@@ -96,18 +102,27 @@ def comod(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def evaluate(held_out: bool, per_utterance: int, dnsmos: bool) -> list[dict]:
-    rows = []
-    with DeepFilterStream(30.0) as stream:
+    rows, cfg = [], DenoiseSettings()
+    with DeepFilterStream(cfg.max_attenuation_db) as stream:
         for mix in mixes(RATE, held_out, per_utterance):
-            tones = find_tones(mix.noisy, RATE, 12.0, -60.0)
+            tones = find_tones(
+                mix.noisy,
+                RATE,
+                cfg.notch_min_prominence_db,
+                cfg.notch_min_level_dbfs,
+                cfg.notch_harmonic_min_prominence_db,
+            )
             filtered = Notches(RATE, tuple(tones)).for_clip(mix.noisy).apply(mix.noisy)
             outputs = {
                 "none": filtered,
-                "gate-nonstationary": gate(filtered, RATE, None, 1.5, 30.0),
-                "gate-stationary": gate(filtered, RATE, profile_from_min_statistics([filtered], RATE), 1.5, 30.0),
+                "gate-nonstationary": gate(filtered, RATE, None, cfg.n_std, cfg.max_attenuation_db),
+                "gate-stationary": gate(
+                    filtered, RATE, profile_from_min_statistics([filtered], RATE), cfg.n_std, cfg.max_attenuation_db
+                ),
                 "deepfilter": stream.process(filtered, RATE),
             }
             mos_in, sdr_in = quality.dnsmos(mix.noisy, RATE) if dnsmos else None, quality.si_sdr(mix.noisy, mix.clean)
+            snr = {"snr": quality.snr_estimate(mix.noisy, RATE), "snr_notched": quality.snr_estimate(filtered, RATE)}
             # the stage's noise for a file of speech only: minimum statistics over it, before the notches
             noise_db = profile_from_min_statistics([mix.noisy], RATE).mean_db + EXP_MEAN_OFFSET_DB
             for method, y in outputs.items():
@@ -122,6 +137,7 @@ def evaluate(held_out: bool, per_utterance: int, dnsmos: bool) -> list[dict]:
                         "kept": kept_db(mix.noisy, y),
                         "comod": comod(mix.noisy, y),
                         "estimate": -distortion.sdr_change_estimate_db(mix.noisy, y, RATE, noise_db),
+                        **snr,
                         **({"sig": mos_in.sig - mos.sig, "ovrl": mos_in.ovrl - mos.ovrl} if mos_in and mos else {}),
                     }
                 )
@@ -198,6 +214,77 @@ def report(tuning: list[dict], held: list[dict]) -> str:
     return "\n".join(lines + per_method)
 
 
+def auto_outcome(outputs: dict[str, dict], tolerance: float, clean: tuple[str, float] | None, max_loss: float) -> dict:
+    """The output auto's rules keep for one mix (one clip): the notched input when it is clean enough, else the
+    best DNSMOS OVRL among the candidates passing the DNSMOS rule at SIG `tolerance` and the distortion check
+    at `max_loss` dB."""
+    none = outputs["none"]
+    snr = none[clean[0]] if clean else None
+    if clean and snr is not None and snr >= clean[1]:
+        return none
+    passing = [
+        outputs[m]
+        for m in ("deepfilter", "gate-nonstationary")
+        if outputs[m]["ovrl"] < 0 and outputs[m]["sig"] <= tolerance and outputs[m]["estimate"] <= max_loss
+    ]
+    return min(passing, key=lambda r: r["ovrl"]) if passing else none
+
+
+def rules(tuning: list[dict], held: list[dict], shown: int = 12) -> str:
+    """auto's three per-clip rules over a grid: the SIG tolerance, the clean-clip bound (on the blind SNR before or
+    after the notches) and the distortion tolerance. Per rule set: harmful outputs, mean and worst ΔSI-SDR and mean
+    ΔOVRL on the tuning and the held-out mixes.
+
+    The rule set to choose is the one with the fewest harmful tuning outputs, then the best mean tuning ΔSI-SDR;
+    the table shows the `shown` best by that order and the stage's defaults, and the held-out columns show what
+    each does on mixes it was not chosen on.
+    """
+
+    def by_mix(rows: list[dict]) -> dict[str, dict[str, dict]]:
+        grouped: dict[str, dict[str, dict]] = {}
+        for r in rows:
+            grouped.setdefault(r["mix"], {})[r["method"]] = r
+        return grouped
+
+    def outcome(outputs_by_mix: dict[str, dict[str, dict]], rule: tuple) -> tuple[int, float, float, float]:
+        kept = [auto_outcome(outputs, *rule) for outputs in outputs_by_mix.values()]
+        delta = np.array([r["delta"] for r in kept])
+        return (
+            int((delta < -HARM_DB).sum()),
+            float(delta.mean()),
+            float(delta.min()),
+            float(np.mean([-r["ovrl"] for r in kept])),
+        )
+
+    sets = {"tuning": by_mix(tuning), "held-out": by_mix(held)}
+    bounds = [None] + [(key, db) for key in ("snr", "snr_notched") for db in (20, 22, 24, 26, 28, 30)]
+    grid = [(t, c, m) for t in (0.1, 0.2, 0.3, 0.5, np.inf) for c in bounds for m in (1.0, 2.0, 3.0, 4.0, 6.0)]
+    scored = {rule: [outcome(rows, rule) for rows in sets.values()] for rule in grid}
+    ranked = sorted(grid, key=lambda rule: (scored[rule][0][0], -scored[rule][0][1]))
+    cfg = DenoiseSettings()
+    default = (cfg.sig_tolerance, ("snr_notched", cfg.clean_snr_db) if cfg.clean_snr_db else None, cfg.max_sdr_loss_db)
+    lines = [
+        "| SIG tolerance | clean-clip bound | distortion tolerance | "
+        + " | ".join(f"{name}: harmful / mean ΔSI-SDR / worst / mean ΔOVRL" for name in sets)
+        + " |",
+        "|---|---|---|---|---|",
+    ]
+    for rank, rule in enumerate(ranked):
+        if rank >= shown and rule != default:
+            continue
+        tolerance, clean, max_loss = rule
+        bound = "off" if clean is None else f"{clean[0]} ≥ {clean[1]:g} dB"
+        notes = [
+            note for note, hit in (("best on tuning", rank == 0), ("the stage's defaults", rule == default)) if hit
+        ]
+        lines.append(
+            f"| {tolerance:g} | {bound}{' **(' + ', '.join(notes) + ')**' if notes else ''} | {max_loss:g} dB | "
+            + " | ".join(f"{h} / {m:+.2f} / {w:+.1f} / {o:+.2f}" for h, m, w, o in scored[rule])
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, help="JSON file of measured rows: read if present, else written")
@@ -210,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cache:
             args.cache.write_text(json.dumps(data))
     print(report(data["tuning"], data["held_out"]))
+    if "ovrl" in data["held_out"][0]:
+        print("\n" + rules(data["tuning"], data["held_out"]))
     return 0
 
 

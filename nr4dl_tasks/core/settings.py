@@ -219,16 +219,19 @@ class DenoiseSettings(_Section):
     lowpass_hz: float | None = Field(None, gt=0, description="Low-pass corner (4th-order Butterworth), or null.")
     score: bool = Field(True, description="Score every clip with DNSMOS before and after (auto needs it).")
     sig_tolerance: float = Field(
-        0.1,
+        0.5,
         ge=0,
-        description="auto rejects a result whose DNSMOS SIG is lower than the input's by more than this.",
+        description="auto rejects a result whose DNSMOS SIG is lower than the input's by more than this. Chosen "
+        "with clean_snr_db on the tuning mixes (bench/distortion.py): at 0.1 it sent clips that DeepFilterNet "
+        "improved back to their input; from 0.5 up no tuning mix changed, and the distortion check guards the speech.",
     )
     auto_sample_clips: int = Field(8, ge=1, description="Clips per file that auto tries every method on.")
     clean_snr_db: float | None = Field(
         26.0,
-        description="auto keeps a clip whose blind SNR (quality.snr_estimate) is at least this with its notches "
-        "alone: on the tuning mixes of bench/mixes.py DeepFilterNet lowered SI-SDR on most clips above 26 dB "
-        "(read speech under hum or faint noise, by up to 8 dB) and raised it on every café mix below; null: off.",
+        description="auto keeps a clip whose blind SNR (quality.snr_estimate, after its notches) is at least this "
+        "with its notches alone: on the tuning mixes of bench/mixes.py DeepFilterNet lowered SI-SDR on most clips "
+        "above 26 dB (read speech under hum or faint noise, by up to 8 dB) and raised it on every café mix below; "
+        "bench/distortion.py prints the grid it was chosen from. null: off.",
     )
     max_sdr_loss_db: float = Field(
         4.0,

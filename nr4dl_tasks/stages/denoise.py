@@ -373,7 +373,8 @@ class _FileDenoise:
             }
             for clip in self.clips:
                 samples = _read_clip(self.work, clip)
-                method, notches = self.method_for(samples), self.noise.notches.for_clip(samples)
+                notches = self.noise.notches.for_clip(samples)
+                method = self.method_for(samples, notches)
                 out, after = self.result(method, clip, samples, notches)
                 pending.append(_Pending(clip, method, samples, notches, out, self.score_before(clip, samples), after))
                 while len(pending) > MAX_IN_FLIGHT:
@@ -382,12 +383,13 @@ class _FileDenoise:
             while pending:
                 self.finish(pending.popleft())
 
-    def method_for(self, samples: np.ndarray) -> str:
-        """auto leaves a clip that is clean already (blind SNR at least `clean_snr_db`) to its notches: there a
-        denoiser can only take speech away."""
+    def method_for(self, samples: np.ndarray, notches: Notches) -> str:
+        """auto leaves a clip that is clean already (blind SNR at least `clean_snr_db`, measured once its notches
+        have taken out its hum, which is no noise left for a denoiser) to its notches: there a denoiser can only take
+        speech away."""
         cfg = self.cfg
         if cfg.method == "auto" and cfg.clean_snr_db is not None:
-            snr = snr_estimate(samples, self.rate)
+            snr = snr_estimate(notches.apply(samples) if notches.sos is not None else samples, self.rate)
             if snr is not None and snr >= cfg.clean_snr_db:
                 return "none"
         return self.choice.method
@@ -489,8 +491,9 @@ class DenoiseStage(Stage):
     # 2: hum notched as a harmonic series; auto checks the estimated SI-SDR loss. 3: the noise is measured on the
     # original (separation no longer covers the noise spans). 4: harmonics measured on unbroken blocks of the file,
     # notches per clip where the tone stands above the voice, clip edges extended by their tones, auto leaves clips
-    # with a blind SNR of clean_snr_db or more to their notches
-    version = 4
+    # with a blind SNR of clean_snr_db or more to their notches. 5: that SNR measured after the notches;
+    # sig_tolerance 0.5
+    version = 5
     manifest = True
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
