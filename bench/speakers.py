@@ -12,7 +12,8 @@ Measured on HELD-OUT speakers only (the split is in tests/speaker_sets.py and pr
       false_accept_rate; precision and recall per host, clips kept, and clips
       within review_margin of the threshold;
     * encoder speed: x real time of embedding 20 held-out utterances, in this process;
-    * turns (voice/turns.py): rapid exchanges of two held-out speakers (4 turns of
+    * turns (voice/turns.py, each cut checked by its two voices embedded whole, those
+      similarities printed per kind of mix): rapid exchanges of two held-out speakers (4 turns of
       1.5-4 s each), cut error of each change found and changes missed or false;
       one-voice clips split; overlap mixes (4 s of one, then 4 s of the next
       starting 1 s before the first ends) and the overlapped seconds still inside a
@@ -29,6 +30,7 @@ Usage: .venv/bin/python bench/speakers.py [resemblyzer] [campplus] [--stage] [--
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
@@ -230,6 +232,8 @@ class TurnFinder:
         settings = settings_mod.load()
         self.models_dir = settings.resolve(settings.paths.models_dir)
         self.threshold = settings.speakers.turn_threshold
+        self.voice_threshold = settings.speakers.turn_voice_threshold
+        self.checked: list[tuple[str, float, float]] = []  # (kind, window similarity, voice similarity) per check
         self.store = Path(os.environ[CACHE]) / "turns.pkl" if os.environ.get(CACHE) else None
         self.cache: dict[tuple[object, ...], np.ndarray] = {}
         if self.store and self.store.exists():
@@ -241,7 +245,12 @@ class TurnFinder:
             if self.store:
                 self.store.parent.mkdir(parents=True, exist_ok=True)
                 self.store.write_bytes(pickle.dumps(self.cache))
-        return turns.find_turns(self.cache[key], len(wav) / voices.RATE, self.threshold)
+        found = turns.find_turns(self.cache[key], len(wav) / voices.RATE, self.threshold)
+        embed = functools.partial(campplus.embed, models_dir=self.models_dir, threads=THREADS)
+        verified = turns.verify(found, wav, voices.RATE, embed, self.voice_threshold)
+        if verified.voice_similarity < 1.0:
+            self.checked.append((str(key[0]), found.similarity, verified.voice_similarity))
+        return verified
 
 
 def match_changes(true: list[float], found: tuple[float, ...]) -> tuple[list[float], int, int]:
@@ -255,8 +264,9 @@ def match_changes(true: list[float], found: tuple[float, ...]) -> tuple[list[flo
     return errors, len(true) - len(errors), len(found) - len(used)
 
 
-def turn_tables(tuning: bool) -> tuple[list[list[str]], list[list[str]]]:
-    """Turn changes, one-voice clips and overlap mixes of the held-out (or tuning) speakers."""
+def turn_tables(tuning: bool) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """Turn changes, one-voice clips and overlap mixes of the held-out (or tuning) speakers, and the similarities
+    of the cuts checked (voice/turns.py's `verify`)."""
     finder = TurnFinder()
     if tuning:
         speakers = sets.KOREAN_TUNING + sets.LIBRISPEECH
@@ -303,7 +313,23 @@ def turn_tables(tuning: bool) -> tuple[list[list[str]], list[list[str]]]:
         f"{overlap_kept:.2f} / {overlap_total:.0f}",
         f"{leaking}/{len(pairs)}",
     ]
-    return [changes_row], [other_row]
+    return [changes_row], [other_row], checked_rows(finder.checked)
+
+
+def checked_rows(checked: list[tuple[str, float, float]]) -> list[list[str]]:
+    """Per kind of mix: the window and whole-voice similarities of every candidate cut, sorted by the latter."""
+    rows = []
+    for kind, name in (("turn", "rapid exchange"), ("overlap", "overlap mix"), ("one", "one voice")):
+        pairs = sorted((v, w) for k, w, v in checked if k == kind)
+        rows.append(
+            [
+                name,
+                str(len(pairs)),
+                " ".join(f"{w:.2f}" for _, w in pairs) or "-",
+                " ".join(f"{v:.2f}" for v, _ in pairs) or "-",
+            ]
+        )
+    return rows
 
 
 def turn_speed(finder: TurnFinder) -> list[list[str]]:
@@ -365,9 +391,12 @@ def encoder_tables(chosen: list[str], far: float) -> None:
 
 def turn_report(tuning: bool) -> None:
     which = "tuning" if tuning else "held-out"
-    changes, others = turn_tables(tuning)
-    threshold = settings_mod.SpeakerSettings().turn_threshold
-    print(f"## turns inside a clip ({which} speakers, turn_threshold {threshold}, changes within {TOLERANCE} s)\n")
+    changes, others, checked = turn_tables(tuning)
+    cfg = settings_mod.SpeakerSettings()
+    print(
+        f"## turns inside a clip ({which} speakers, turn_threshold {cfg.turn_threshold}, turn_voice_threshold "
+        f"{cfg.turn_voice_threshold}, changes within {TOLERANCE} s)\n"
+    )
     header = [
         "pairs",
         "true changes",
@@ -382,6 +411,9 @@ def turn_report(tuning: bool) -> None:
     ]
     print(table(header, changes) + "\n")
     print(table(["one-voice clips split", "overlap s kept / total", "overlap clips keeping > 0.25 s"], others) + "\n")
+    print(f"## cuts checked ({which} mixes whose window groups are below turn_threshold), sorted by voice similarity\n")
+    header = ["mix", "cuts checked", "window-group similarity", "whole-voice similarity (cut stands below threshold)"]
+    print(table(header, checked) + "\n")
     print("## diarization/sample.wav's two multi-turn clips: pieces kept (seen while developing, not held out)\n")
     print(table(["clip s", "piece s", "main speaker", "share of its talk"], sample_turns()) + "\n")
     print(f"## turn finder speed (CAM++ windows, {THREADS} thread(s), this process)\n")

@@ -309,6 +309,15 @@ class SpeakerSettings(_Section):
         description="A clip whose 1 s windows (CAM++) fall into two groups whose voices are less similar than "
         "this holds two speakers taking turns (voice/turns.py; chosen on tuning speakers, docs/speakers.md).",
     )
+    turn_voice_threshold: float = Field(
+        0.62,
+        ge=-1,
+        le=1,
+        description="A turn cut stands only when the two voices' audio, each voice's runs joined and embedded "
+        "whole (CAM++), is less similar than this; otherwise the clip is one voice and stays whole. Chosen on "
+        "the tuning speakers' mixes (bench/speakers.py --tuning: two voices 0.30-0.60, one voice split in two "
+        "0.57-0.72; 0.62 keeps every two-voice cut and undoes 3 of the 4 false ones), docs/speakers.md.",
+    )
     purity_action: Literal["split", "drop", "flag"] = Field(
         "split",
         description="What to do with a clip holding two voices (by purity or by turns): split it at the "

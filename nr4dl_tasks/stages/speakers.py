@@ -9,7 +9,8 @@ callers and ads. This stage embeds every clip with Resemblyzer (`voices.py`) and
    windows), dropped, or only flagged, as set; pieces are checked again.
    **Turns** (`voice/turns.py`), checked first: rapid turn-taking mixes both
    voices into the averages before and after every point, so a clip's 1 s CAM++
-   windows are split into two groups; groups less alike than `turn_threshold`
+   windows are split into two groups; groups less alike than `turn_threshold`,
+   whose audio embedded whole is also less alike than `turn_voice_threshold`,
    are two speakers, and the clip is cut into their runs, without the overlapped
    speech around each change (same `purity_action`), before purity looks at
    each run.
@@ -108,6 +109,7 @@ class Piece:
     vp: voices.VoicePrint
     purity: float
     turn_similarity: float = 1.0  # voice/turns.py: the two window groups' similarity (1.0: not checked)
+    turn_voice_similarity: float = 1.0  # voice/turns.py: the two groups' audio embedded whole (1.0: not checked)
 
 
 def single_voice_pieces(
@@ -132,7 +134,9 @@ def single_voice_pieces(
 def find_turns(wav: np.ndarray, cfg: SpeakerSettings, models_dir: Path, threads: int) -> turns.Turns:
     """The speaker turns of 16 kHz audio from its 1 s CAM++ windows (voice/turns.py)."""
     emb = campplus.embed_windows(wav, turns.WINDOW, turns.HOP, models_dir, threads)
-    return turns.find_turns(emb, len(wav) / voices.RATE, cfg.turn_threshold)
+    found = turns.find_turns(emb, len(wav) / voices.RATE, cfg.turn_threshold)
+    embed = functools.partial(campplus.embed, models_dir=models_dir, threads=threads)
+    return turns.verify(found, wav, voices.RATE, embed, cfg.turn_voice_threshold)
 
 
 def pure_pieces(wav: np.ndarray, cfg: SpeakerSettings, min_samples: int, models_dir: Path, threads: int) -> list[Piece]:
@@ -145,7 +149,7 @@ def pure_pieces(wav: np.ndarray, cfg: SpeakerSettings, min_samples: int, models_
         lo, hi = int(a * voices.RATE), int(b * voices.RATE)
         if hi - lo >= min_samples:
             pieces += [
-                Piece(p.start + lo, p.end + lo, p.vp, p.purity, found.similarity)
+                Piece(p.start + lo, p.end + lo, p.vp, p.purity, found.similarity, found.voice_similarity)
                 for p in single_voice_pieces(wav[lo:hi], cfg, min_samples, threads)
             ]
     return pieces
@@ -345,7 +349,9 @@ def _name_targets(settings: Settings, clips: list[Clip], ids: np.ndarray, labels
 class SpeakersStage(Stage):
     name = "speakers"
     manifest = True
-    version = 3  # 2: each target's threshold is calibrated from the data; 3: turns inside a clip (voice/turns.py)
+    # 2: each target's threshold is calibrated from the data; 3: turns inside a clip (voice/turns.py);
+    # 4: a turn cut checked on each voice's audio embedded whole (turn_voice_threshold)
+    version = 4
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
         return layout.manifest("denoise"), CLIPS_DIR, DENOISED_DIR
@@ -396,6 +402,7 @@ class SpeakersStage(Stage):
                 if len(pieces) == 1 and (pieces[0].start, pieces[0].end) == (0, len(wav)):  # kept whole
                     clip.extra["purity"] = round(pieces[0].purity, 3)
                     clip.extra["turn_similarity"] = round(pieces[0].turn_similarity, 3)
+                    clip.extra["turn_voice_similarity"] = round(pieces[0].turn_voice_similarity, 3)
                     out.append(clip)
                     labelled.append(clip)
                     prints.append(pieces[0].vp.embedding)
@@ -446,7 +453,8 @@ class SpeakersStage(Stage):
     def _whole(wav: np.ndarray, cfg: SpeakerSettings, models_dir: Path, threads: int) -> Piece:
         """The whole clip with its purity and turn similarity (purity_action: flag)."""
         vp = voices.voiceprint(wav, threads)
-        return Piece(0, len(wav), vp, coarse_change(vp)[0], find_turns(wav, cfg, models_dir, threads).similarity)
+        found = find_turns(wav, cfg, models_dir, threads)
+        return Piece(0, len(wav), vp, coarse_change(vp)[0], found.similarity, found.voice_similarity)
 
     @staticmethod
     def _child(work: WorkDir, parent: Clip, piece: Piece, index: int, split_dir: Path) -> Clip:
@@ -459,6 +467,7 @@ class SpeakersStage(Stage):
             split_at=[round(parent.start + start_s, 3), round(parent.start + end_s, 3)],
             purity=round(piece.purity, 3),
             turn_similarity=round(piece.turn_similarity, 3),
+            turn_voice_similarity=round(piece.turn_voice_similarity, 3),
         )
         for key, rel in (("path", parent.path), ("denoised_path", parent.denoised_path)):
             if rel is None or (key == "denoised_path" and rel == parent.path):  # not denoised: one file is enough
