@@ -2,27 +2,30 @@
 
 Why: broadcast archives hold day-long recordings. Past 6.8 h the 44.1 kHz stereo copy written at ingest passes
 WAV's 4 GiB limit (ingest then writes RF64), and any stage that held a whole recording in memory would show here
-as memory growing with the hours. CI runs ingest on 7 hours (tests/test_long_input.py); this runs the whole
-pipeline, too slow for CI, and prints what it costs.
+as memory growing with the hours. tests/test_long_input.py converts and reads back 7 hours (ingest's part); this
+runs the whole pipeline, with the default settings (separation routed), too slow for a test, and prints its cost.
 
-The input: a radio day, made cheaply. An ffconcat list (a few kB) alternates talk blocks, one Korean speaker
+The input: a radio day, made cheaply. An ffconcat list (31 kB for 7 hours) alternates talk blocks, one Korean speaker
 reading their utterances (../shared/media/korean/emotiontts, CC BY-NC-SA 4.0, testing only; and the three
 azure_ko paragraphs, MIT), with music beds (../shared/media/music: Let's Go Fishin' by Karissa Hobbs, Dance of the
-Sugar Plum Fairy and Vibe Ace by Kevin MacLeod, all CC BY 3.0; Brahms' Hungarian Dance no. 5, public domain)
-until the talk is 1/6 of the time. ffmpeg reads the list as one recording. The speech files are read where they
-lie (the media folders are linked into a temporary folder); the four beds are decoded once to FLAC in the
-speech's format (16 kHz mono: the concat demuxer needs one codec and format throughout), 8 MB. Nothing is
-copied into the repository. The figures are time and memory only: no threshold is set or scored here.
+Sugar Plum Fairy and Vibe Ace by Kevin MacLeod, all CC BY 3.0; Brahms' Hungarian Dance no. 5, public domain):
+after each block, beds until the talk is 1/6 of the time so far. ffmpeg reads the list as one recording. The
+speech files are read where they lie (the media folders are linked into a temporary folder); the four beds are
+decoded once to FLAC in the speech's format (16 kHz mono: the concat demuxer needs one codec and format
+throughout), 8 MB. Nothing is copied into the repository. The figures are time and memory only: no threshold is
+set or scored here.
 
 What it measures, per stage, in one process as `nr4dl process FILE --until STAGE` runs them (models stay loaded
 from one stage to the next, as in the CLI):
-- seconds of the stage, and x real time (hours of input / hours of work) for it and for the whole pipeline;
+- seconds of the stage, and x real time (hours of input / hours of work) for it and for the whole pipeline
+  (the machine may be shared: seconds are an upper bound, memory does not depend on it);
 - this process: its exact peak RSS during the stage (the kernel's VmHWM, reset through /proc/self/clear_refs when
   the stage starts);
 - largest child: the highest peak RSS (VmHWM, reset at stage start) of any child process (ffmpeg, the Spleeter
-  worker) seen by a poll every 0.5 s, or of a child that ended during the stage (getrusage RUSAGE_CHILDREN,
-  which counts children once they end);
-- all together: the most that this process and its children held at the same moment (sum of RSS, same poll).
+  worker) alive at one of the polls every 0.5 s, or of a child that ended during the stage (getrusage
+  RUSAGE_CHILDREN: the largest child that has ended so far, taken when it rose during the stage);
+- all together: the most this process and its children held at one moment (summed RSS at the same polls, so a
+  peak shorter than 0.5 s may be missed; never below this process's own peak).
 Then the sizes of the ingest copies and the hours read back, and the clips and how far into the day they reach.
 
 Usage: nice -n 10 .venv/bin/python bench/long_input.py [--hours 7] [--until slice] [--keep]
@@ -226,7 +229,9 @@ def main() -> None:
                 work, _ = process_file(day.listing, settings, name)  # the stages before are done: skipped
             seconds = time.monotonic() - began
             total += seconds
-            overall = Peaks(*(max(a, b) for a, b in zip(vars(overall).values(), vars(peaks).values(), strict=True)))
+            overall = Peaks(
+                max(overall.own, peaks.own), max(overall.child, peaks.child), max(overall.together, peaks.together)
+            )
             print(row(name, seconds, day.seconds, peaks), flush=True)
         print(row("pipeline", total, day.seconds, overall))
         watch.stop.set()
