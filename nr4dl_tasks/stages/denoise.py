@@ -191,9 +191,8 @@ class ClipDenoiser:
             return self._streams[channel].process(x, self.rate)
         return x
 
-    def __call__(self, samples: np.ndarray, notches: Notches) -> np.ndarray:
-        """(frames, channels) in, the same shape out; `notches`: the file's notches this clip gets (`for_clip`)."""
-        filtered = notches.apply(samples)
+    def __call__(self, filtered: np.ndarray) -> np.ndarray:
+        """(frames, channels) of a clip through its notches (`Notches.apply`) in, the same shape out."""
         out = np.stack([self._channel(filtered[:, ch], ch) for ch in range(filtered.shape[1])], axis=1)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
@@ -287,12 +286,12 @@ def choose_method(
     next candidate runs.
     """
     results: dict[str, dict[str, tuple[np.ndarray, Future[Mos]]]] = {}
-    notches = {cid: noise.notches.for_clip(x) for cid, x in sample.items()}
+    filtered = {cid: noise.notches.for_clip(x).apply(x) for cid, x in sample.items()}
     for method in CANDIDATES:
         with ClipDenoiser(method, noise, cfg, rate) as denoiser:
             results[method] = {}
-            for cid, x in sample.items():
-                out = denoiser(x, notches[cid])
+            for cid, x in filtered.items():
+                out = denoiser(x)
                 results[method][cid] = (out, scorer.submit(out, rate))
     base = _mean_mos([before[cid].result() for cid in sample])
     choice = Choice("none", scores={"input": base.as_dict()}, results=results)
@@ -317,6 +316,7 @@ class _Pending:
     method: str  # what made `out`: the file's method, or the notches alone for a clip clean enough
     samples: np.ndarray
     notches: Notches  # the file's notches this clip gets
+    filtered: np.ndarray  # samples through those notches (samples itself without any)
     out: np.ndarray
     before: Future[Mos] | None
     after: Future[Mos] | None
@@ -374,28 +374,30 @@ class _FileDenoise:
             for clip in self.clips:
                 samples = _read_clip(self.work, clip)
                 notches = self.noise.notches.for_clip(samples)
-                method = self.method_for(samples, notches)
-                out, after = self.result(method, clip, samples, notches)
-                pending.append(_Pending(clip, method, samples, notches, out, self.score_before(clip, samples), after))
+                filtered = notches.apply(samples)
+                method = self.method_for(filtered)
+                out, after = self.result(method, clip, samples, notches, filtered)
+                before = self.score_before(clip, samples)
+                pending.append(_Pending(clip, method, samples, notches, filtered, out, before, after))
                 while len(pending) > MAX_IN_FLIGHT:
                     self.finish(pending.popleft())
                 progress.add(clip.duration)
             while pending:
                 self.finish(pending.popleft())
 
-    def method_for(self, samples: np.ndarray, notches: Notches) -> str:
+    def method_for(self, filtered: np.ndarray) -> str:
         """auto leaves a clip that is clean already (blind SNR at least `clean_snr_db`, measured once its notches
         have taken out its hum, which is no noise left for a denoiser) to its notches: there a denoiser can only take
         speech away."""
         cfg = self.cfg
         if cfg.method == "auto" and cfg.clean_snr_db is not None:
-            snr = snr_estimate(notches.apply(samples) if notches.sos is not None else samples, self.rate)
+            snr = snr_estimate(filtered, self.rate)
             if snr is not None and snr >= cfg.clean_snr_db:
                 return "none"
         return self.choice.method
 
     def result(
-        self, method: str, clip: Clip, samples: np.ndarray, notches: Notches
+        self, method: str, clip: Clip, samples: np.ndarray, notches: Notches, filtered: np.ndarray
     ) -> tuple[np.ndarray, Future[Mos] | None]:
         """One method's output for a clip and its pending score (the input itself where the method changes nothing).
 
@@ -404,7 +406,7 @@ class _FileDenoise:
         if clip.id in self.choice.results.get(method, {}):  # done while choosing
             return self.choice.results[method][clip.id]
         denoiser = self._denoisers[method]
-        out = denoiser(samples, notches) if denoiser.changes(notches) else samples
+        out = denoiser(filtered) if denoiser.changes(notches) else samples
         return out, self.scorer.submit(out, self.rate) if self.cfg.score and out is not samples else None
 
     def _checked(self, job: _Pending, mos_in: Mos | None) -> tuple[str, np.ndarray, Mos | None, list[Verdict]]:
@@ -414,7 +416,7 @@ class _FileDenoise:
             if method == self.choice.method:
                 out, after = job.out, job.after
             else:
-                out, after = self.result(method, job.clip, job.samples, job.notches)
+                out, after = self.result(method, job.clip, job.samples, job.notches, job.filtered)
             if out is job.samples:
                 break  # nothing left to try: the input is kept
             verdict = judge(
