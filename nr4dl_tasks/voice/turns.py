@@ -61,6 +61,11 @@ class Turns:
     runs: tuple[tuple[float, float, int], ...] = ()  # each voice's (0/1) runs of clear windows, unguarded
     voice_similarity: float = 1.0  # cosine of the two voices' joined runs, embedded whole (1.0: not checked)
 
+    @classmethod
+    def one_voice(cls, duration: float, similarity: float = 1.0, voice_similarity: float = 1.0) -> Turns:
+        """The whole clip of `duration` seconds as one voice, with the similarities that decided so."""
+        return cls(similarity, False, ((0.0, duration),), (), voice_similarity=voice_similarity)
+
 
 def centres(n_windows: int) -> np.ndarray:
     """Each window's centre in seconds."""
@@ -124,7 +129,7 @@ def _guarded(runs: list[tuple[float, float, int]]) -> tuple[list[tuple[float, fl
 
 def find_turns(emb: np.ndarray, duration: float, threshold: float) -> Turns:
     """The single-voice spans of a clip of `duration` seconds from its window embeddings (module docstring)."""
-    whole = Turns(1.0, False, ((0.0, duration),), ())
+    whole = Turns.one_voice(duration)
     if len(emb) < 2 * MIN_WINDOWS:
         return whole
     labels = split_in_two(emb)
@@ -133,7 +138,7 @@ def find_turns(emb: np.ndarray, duration: float, threshold: float) -> Turns:
     c = np.array([_unit(emb[labels == k].mean(axis=0)) for k in (0, 1)])
     similarity = float(c[0] @ c[1])
     if similarity >= threshold:
-        return Turns(similarity, False, ((0.0, duration),), ())
+        return Turns.one_voice(duration, similarity)
     scores = emb @ c.T
     labels = np.argmax(scores, axis=1)
     margin = scores[np.arange(len(emb)), labels] - scores[np.arange(len(emb)), 1 - labels]
@@ -159,9 +164,9 @@ def verify(
     for k in (0, 1):
         parts = [wav[int(a * rate) : int(b * rate)] for a, b, label in found.runs if label == k]
         if not parts:
-            return Turns(found.similarity, False, ((0.0, len(wav) / rate),), ())
+            return Turns.one_voice(len(wav) / rate, found.similarity)
         voices.append(embed(np.concatenate(parts)))
     similarity = float(_unit(voices[0]) @ _unit(voices[1]))
     if similarity >= voice_threshold:
-        return Turns(found.similarity, False, ((0.0, len(wav) / rate),), (), voice_similarity=similarity)
+        return Turns.one_voice(len(wav) / rate, found.similarity, similarity)
     return replace(found, voice_similarity=similarity)
