@@ -53,6 +53,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from nr4dl_tasks.core import layout  # noqa: E402
 from nr4dl_tasks.core import settings as settings_mod  # noqa: E402
 from nr4dl_tasks.core.layout import ANALYSIS_WAV, FULL_WAV  # noqa: E402
 from nr4dl_tasks.core.records import read_clips  # noqa: E402
@@ -241,7 +242,7 @@ def main() -> None:
                 f"{artifact.name}: {path.stat().st_size / GIB:.2f} GiB, {audio.duration(path) / 3600:.3f} h read back"
             )
         for stage in STAGE_NAMES[STAGE_NAMES.index("slice") : STAGE_NAMES.index(args.until) + 1]:
-            manifest = work.path(f"manifests/{stage}.jsonl")
+            manifest = work.path(layout.manifest(stage).name)
             if manifest.exists():
                 clips = read_clips(manifest)
                 last = max((c.end for c in clips), default=0.0)
