@@ -1,56 +1,67 @@
-"""Benchmark: wall time, speed and peak memory of each pipeline stage, and of the manual "seed way".
+"""Benchmark: the whole pipeline's speed and peak memory through the CLI, and archive throughput through Airflow.
 
 What it measures
-    For a 10-minute and a 2-hour recording, each stage of the real CLI
-    (`nr4dl process FILE --out data/bench/work --until STAGE`, STAGE = ingest,
-    separate, segment, slice, denoise, speakers, transcribe, gate) runs in its own fresh process. The engine skips
-    stages already done, so each run times exactly one stage. Per stage it
-    records wall seconds, x real-time (audio seconds / wall seconds) and peak
-    RSS: the maximum over time of the summed RSS of the process tree (nr4dl and
-    its children, e.g. the Spleeter worker), polled with psutil every 0.2 s.
-    Every stage process pays its own interpreter start, imports and model
-    loading; that is included, as it is when Airflow runs one stage per task.
+    cli      Each input (`10min`, `2h`) goes through the whole pipeline in one
+             `nr4dl process FILE` process, as a user runs it. Wall time, x real
+             time and peak RSS (the summed RSS of the process tree, the Spleeter
+             worker included, polled every 0.2 s) are those of that process;
+             each stage's share comes from the seconds its stamp recorded. "without
+             transcribe" is the same run's wall time less the transcribe stage.
+    airflow  `batch`: eight different 10-minute files triggered at once on a
+             fresh `airflow standalone` (its own AIRFLOW_HOME under data/bench/,
+             LocalExecutor, SQLite, the nr4dl_heavy pool sized for this machine),
+             the way scripts/run_dag.py triggers them. Throughput is audio hours
+             per machine hour, from the first trigger to the last task's end.
+             Airflow's overhead is the task time that is not stage work: summed
+             task durations less the stages' own recorded seconds.
+    seed     (`--seed`, 10-minute input) what users did by hand: `spleeter
+             separate` on the whole file, then `ina_speech_segmenter.py` on the
+             vocals, against our separate + segment.
 
-    The "seed way" (10-minute input only) is what users did by hand:
-    `spleeter separate -p spleeter:2stems` on the whole file, then
-    `ina_speech_segmenter.py` on the vocals, measured the same way.
+    Beside the speed it prints what came out (clips kept, their hours, mean
+    DNSMOS OVRL, share of the input's speech kept), so a speed-up that loses
+    data shows, and the share of the speech that has a music bed under it.
 
 How the inputs are made
     Recordings from ../shared/media (relative to the project root) are
     normalised to 44.1 kHz stereo WAV parts (speech, music, speech mixed over
     music), and joined with ffmpeg's concat demuxer into an MP3, streaming, so
     no recording is ever held in Python memory. Each 10-minute cycle rotates
-    the order of the parts. `<name>.timeline.tsv` beside each input gives the
-    exact offset and content of every part. Everything lives in the git-ignored
-    `data/bench/` and is reused when present.
+    the order of the parts; each batch file starts the rotation elsewhere.
+    `<name>.timeline.tsv` beside each input gives the exact offset and content
+    of every part. Everything lives in the git-ignored `data/bench/` and is
+    reused when present.
 
 Offline
     Every measured command runs with HTTP(S)_PROXY pointing at a closed local
-    port, so any attempt to download a model fails loudly instead of silently
-    using the network. Spleeter gets MODEL_PATH=models/spleeter (the
-    provisioned 2stems checkpoint, with its `.probe`); ina gets KERAS_HOME set
-    to a folder whose `inaSpeechSegmenter/` links the provisioned
-    models/ina/*.hdf5, where keras' get_file finds them without downloading.
+    port (local addresses excepted, for Airflow's own API), so any attempt to
+    download a model fails loudly instead of silently using the network.
 
-Usage: .venv/bin/python bench/run.py [--inputs 10min,2h] [--skip-seed] [--keep]
+Usage: .venv/bin/python bench/run.py [--inputs 10min,2h,batch] [--seed]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from math import inf
 from pathlib import Path
 
 import psutil
 import soundfile as sf
 
+from nr4dl_tasks.core import layout
+from nr4dl_tasks.core.records import read_clips
 from nr4dl_tasks.pipeline import STAGE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,13 +71,17 @@ PARTS = BENCH / "parts"
 WORK = BENCH / "work"
 SEED = BENCH / "seed"
 LOGS = BENCH / "logs"
+AIRFLOW_HOME = BENCH / "airflow"
+PYTHON = ROOT / ".venv" / "bin" / "python"
 NR4DL = ROOT / ".venv" / "bin" / "nr4dl"
 SPLEETER = ROOT / ".venv-spleeter" / "bin" / "spleeter"
 INA_CLI = ROOT / ".venv" / "bin" / "ina_speech_segmenter.py"
 
 RATE = 44100
 INPUTS = {"10min": 600.0, "2h": 7200.0}
-STAGES = STAGE_NAMES
+BATCH = 8  # files of BATCH_SECONDS in the Airflow run
+BATCH_SECONDS = 600.0
+AIRFLOW_PORT = 8097  # not the 8080 of a user's own Airflow
 POLL_SECONDS = 0.2
 # Kill a measured process tree before the kernel does when free memory gets this low (the machine has no swap).
 MIN_AVAILABLE_BYTES = 1 << 30
@@ -178,11 +193,12 @@ def cycle() -> list[Part]:
     ]
 
 
-def timeline(seconds: float) -> list[tuple[float, Part]]:
-    """(offset, part) until `seconds` are covered, each cycle rotated so no two cycles are identical."""
+def timeline(seconds: float, first_turn: int = 0) -> list[tuple[float, Part]]:
+    """(offset, part) until `seconds` are covered, each cycle rotated so no two cycles are identical;
+    `first_turn` starts the rotation later, so the files of a batch differ."""
     base = cycle()
     out: list[tuple[float, Part]] = []
-    at, turn = 0.0, 0
+    at, turn = 0.0, first_turn
     while at < seconds:
         shift = (turn * 7) % len(base)
         for part in base[shift:] + base[:shift]:
@@ -194,12 +210,12 @@ def timeline(seconds: float) -> list[tuple[float, Part]]:
     return out
 
 
-def build_input(name: str, seconds: float) -> Path:
+def build_input(name: str, seconds: float, first_turn: int = 0) -> Path:
     """`data/bench/bench_<name>.mp3`, joined by ffmpeg's concat demuxer and cut to exactly `seconds`."""
     dst = BENCH / f"bench_{name}.mp3"
     if dst.exists():
         return dst
-    parts = timeline(seconds)
+    parts = timeline(seconds, first_turn)
     listing = BENCH / f"bench_{name}.concat.txt"
     listing.write_text("".join(f"file '{part.path}'\n" for _, part in parts))
     with (BENCH / f"bench_{name}.timeline.tsv").open("w") as tsv:
@@ -237,7 +253,28 @@ def audio_seconds(path: Path) -> float:
     return float(out)
 
 
+def speech_seconds(media_path: Path) -> tuple[float, float]:
+    """(speech, speech with a music bed under it) in seconds, from the input's timeline."""
+    speech = bed = 0.0
+    with media_path.with_suffix(".timeline.tsv").open() as tsv:
+        next(tsv)
+        for line in tsv:
+            start, end, content, _ = line.rstrip("\n").split("\t")
+            seconds = float(end) - float(start)
+            if content.startswith("speech"):
+                speech += seconds
+                bed += seconds if content == "speech over music" else 0.0
+    return speech, bed
+
+
 # ---------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # epoch seconds
+    rss: int  # summed RSS of the watched process trees, bytes
+    cpu: float  # CPU seconds of the measured command's tree so far (its exited, waited-for children included)
 
 
 @dataclass
@@ -247,6 +284,15 @@ class Measure:
     returncode: int
     guard_killed: bool
     log: Path
+    samples: list[Sample]  # one per poll
+
+    def between(self, start: float, end: float) -> tuple[float, float]:
+        """(peak RSS in MB, cores busy on average) between two epoch times."""
+        inside = [s for s in self.samples if start <= s.at < end]
+        if len(inside) < 2:
+            return 0.0, 0.0
+        peak = max(s.rss for s in inside) / 2**20
+        return peak, (inside[-1].cpu - inside[0].cpu) / (inside[-1].at - inside[0].at)
 
     @property
     def status(self) -> str:
@@ -259,49 +305,61 @@ class Measure:
         return f"failed (rc {self.returncode})"
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass  # exited between listing and reading
-    return total
+def _tree(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return []  # exited
+
+
+def _sample(roots: list[psutil.Process]) -> Sample:
+    rss, cpu = 0, 0.0
+    for root in roots:
+        for p in _tree(root):
+            try:
+                rss += p.memory_info().rss
+                if root is roots[0]:
+                    times = p.cpu_times()
+                    cpu += times.user + times.system + (times.children_user + times.children_system) * (p is root)
+            except psutil.Error:
+                pass  # exited between listing and reading
+    return Sample(time.time(), rss, cpu)
 
 
 def _kill_tree(proc: psutil.Process) -> None:
-    for p in [*proc.children(recursive=True), proc]:
+    for p in reversed(_tree(proc)):
         try:
             p.kill()
         except psutil.Error:
             pass
 
 
-def measure(cmd: list[str], log: Path, env: dict[str, str]) -> Measure:
-    """Run `cmd` (output to `log`), polling the summed RSS of its process tree."""
+def measure(cmd: list[str], log: Path, env: dict[str, str], also: psutil.Process | None = None) -> Measure:
+    """Run `cmd` (output to `log`), polling the summed RSS of its process tree and of `also`'s."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    peak, guard_killed = 0, False
+    samples: list[Sample] = []
+    guard_killed = False
     with log.open("w") as out:
         began = time.monotonic()
         popen = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         proc = psutil.Process(popen.pid)
+        roots = [proc, *([also] if also else [])]
         while popen.poll() is None:
-            try:
-                peak = max(peak, _tree_rss(proc))
-            except psutil.Error:
-                pass
+            samples.append(_sample(roots))
             if psutil.virtual_memory().available < MIN_AVAILABLE_BYTES:
                 guard_killed = True
                 _kill_tree(proc)
             time.sleep(POLL_SECONDS)
         wall = time.monotonic() - began
-    return Measure(wall, peak / 2**20, popen.returncode, guard_killed, log)
+    peak = max((s.rss for s in samples), default=0)
+    return Measure(wall, peak / 2**20, popen.returncode, guard_killed, log, samples)
 
 
 def offline_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy",)}
+    env = dict(os.environ)
     for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         env[key] = DEAD_PROXY
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env.update(extra)
     return env
 
@@ -312,43 +370,87 @@ def last_error(log: Path) -> str:
     return (failed or lines or ["(no output)"])[-1][:300]
 
 
-# ---------------------------------------------------------------- table
+# ---------------------------------------------------------------- what came out
+
+
+def work_folders(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if (p / layout.STAMPS_DIR).is_dir())
+
+
+def stage_starts(log: Path) -> dict[str, float]:
+    """Epoch time at which each stage started, from the "<stage> started" lines of a CLI log."""
+    starts = {}
+    for line in log.read_text(errors="replace").splitlines():
+        words = line.split()
+        if len(words) >= 5 and words[-1] == "started" and words[-2] in STAGE_NAMES:
+            when = datetime.strptime(f"{words[0]} {words[1]}", "%Y-%m-%d %H:%M:%S,%f").astimezone()
+            starts[words[-2]] = when.timestamp()
+    return starts
+
+
+def stage_seconds(folder: Path) -> dict[str, float]:
+    """The seconds each stage's stamp recorded (its own work, no start-up)."""
+    stamps = {stage: folder / layout.stamp_name(stage) for stage in STAGE_NAMES}
+    return {stage: json.loads(p.read_text()).get("seconds", 0.0) for stage, p in stamps.items() if p.exists()}
 
 
 @dataclass
-class Row:
-    input: str
-    stage: str
-    audio: float
-    wall: float | None
-    peak_mb: float | None
-    status: str = "ok"
+class Outcome:
+    clips: int = 0
+    kept: int = 0
+    kept_seconds: float = 0.0
+    ovrl_sum: float = 0.0
+    ovrl_n: int = 0
 
-    def cells(self) -> list[str]:
-        speed = f"{self.audio / self.wall:.1f}" if self.wall and self.status == "ok" else self.status
-        wall = f"{self.wall:.1f}" if self.wall is not None else ""
-        peak = f"{self.peak_mb:.0f}" if self.peak_mb is not None else ""
-        return [self.input, self.stage, f"{self.audio:.0f}", wall, speed, peak]
+    def add(self, folder: Path) -> None:
+        gate = folder / layout.manifest("gate").name
+        for clip in read_clips(gate) if gate.exists() else []:
+            self.clips += 1
+            if clip.kept:
+                self.kept += 1
+                self.kept_seconds += clip.duration
+                ovrl = (clip.quality or {}).get("dnsmos_ovrl")
+                if ovrl is not None:
+                    self.ovrl_sum, self.ovrl_n = self.ovrl_sum + ovrl, self.ovrl_n + 1
+
+    def line(self, name: str, speech: float, bed: float) -> str:
+        ovrl = f"{self.ovrl_sum / self.ovrl_n:.2f}" if self.ovrl_n else "-"
+        return (
+            f"{name}: {self.kept} of {self.clips} clips kept, {self.kept_seconds / 3600:.2f} h "
+            f"({self.kept_seconds / max(speech, 1e-9):.0%} of the input's {speech / 3600:.2f} h of speech, "
+            f"{bed / max(speech, 1e-9):.0%} of which over a music bed), mean DNSMOS OVRL {ovrl}"
+        )
 
 
-def row(name: str, stage: str, audio: float, m: Measure) -> Row:
-    return Row(name, stage, audio, m.wall, m.peak_mb, m.status)
+# ---------------------------------------------------------------- table
+
+HEADER = ["input", "what", "audio s", "wall s", "x real time", "share of wall", "peak RSS MB", "cores busy"]
 
 
-def combined(name: str, stage: str, audio: float, *rows: Row) -> Row:
-    """Summed wall time and the larger peak of several rows (failed if any failed)."""
-    bad = [r.status for r in rows if r.status != "ok"]
-    return Row(
-        name, stage, audio, sum(r.wall or 0 for r in rows), max(r.peak_mb or 0 for r in rows), bad[0] if bad else "ok"
-    )
+def cells(
+    name: str,
+    what: str,
+    audio: float,
+    wall: float,
+    total: float | None = None,
+    peak: float | None = None,
+    cores: float | None = None,
+) -> list[str]:
+    return [
+        name,
+        what,
+        f"{audio:.0f}",
+        f"{wall:.1f}",
+        f"{audio / max(wall, 1e-9):.1f}",
+        f"{wall / total:.0%}" if total else "",
+        f"{peak:.0f}" if peak is not None else "",
+        f"{cores:.2f}" if cores is not None else "",
+    ]
 
 
-def markdown(rows: list[Row], extra: list[list[str]]) -> str:
-    header = ["input", "stage", "audio s", "wall s", "x real-time", "peak RSS MB"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
-    lines += ["| " + " | ".join(cells) + " |" for cells in extra]
-    return "\n".join(lines)
+def markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def machine() -> str:
@@ -362,10 +464,20 @@ def machine() -> str:
     )
     ram = psutil.virtual_memory().total / 2**30
     cores = len(os.sched_getaffinity(0))
-    return f"Machine: nproc={cores}, CPU: {model}, RAM {ram:.0f} GiB, Python {platform.python_version()}"
+    load = os.getloadavg()[0]
+    return (
+        f"Machine: nproc={cores}, CPU: {model}, RAM {ram:.0f} GiB, Python {platform.python_version()}, load {load:.1f}"
+    )
 
 
 # ---------------------------------------------------------------- runs
+
+
+@dataclass
+class Report:
+    rows: list[list[str]]
+    notes: list[str]
+    failed: list[str]
 
 
 def wipe(*paths: Path) -> None:
@@ -373,27 +485,120 @@ def wipe(*paths: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_pipeline(name: str, media_path: Path, audio: float, keep: bool) -> list[Row]:
-    """Each stage in a fresh `nr4dl process --until STAGE`; returns the stage rows plus separate+segment."""
-    if not keep:
-        wipe(*WORK.glob(f"{media_path.stem}-*"))
-    rows: list[Row] = []
-    for stage in STAGES:
-        print(f"[{name}] {stage} ...", flush=True)
+def run_cli(name: str, media_path: Path, report: Report) -> None:
+    """The whole pipeline in one `nr4dl process` process; each stage's share from its stamp."""
+    audio = audio_seconds(media_path)
+    out = WORK / name
+    wipe(out)
+    print(f"[{name}] whole pipeline ...", flush=True)
+    m = measure([str(NR4DL), "process", str(media_path), "--out", str(out)], LOGS / f"{name}-cli.log", offline_env())
+    print(f"[{name}] {m.status}, {m.wall:.1f} s, peak {m.peak_mb:.0f} MB", flush=True)
+    if m.status != "ok":
+        report.failed.append(f"{name}: {m.status}: {last_error(m.log)} (log: {m.log})")
+        return
+    (folder,) = work_folders(out)
+    seconds = stage_seconds(folder)
+    starts = stage_starts(m.log)
+    ends = [*list(starts.values())[1:], inf]
+    spans = {stage: m.between(start, end) for (stage, start), end in zip(starts.items(), ends, strict=True)}
+    for stage, wall in seconds.items():
+        peak, cores = spans.get(stage, (None, None))
+        report.rows.append(cells(name, stage, audio, wall, m.wall, peak, cores))
+    report.rows.append(cells(name, "**whole pipeline**", audio, m.wall, m.wall, m.peak_mb, m.between(0, inf)[1]))
+    without = m.wall - seconds.get("transcribe", 0.0)
+    report.rows.append(cells(name, "**without transcribe**", audio, without, m.wall))
+    outcome = Outcome()
+    outcome.add(folder)
+    report.notes.append(outcome.line(name, *speech_seconds(media_path)))
+
+
+def _task_seconds(db: Path) -> tuple[dict[str, float], datetime | None]:
+    """Summed duration of each task of nr4dl_process_file over its finished runs, and when the last one ended,
+    from Airflow's database."""
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT task_id, start_date, end_date FROM task_instance WHERE dag_id = 'nr4dl_process_file' "
+            "AND start_date IS NOT NULL AND end_date IS NOT NULL"
+        ).fetchall()
+    seconds: dict[str, float] = dict.fromkeys(STAGE_NAMES, 0.0)
+    for task, start, end in rows:
+        seconds[task] = seconds.get(task, 0.0) + (_utc(end) - _utc(start)).total_seconds()
+    return seconds, max((_utc(end) for _, _, end in rows), default=None)
+
+
+def _utc(stamp: str) -> datetime:
+    when = datetime.fromisoformat(stamp)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def run_airflow(report: Report) -> None:
+    """BATCH different files triggered at once on a fresh airflow standalone; throughput and overhead."""
+    files = [build_input(f"batch{k}", BATCH_SECONDS, first_turn=k) for k in range(1, BATCH + 1)]
+    audio = sum(audio_seconds(f) for f in files)
+    work, dataset = BENCH / "airflow-work", BENCH / "airflow-dataset"
+    wipe(AIRFLOW_HOME, work, dataset)
+    env = offline_env(
+        AIRFLOW_HOME=str(AIRFLOW_HOME),
+        AIRFLOW__API__PORT=str(AIRFLOW_PORT),
+        NR4DL__PATHS__WORK_DIR=str(work),
+        NR4DL__EXPORT__DATASET_DIR=str(dataset),
+    )
+    subprocess.run(["bash", "scripts/standalone.sh", "start"], env=env, cwd=ROOT, check=True)
+    try:
+        airflow = psutil.Process(int((AIRFLOW_HOME / "standalone.pid").read_text()))
+        began, cpu_before = datetime.now(UTC), _busy_cpu()
+        print(f"[batch] {len(files)} files through Airflow ...", flush=True)
         m = measure(
-            [str(NR4DL), "process", str(media_path), "--out", str(WORK), "--until", stage],
-            LOGS / f"{name}-{stage}.log",
-            offline_env(),
+            [str(PYTHON), "scripts/run_dag.py", *map(str, files), "--timeout", "14400"],
+            LOGS / "batch-airflow.log",
+            env,
+            also=airflow,
         )
-        rows.append(row(name, stage, audio, m))
-        print(f"[{name}] {stage}: {m.status}, {m.wall:.1f} s, peak {m.peak_mb:.0f} MB", flush=True)
-        if m.status != "ok":
-            print(f"[{name}] {stage} error: {last_error(m.log)} (log: {m.log})", flush=True)
-            break
-    by_stage = {r.stage: r for r in rows}
-    if "separate" in by_stage and "segment" in by_stage:
-        rows.append(combined(name, "separate+segment", audio, by_stage["separate"], by_stage["segment"]))
-    return rows
+        cpu_s = _busy_cpu() - cpu_before
+    finally:
+        subprocess.run(["bash", "scripts/standalone.sh", "stop"], env=env, cwd=ROOT, check=False)
+    print(f"[batch] {m.status}, {m.wall:.1f} s, peak {m.peak_mb:.0f} MB", flush=True)
+    if m.status != "ok":
+        report.failed.append(f"batch: {m.status}: {last_error(m.log)} (log: {m.log})")
+    task_s, last_end = _task_seconds(AIRFLOW_HOME / "airflow.db")
+    if last_end is None:
+        report.failed.append("batch: no task finished")
+        return
+    span = (last_end - began).total_seconds()
+    folders = work_folders(work)
+    stage_s = dict.fromkeys(STAGE_NAMES, 0.0)
+    for folder in folders:
+        for stage, seconds in stage_seconds(folder).items():
+            stage_s[stage] += seconds
+    for stage in STAGE_NAMES:
+        report.rows.append(
+            cells(
+                "batch", f"{stage}: task s (stage s {stage_s[stage]:.0f})", audio, task_s[stage], sum(task_s.values())
+            )
+        )
+    tasks = sum(len(stage_seconds(folder)) for folder in folders)
+    report.rows.append(
+        cells("batch", f"**{len(files)} files through Airflow**", audio, span, None, m.peak_mb, cpu_s / span)
+    )
+    overhead = sum(task_s.values()) - sum(stage_s.values())
+    report.notes.append(
+        f"batch: {audio / 3600:.2f} audio h in {span / 3600:.2f} machine h (first trigger to last task) = "
+        f"{audio / span:.2f} audio h per machine hour. {tasks} tasks ran {sum(task_s.values()):.0f} s, the stages' "
+        f"own work {sum(stage_s.values()):.0f} s: Airflow's per-task overhead {overhead / max(tasks, 1):.1f} s a task, "
+        f"{overhead / max(sum(stage_s.values()), 1e-9):.1%} of the compute. Cores busy: the whole machine's. Peak RSS "
+        "includes Airflow's scheduler, API server, DAG processor and triggerer."
+    )
+    outcome = Outcome()
+    for folder in folders:
+        outcome.add(folder)
+    speech, bed = (sum(part) for part in zip(*map(speech_seconds, files), strict=True))
+    report.notes.append(outcome.line("batch", speech, bed))
+
+
+def _busy_cpu() -> float:
+    """CPU seconds the whole machine has spent busy (not idle or waiting on I/O) since boot."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def keras_home() -> Path:
@@ -408,13 +613,13 @@ def keras_home() -> Path:
     return home
 
 
-def run_seed(name: str, media_path: Path, audio: float, keep: bool) -> list[Row]:
+def run_seed(media_path: Path, report: Report) -> None:
     """The manual way: the spleeter CLI on the whole file, then ina's CLI on its vocals."""
-    sep_dir, seg_dir = SEED / name / "spleeter", SEED / name / "ina"
-    if not keep:
-        wipe(sep_dir, seg_dir)
+    audio = audio_seconds(media_path)
+    sep_dir, seg_dir = SEED / "spleeter", SEED / "ina"
+    wipe(sep_dir, seg_dir)
     seg_dir.mkdir(parents=True, exist_ok=True)
-    print(f"[{name}] seed spleeter ...", flush=True)
+    print("[seed] spleeter ...", flush=True)
     # -d: spleeter only separates the first 600 s unless told otherwise; ask for the whole file.
     sep = measure(
         [
@@ -428,42 +633,24 @@ def run_seed(name: str, media_path: Path, audio: float, keep: bool) -> list[Row]
             str(sep_dir),
             str(media_path),
         ],
-        LOGS / f"{name}-seed-spleeter.log",
+        LOGS / "seed-spleeter.log",
         offline_env(MODEL_PATH=str(ROOT / "models" / "spleeter")),
     )
-    rows = [row(name, "seed: spleeter separate", audio, sep)]
-    print(f"[{name}] seed spleeter: {sep.status}, {sep.wall:.1f} s, peak {sep.peak_mb:.0f} MB", flush=True)
     vocals = sep_dir / media_path.stem / "vocals.wav"
-    if sep.status == "ok" and vocals.exists():
-        print(f"[{name}] seed ina ...", flush=True)
-        seg = measure(
-            [str(INA_CLI), "-i", str(vocals), "-o", str(seg_dir)],
-            LOGS / f"{name}-seed-ina.log",
-            offline_env(KERAS_HOME=str(keras_home())),
-        )
-        rows.append(row(name, "seed: ina_speech_segmenter", audio, seg))
-        print(f"[{name}] seed ina: {seg.status}, {seg.wall:.1f} s, peak {seg.peak_mb:.0f} MB", flush=True)
-        rows.append(combined(name, "seed: separate+segment", audio, *rows))
-    else:
-        print(f"[{name}] seed spleeter error: {last_error(sep.log)} (log: {sep.log})", flush=True)
-    return rows
-
-
-def find(rows: list[Row], stage: str) -> Row | None:
-    return next((r for r in rows if r.stage == stage), None)
-
-
-def ratio_row(name: str, ours: Row | None, seed: Row | None) -> list[str] | None:
-    if not ours or not seed or ours.status != "ok" or seed.status != "ok":
-        return None
-    return [
-        name,
-        "seed / ours (separate+segment)",
-        "",
-        f"{seed.wall / ours.wall:.2f}x wall",
-        "",
-        f"{seed.peak_mb / ours.peak_mb:.2f}x peak",
-    ]
+    if sep.status != "ok" or not vocals.exists():
+        report.failed.append(f"seed spleeter: {sep.status}: {last_error(sep.log)} (log: {sep.log})")
+        return
+    print("[seed] ina ...", flush=True)
+    seg = measure(
+        [str(INA_CLI), "-i", str(vocals), "-o", str(seg_dir)],
+        LOGS / "seed-ina.log",
+        offline_env(KERAS_HOME=str(keras_home())),
+    )
+    if seg.status != "ok":
+        report.failed.append(f"seed ina: {seg.status}: {last_error(seg.log)} (log: {seg.log})")
+        return
+    report.rows.append(cells("10min", "seed: spleeter separate", audio, sep.wall, None, sep.peak_mb))
+    report.rows.append(cells("10min", "seed: ina_speech_segmenter", audio, seg.wall, None, seg.peak_mb))
 
 
 # ---------------------------------------------------------------- main
@@ -471,43 +658,41 @@ def ratio_row(name: str, ours: Row | None, seed: Row | None) -> list[str] | None
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inputs", default="10min,2h", help="comma-separated, from: " + ", ".join(INPUTS))
-    parser.add_argument("--skip-seed", action="store_true", help="do not run the manual spleeter + ina CLIs")
-    parser.add_argument("--keep", action="store_true", help="do not wipe work folders first (done stages skip)")
+    choices = [*INPUTS, "batch"]
+    parser.add_argument("--inputs", default=",".join(choices), help="comma-separated, from: " + ", ".join(choices))
+    parser.add_argument("--seed", action="store_true", help="also run the manual spleeter + ina CLIs (10 min)")
     args = parser.parse_args(argv)
     args.inputs = [name.strip() for name in args.inputs.split(",") if name.strip()]
-    unknown = [name for name in args.inputs if name not in INPUTS]
+    unknown = [name for name in args.inputs if name not in choices]
     if unknown:
-        parser.error(f"unknown input(s) {unknown}; choose from {list(INPUTS)}")
+        parser.error(f"unknown input(s) {unknown}; choose from {choices}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rows: list[Row] = []
-    extra: list[list[str]] = []
+    report = Report([], [], [])
+    print(machine(), flush=True)
     for name in args.inputs:
-        media_path = build_input(name, INPUTS[name])
-        audio = audio_seconds(media_path)
-        ours = run_pipeline(name, media_path, audio, args.keep)
-        rows += ours
-        if name == "10min" and not args.skip_seed:
-            seed = run_seed(name, media_path, audio, args.keep)
-            rows += seed
-            ratio = ratio_row(name, find(ours, "separate+segment"), find(seed, "seed: separate+segment"))
-            extra += [ratio] if ratio else []
+        if name == "batch":
+            run_airflow(report)
+        else:
+            run_cli(name, build_input(name, INPUTS[name]), report)
+    if args.seed:
+        run_seed(build_input("10min", INPUTS["10min"]), report)
     footer = [
         "",
-        "Each stage ran in a fresh process: its wall time includes interpreter start, imports and model loading.",
-        "Peak RSS: maximum over time of the summed RSS of the process tree (incl. the Spleeter worker), polled every "
-        f"{POLL_SECONDS} s. x real-time = audio s / wall s. Logs: {LOGS.relative_to(ROOT)}/.",
+        "x real time = audio s / wall s. A stage's wall s is what its stamp recorded; the whole pipeline's includes",
+        "interpreter start, imports and model loading. Peak RSS: maximum over time of the summed RSS of the process",
+        f"tree, polled every {POLL_SECONDS} s. Logs: {LOGS.relative_to(ROOT)}/.",
+        "",
+        *report.notes,
+        *(f"FAILED: {line}" for line in report.failed),
     ]
-    failed = [r for r in rows if r.status != "ok"]
-    footer += [f"FAILED: {r.input} {r.stage}: {r.status}" for r in failed]
-    report = "\n".join([machine(), "", markdown(rows, extra), *footer])
-    print("\n" + report)
-    (BENCH / "results.md").write_text(report + "\n")
-    return 1 if failed else 0
+    text = "\n".join([machine(), "", markdown(report.rows), *footer])
+    print("\n" + text)
+    (BENCH / "results.md").write_text(text + "\n")
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

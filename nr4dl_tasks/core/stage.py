@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from nr4dl_tasks.core import layout
+from nr4dl_tasks.core import layout, resources
 from nr4dl_tasks.core.errors import DiskFull, Nr4dlError, StageError, is_disk_full
 from nr4dl_tasks.core.layout import Artifact
 from nr4dl_tasks.core.records import publish_manifest
@@ -117,6 +117,7 @@ class Stage(ABC):
         work.remove_leftovers()
         began = time.monotonic()
         outputs, facts = self.process(work, settings)
+        resources.return_freed_memory()
         info = json_safe(facts)
         seconds = time.monotonic() - began
         work.mark_done(self.name, fp, outputs, info=info, seconds=round(seconds, 3), upstream=list(upstream))

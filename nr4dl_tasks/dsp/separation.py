@@ -104,6 +104,15 @@ def worker(settings: Settings) -> SpleeterWorker:
     return _worker
 
 
+def release() -> None:
+    """Close the process-wide worker. Its TensorFlow graph holds about 2 GB, which every later stage of a file would
+    carry on top of its own models; a CLI run pays a restart per file for it (see docs/memory.md)."""
+    global _worker
+    if _worker is not None:
+        _worker.close()
+        _worker = None
+
+
 def separate(
     settings: Settings, src: Path, vocals: Path, accompaniment: Path, spans: list[tuple[int, int]] | None, name: str
 ) -> dict[str, Any]:

@@ -97,6 +97,7 @@ class SeparateStage(Stage):
                     None if cfg.mode == "all" else spans,
                     work.read_source()["path"],
                 )
+            separation.release()  # before ina runs on the vocals below, and before every later stage's models
             with work.atomic(VOCALS_ANALYSIS_WAV.name) as tmp:
                 audio.convert(work.path(VOCALS_WAV.name), tmp, ANALYSIS_RATE, 1)
             residual = self._residual_music(work, settings, spans, rate)

@@ -132,9 +132,13 @@ def single_voice_pieces(
 
 
 def find_turns(wav: np.ndarray, cfg: SpeakerSettings, models_dir: Path, threads: int) -> turns.Turns:
-    """The speaker turns of 16 kHz audio from its 1 s CAM++ windows (voice/turns.py)."""
+    """The speaker turns of 16 kHz audio from its 1 s CAM++ windows (voice/turns.py). A clip too short for two
+    voices' windows is one voice without a window embedded."""
+    duration = len(wav) / voices.RATE
+    if campplus.window_count(len(wav), turns.WINDOW, turns.HOP) < turns.SPLIT_WINDOWS:
+        return turns.Turns.one_voice(duration)
     emb = campplus.embed_windows(wav, turns.WINDOW, turns.HOP, models_dir, threads)
-    found = turns.find_turns(emb, len(wav) / voices.RATE, cfg.turn_threshold)
+    found = turns.find_turns(emb, duration, cfg.turn_threshold)
     embed = functools.partial(campplus.embed, models_dir=models_dir, threads=threads)
     return turns.verify(found, wav, voices.RATE, embed, cfg.turn_voice_threshold)
 

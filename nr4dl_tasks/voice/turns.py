@@ -45,6 +45,7 @@ import numpy as np
 WINDOW = 100  # frames (10 ms) per window: 1 s, short enough for one turn, long enough for CAM++
 HOP = 25  # frames between windows: 0.25 s, the resolution of a change
 MIN_WINDOWS = 4  # a voice needs this many windows (about 1 s of its own speech) to count
+SPLIT_WINDOWS = 2 * MIN_WINDOWS  # a clip with fewer windows is one voice: no need to embed them
 GUARD = 75  # frames each side of a change that no span keeps (module docstring)
 KMEANS_ROUNDS = 20
 FRAME_SECONDS = 0.01
@@ -130,7 +131,7 @@ def _guarded(runs: list[tuple[float, float, int]]) -> tuple[list[tuple[float, fl
 def find_turns(emb: np.ndarray, duration: float, threshold: float) -> Turns:
     """The single-voice spans of a clip of `duration` seconds from its window embeddings (module docstring)."""
     whole = Turns.one_voice(duration)
-    if len(emb) < 2 * MIN_WINDOWS:
+    if len(emb) < SPLIT_WINDOWS:
         return whole
     labels = split_in_two(emb)
     if min(np.sum(labels == 0), np.sum(labels == 1)) < MIN_WINDOWS:
