@@ -280,7 +280,6 @@ class Sample:
 @dataclass
 class Measure:
     wall: float
-    peak_mb: float
     returncode: int
     guard_killed: bool
     log: Path
@@ -293,6 +292,10 @@ class Measure:
             return 0.0, 0.0
         peak = max(s.rss for s in inside) / 2**20
         return peak, (inside[-1].cpu - inside[0].cpu) / (inside[-1].at - inside[0].at)
+
+    @property
+    def peak_mb(self) -> float:
+        return max((s.rss for s in self.samples), default=0) / 2**20
 
     @property
     def status(self) -> str:
@@ -351,8 +354,7 @@ def measure(cmd: list[str], log: Path, env: dict[str, str], also: psutil.Process
                 _kill_tree(proc)
             time.sleep(POLL_SECONDS)
         wall = time.monotonic() - began
-    peak = max((s.rss for s in samples), default=0)
-    return Measure(wall, peak / 2**20, popen.returncode, guard_killed, log, samples)
+    return Measure(wall, popen.returncode, guard_killed, log, samples)
 
 
 def offline_env(**extra: str) -> dict[str, str]:
@@ -566,17 +568,15 @@ def run_airflow(report: Report) -> None:
         return
     span = (last_end - began).total_seconds()
     folders = work_folders(work)
-    stage_s = dict.fromkeys(STAGE_NAMES, 0.0)
-    for folder in folders:
-        for stage, seconds in stage_seconds(folder).items():
-            stage_s[stage] += seconds
+    stamped = [stage_seconds(folder) for folder in folders]
+    stage_s = {stage: sum(seconds.get(stage, 0.0) for seconds in stamped) for stage in STAGE_NAMES}
     for stage in STAGE_NAMES:
         report.rows.append(
             cells(
                 "batch", f"{stage}: task s (stage s {stage_s[stage]:.0f})", audio, task_s[stage], sum(task_s.values())
             )
         )
-    tasks = sum(len(stage_seconds(folder)) for folder in folders)
+    tasks = sum(map(len, stamped))
     report.rows.append(
         cells("batch", f"**{len(files)} files through Airflow**", audio, span, None, m.peak_mb, cpu_s / span)
     )

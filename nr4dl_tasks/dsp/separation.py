@@ -1,9 +1,11 @@
-"""Spleeter 2stems for the stages: one long-lived worker per Python process, in Spleeter's own environment.
+"""Spleeter 2stems for the stages: a worker process in Spleeter's own environment.
 
 Spleeter lives in its own virtual environment (see `spleeter_worker.py`); this
-module keeps one worker process per Python process, so the model is loaded once
-however many files a CLI run or worker handles. (It is not called spleeter.py:
-the worker runs with this folder on its path and imports the real spleeter.)
+module keeps one worker process per Python process, which answers every request
+of a file's separation with the model loaded once. The separate stage then
+closes it (`release`): it holds about 2 GB that no later stage needs, so a CLI
+run of many files starts it once per file. (It is not called spleeter.py: the
+worker runs with this folder on its path and imports the real spleeter.)
 """
 
 from __future__ import annotations
@@ -96,11 +98,9 @@ def worker(settings: Settings) -> SpleeterWorker:
     models.check(settings.resolve(settings.paths.models_dir), models.SPLEETER_PACKAGE.files)
     threads = resources.threads(settings)
     if _worker is None or _worker.key != (python, model_dir, threads) or _worker.proc.poll() is not None:
-        if _worker is not None:
-            _worker.close()
+        release()
         log.info("starting the Spleeter worker (%s, %d CPU threads)", python, threads)
         _worker = SpleeterWorker(python, model_dir, threads)
-        atexit.register(_worker.close)
     return _worker
 
 
@@ -111,6 +111,9 @@ def release() -> None:
     if _worker is not None:
         _worker.close()
         _worker = None
+
+
+atexit.register(release)  # whatever worker is open when the process ends
 
 
 def separate(

@@ -70,7 +70,7 @@ def fbank(wav: np.ndarray) -> np.ndarray:
     x = np.asarray(wav, dtype=np.float64) * 32768.0
     if len(x) < FRAME:
         x = np.pad(x, (0, FRAME - len(x)))
-    n = 1 + (len(x) - FRAME) // HOP
+    n = _frames(len(x))
     frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP][:n].copy()
     frames -= frames.mean(axis=1, keepdims=True)
     frames[:, 1:] -= 0.97 * frames[:, :-1]
