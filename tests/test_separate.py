@@ -1,6 +1,7 @@
 """Spleeter 2stems through the chunked worker, on a real song."""
 
 import numpy as np
+import psutil
 import pytest
 import soundfile as sf
 from scipy.signal import butter, sosfiltfilt
@@ -36,6 +37,9 @@ def test_vocals_plus_accompaniment_reconstruct_the_input(media, make_settings):
     # both stems carry real signal: the song has vocals and music throughout
     assert db(vocals, mix) > -15 and db(accompaniment, mix) > -15
     assert sf.info(str(work.input(VOCALS_ANALYSIS_WAV))).samplerate == 16000
+    # the worker's ~2 GB are not carried into the later stages: the stage closed it (the next test starts another)
+    workers = [p for p in psutil.Process().children(recursive=True) if "spleeter_worker.py" in " ".join(p.cmdline())]
+    assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_chunked_equals_whole_file_away_from_seams(media, tmp_path, make_settings):

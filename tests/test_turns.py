@@ -18,6 +18,7 @@ from nr4dl_tasks.core.settings import SpeakerSettings
 from nr4dl_tasks.dsp import audio
 from nr4dl_tasks.pipeline import process_file, run_stage
 from nr4dl_tasks.stages.speakers import find_turns, pure_pieces
+from nr4dl_tasks.voice import campplus, turns
 from nr4dl_tasks.voice import embedding as voices
 
 THREADS = 2
@@ -122,3 +123,18 @@ def test_a_clip_shorter_than_two_voices_need_is_kept_whole():
     samples, rate = sf.read(str(sets.utterances("neb")[0]), dtype="float32", always_2d=True)
     wav = audio.resample(audio.mono(samples), rate, RATE)[: int(1.5 * RATE)]
     assert pieces(wav) == [(0.0, 1.5)]
+
+
+def test_the_window_count_known_in_advance_is_the_count_embedded():
+    """The speakers stage skips embedding a clip whose window_count is under SPLIT_WINDOWS; the count must be
+    exactly what embed_windows gives, around that bound and on a long clip."""
+    samples, rate = sf.read(str(sets.utterances("neb")[0]), dtype="float32", always_2d=True)
+    speech = audio.resample(audio.mono(samples), rate, RATE)
+    # the fewest samples with SPLIT_WINDOWS windows: frames up to the end of the last window, then one frame
+    bound = campplus.FRAME + (turns.WINDOW + (turns.SPLIT_WINDOWS - 1) * turns.HOP - 1) * campplus.HOP
+    for n in (campplus.FRAME - 1, bound - campplus.HOP - 1, bound - 1, bound, bound + 1, len(speech)):
+        wav = np.resize(speech, n)
+        count = campplus.window_count(n, turns.WINDOW, turns.HOP)
+        assert count == len(campplus.embed_windows(wav, turns.WINDOW, turns.HOP, MODELS, THREADS)), n
+    assert campplus.window_count(bound - 1, turns.WINDOW, turns.HOP) < turns.SPLIT_WINDOWS
+    assert campplus.window_count(bound, turns.WINDOW, turns.HOP) == turns.SPLIT_WINDOWS
