@@ -11,6 +11,8 @@ Measured on HELD-OUT speakers only (the split is in tests/speaker_sets.py and pr
       the programme's other voices found by clustering), at the default
       false_accept_rate; precision and recall per host, clips kept, and clips
       within review_margin of the threshold;
+    * clustering without enrollment: the programmes as files, clustered and linked through a speaker
+      registry at the default thresholds; voices, ids, ids per voice, and clips given a wrong id;
     * encoder speed: x real time of embedding 20 held-out utterances, in this process;
     * turns (voice/turns.py, each cut checked by its two voices embedded whole, those
       similarities printed per kind of mix): rapid exchanges of two held-out speakers (4 turns of
@@ -38,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from itertools import permutations
 from pathlib import Path
 
@@ -51,9 +54,10 @@ from nr4dl_tasks.core import resources
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.dsp import audio  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.stages.speakers import pure_pieces, single_voice_pieces  # noqa: E402
+from nr4dl_tasks.stages.speakers import cluster, pure_pieces, single_voice_pieces  # noqa: E402
 from nr4dl_tasks.voice import calibration, campplus, encoders, turns  # noqa: E402
 from nr4dl_tasks.voice import embedding as voices  # noqa: E402
+from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry, Voice  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 import speaker_sets as sets  # noqa: E402
@@ -369,15 +373,49 @@ def sample_turns() -> list[list[str]]:
     return rows
 
 
+def clustering(emb: Embeddings) -> list[str]:
+    """Clustering without enrollment across files: each programme of the split is one file, its clips (music
+    under each) clustered and linked through a real speaker registry at the default thresholds, as the stage
+    does. An id counts as right for a clip when that id is its voice's most frequent one and that voice is the
+    id's most frequent."""
+    cfg = settings_mod.SpeakerSettings()
+    pairs: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="nr4dl-bench-registry-") as tmp:
+        registry = SpeakerRegistry(Path(tmp) / REGISTRY_NAME)
+        for n, prog in enumerate(sets.tuning_programmes() if "--tuning" in sys.argv else sets.held_out_programmes()):
+            truth, paths = zip(*prog.clips(), strict=True)
+            prints = np.array([emb(f, True) for f in paths])
+            labels = cluster(prints, [len(sets.load(f)) / sets.RATE for f in paths], cfg.cluster_threshold)
+            found = [Voice(voices.unit(prints[np.array(labels) == g]), labels.count(g)) for g in sorted(set(labels))]
+            ids = registry.link(f"programme{n}", found, cfg.link_threshold)
+            pairs += [(s, ids[label][0]) for s, label in zip(truth, labels, strict=True)]
+    by_voice: dict[str, Counter[str]] = {}
+    by_id: dict[str, Counter[str]] = {}
+    for voice, sid in pairs:
+        by_voice.setdefault(voice, Counter())[sid] += 1
+        by_id.setdefault(sid, Counter())[voice] += 1
+    voice_id = {v: c.most_common(1)[0][0] for v, c in by_voice.items()}
+    id_voice = {i: c.most_common(1)[0][0] for i, c in by_id.items()}
+    right = sum(voice_id[v] == i and id_voice[i] == v for v, i in pairs)
+    return [
+        f"{len(by_voice)}",
+        f"{len(by_id)}",
+        f"{np.mean([len(c) for c in by_voice.values()]):.2f}",
+        f"{sum(c.most_common(1)[0][1] for c in by_id.values()) / len(pairs):.3f}",
+        f"{1 - right / len(pairs):.3f}",
+    ]
+
+
 def encoder_tables(chosen: list[str], far: float) -> None:
     """Equal error rates, held-out programmes and speed of each chosen encoder."""
-    rows, speed = [], []
+    rows, speed, clusters = [], [], []
     resemblyzer = Embeddings("resemblyzer")
     for encoder in chosen:
         emb = resemblyzer if encoder == "resemblyzer" else Embeddings(encoder)  # type: ignore[arg-type]
         rows.append([encoder, *equal_error_rates(emb)])
         emb.save()
         speed.append([encoder, *encoder_speed(emb)])
+        clusters.append([encoder, *clustering(emb)])
         print(f"## {encoder}: held-out programmes, false_accept_rate {far}, music {sets.MUSIC_SNR_DB:.0f} dB below\n")
         header = ["target (hosts / guests)", "threshold", "precision", "recall", "kept", "review"]
         print(table(header, programmes(emb, resemblyzer, far)))
@@ -385,6 +423,10 @@ def encoder_tables(chosen: list[str], far: float) -> None:
         print()
     print("## equal error rate on held-out speakers (3 clean enrollment utterances, tests with music)\n")
     print(table(["encoder", "EER raw cosine", "EER s-norm", "genuine / impostor trials"], rows) + "\n")
+    which = "tuning" if "--tuning" in sys.argv else "held-out"
+    print(f"## clustering without enrollment across {which} programmes (one file each, the stage's thresholds)\n")
+    header = ["embeddings", "voices", "ids", "ids per voice", "clips in their id's main voice", "clip error"]
+    print(table(header, clusters) + "\n")
     print(f"## encoder speed ({THREADS} thread(s), this process)\n")
     print(table(["encoder", "audio s", "wall s", "x real time"], speed) + "\n")
 
