@@ -54,10 +54,10 @@ from nr4dl_tasks.core import resources
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.dsp import audio  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.stages.speakers import cluster, pure_pieces, single_voice_pieces  # noqa: E402
+from nr4dl_tasks.stages.speakers import cluster, cluster_voices, pure_pieces, single_voice_pieces  # noqa: E402
 from nr4dl_tasks.voice import calibration, campplus, encoders, turns  # noqa: E402
 from nr4dl_tasks.voice import embedding as voices  # noqa: E402
-from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry, Voice  # noqa: E402
+from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 import speaker_sets as sets  # noqa: E402
@@ -190,11 +190,16 @@ def equal_error_rates(emb: Embeddings) -> list[str]:
     ]
 
 
+def split_programmes() -> list[sets.Programme]:
+    """The held-out programmes, or the tuning ones with --tuning."""
+    return sets.tuning_programmes() if "--tuning" in sys.argv else sets.held_out_programmes()
+
+
 def programmes(emb: Embeddings, resemblyzer: Embeddings, far: float) -> list[list[str]]:
     """Precision and recall per host of every held-out programme at the automatic threshold."""
     cfg = settings_mod.SpeakerSettings(false_accept_rate=far)
     rows = []
-    for prog in sets.tuning_programmes() if "--tuning" in sys.argv else sets.held_out_programmes():
+    for prog in split_programmes():
         for o in sets.evaluate(prog, emb, resemblyzer, cfg):
             programme = f"{'+'.join(prog.hosts)} / {'+'.join(prog.guests)}"
             row = [f"{o.threshold:.2f}", f"{o.precision:.3f}", f"{o.recall:.3f}", str(o.kept), str(o.review)]
@@ -382,12 +387,11 @@ def clustering(emb: Embeddings) -> list[str]:
     pairs: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="nr4dl-bench-registry-") as tmp:
         registry = SpeakerRegistry(Path(tmp) / REGISTRY_NAME)
-        for n, prog in enumerate(sets.tuning_programmes() if "--tuning" in sys.argv else sets.held_out_programmes()):
+        for n, prog in enumerate(split_programmes()):
             truth, paths = zip(*prog.clips(), strict=True)
             prints = np.array([emb(f, True) for f in paths])
             labels = cluster(prints, [len(sets.load(f)) / sets.RATE for f in paths], cfg.cluster_threshold)
-            found = [Voice(voices.unit(prints[np.array(labels) == g]), labels.count(g)) for g in sorted(set(labels))]
-            ids = registry.link(f"programme{n}", found, cfg.link_threshold)
+            ids = registry.link(f"programme{n}", cluster_voices(prints, labels), cfg.link_threshold)
             pairs += [(s, ids[label][0]) for s, label in zip(truth, labels, strict=True)]
     by_voice: dict[str, Counter[str]] = {}
     by_id: dict[str, Counter[str]] = {}

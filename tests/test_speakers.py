@@ -17,7 +17,7 @@ from nr4dl_tasks.core.records import read_clips
 from nr4dl_tasks.core.settings import SpeakerSettings
 from nr4dl_tasks.dsp import audio
 from nr4dl_tasks.pipeline import process_file, run_stage
-from nr4dl_tasks.stages.speakers import cluster, enrolled_voices, single_voice_pieces
+from nr4dl_tasks.stages.speakers import cluster, cluster_voices, enrolled_voices, single_voice_pieces
 from nr4dl_tasks.voice import embedding as voices
 from nr4dl_tasks.voice.encoders import VoiceModel
 from nr4dl_tasks.voice.registry import SpeakerRegistry, Voice
@@ -100,11 +100,7 @@ def _episodes(media: Path) -> dict[str, list[Path]]:
 def _link(registry: SpeakerRegistry, episode: str, files: list[Path]) -> dict[Path, str]:
     prints = np.array([embedding(f) for f in files])
     labels = cluster(prints, [len(load16k(f)) / voices.RATE for f in files], SpeakerSettings().cluster_threshold)
-    groups = sorted(set(labels))
-    found = [
-        Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]), labels.count(g)) for g in groups
-    ]
-    ids = registry.link(episode, found, SpeakerSettings().link_threshold)
+    ids = registry.link(episode, cluster_voices(prints, labels), SpeakerSettings().link_threshold)
     return {f: ids[lab][0] for f, lab in zip(files, labels, strict=True)}
 
 

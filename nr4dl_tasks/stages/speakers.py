@@ -284,6 +284,13 @@ def cluster(embeddings: np.ndarray, durations: list[float], threshold: float) ->
     return [order.setdefault(int(label), len(order)) for label in raw]
 
 
+def cluster_voices(prints: np.ndarray, labels: list[int]) -> list[Voice]:
+    """One Voice per label of `cluster` (labels 0, 1, ... in order): its clips' mean direction and count, what the
+    speaker registry links across files."""
+    lab = np.array(labels)
+    return [Voice(voices.unit(prints[lab == g]), labels.count(g)) for g in sorted(set(labels))]
+
+
 # --- the stage ----------------------------------------------------------------------------------------------------
 
 
@@ -505,9 +512,7 @@ class SpeakersStage(Stage):
         if cfg.enroll_dir:
             return _name_targets(settings, clips, identities, labels)
         groups = sorted(set(labels))
-        found = [
-            Voice(voices.unit(prints[[i for i, lab in enumerate(labels) if lab == g]]), labels.count(g)) for g in groups
-        ]
+        found = cluster_voices(prints, labels)
         registry = SpeakerRegistry(settings.resolve(settings.paths.work_dir) / REGISTRY_NAME)
         ids = registry.link(work.source_id, found, cfg.link_threshold)
         for clip, label, emb in zip(clips, labels, prints, strict=True):
