@@ -11,8 +11,10 @@ Measured on HELD-OUT speakers only (the split is in tests/speaker_sets.py and pr
       the programme's other voices found by clustering), at the default
       false_accept_rate; precision and recall per host, clips kept, and clips
       within review_margin of the threshold;
-    * clustering without enrollment: the programmes as files, clustered and linked through a speaker
-      registry at the default thresholds; voices, ids, ids per voice, and clips given a wrong id;
+    * clustering without enrollment: the programmes as files (a voice's recordings dealt out between
+      its files; once with every guest clip, once with GUEST_CLIPS per guest), clustered and linked
+      through a speaker registry at the encoder's default thresholds; voices, ids, ids per voice, and
+      clips given a wrong id (on tuning programmes ema, lmy and nea count as one voice, SAME_VOICE);
     * encoder speed: x real time of embedding 20 held-out utterances, in this process;
     * turns (voice/turns.py, each cut checked by its two voices embedded whole, those
       similarities printed per kind of mix): rapid exchanges of two held-out speakers (4 turns of
@@ -67,6 +69,7 @@ SPEAKERS = ("1688", "1998", "2033", "3080")
 ENROLL = 3
 CACHE = "NR4DL_BENCH_CACHE"  # a folder: embeddings kept between runs of this script (for tuning)
 THREADS = resources.cores()  # one job on the machine, as with nr4dl process
+GUEST_CLIPS = 2  # clips per guest in the second clustering table: a voice heard briefly
 
 
 def files(speaker: str) -> list[Path]:
@@ -195,12 +198,12 @@ def split_programmes() -> list[sets.Programme]:
     return sets.tuning_programmes() if "--tuning" in sys.argv else sets.held_out_programmes()
 
 
-def programmes(emb: Embeddings, resemblyzer: Embeddings, far: float) -> list[list[str]]:
+def programmes(emb: Embeddings, far: float) -> list[list[str]]:
     """Precision and recall per host of every held-out programme at the automatic threshold."""
-    cfg = settings_mod.SpeakerSettings(false_accept_rate=far)
+    cfg = settings_mod.SpeakerSettings(false_accept_rate=far, encoder=emb.encoder)
     rows = []
     for prog in split_programmes():
-        for o in sets.evaluate(prog, emb, resemblyzer, cfg):
+        for o in sets.evaluate(prog, emb, cfg):
             programme = f"{'+'.join(prog.hosts)} / {'+'.join(prog.guests)}"
             row = [f"{o.threshold:.2f}", f"{o.precision:.3f}", f"{o.recall:.3f}", str(o.kept), str(o.review)]
             rows.append([f"{o.target} ({programme})", *row])
@@ -378,20 +381,20 @@ def sample_turns() -> list[list[str]]:
     return rows
 
 
-def clustering(emb: Embeddings) -> list[str]:
-    """Clustering without enrollment across files: each programme of the split is one file, its clips (music
-    under each) clustered and linked through a real speaker registry at the default thresholds, as the stage
-    does. An id counts as right for a clip when that id is its voice's most frequent one and that voice is the
-    id's most frequent."""
-    cfg = settings_mod.SpeakerSettings()
+def clustering(emb: Embeddings, guest_clips: int | None) -> list[str]:
+    """Clustering without enrollment across files: each programme of the split is one file (sets.programme_files:
+    no recording in two files), its clips (music under each) clustered and linked through a real speaker registry
+    at the encoder's default thresholds, as the stage does. An id counts as right for a clip when that id is its
+    voice's most frequent one and that voice is the id's most frequent."""
+    cluster_threshold, link_threshold = settings_mod.SpeakerSettings(encoder=emb.encoder).clustering()
     pairs: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="nr4dl-bench-registry-") as tmp:
-        registry = SpeakerRegistry(Path(tmp) / REGISTRY_NAME)
-        for n, prog in enumerate(split_programmes()):
-            truth, paths = zip(*prog.clips(), strict=True)
+        registry = SpeakerRegistry(Path(tmp) / REGISTRY_NAME, emb.encoder)
+        for n, clips in enumerate(sets.programme_files(split_programmes(), guest_clips)):
+            truth, paths = zip(*clips, strict=True)
             prints = np.array([emb(f, True) for f in paths])
-            labels = cluster(prints, [len(sets.load(f)) / sets.RATE for f in paths], cfg.cluster_threshold)
-            ids = registry.link(f"programme{n}", cluster_voices(prints, labels), cfg.link_threshold)
+            labels = cluster(prints, [len(sets.load(f)) / sets.RATE for f in paths], cluster_threshold)
+            ids = registry.link(f"programme{n}", cluster_voices(prints, labels), link_threshold)
             pairs += [(s, ids[label][0]) for s, label in zip(truth, labels, strict=True)]
     by_voice: dict[str, Counter[str]] = {}
     by_id: dict[str, Counter[str]] = {}
@@ -402,6 +405,8 @@ def clustering(emb: Embeddings) -> list[str]:
     id_voice = {i: c.most_common(1)[0][0] for i, c in by_id.items()}
     right = sum(voice_id[v] == i and id_voice[i] == v for v, i in pairs)
     return [
+        f"{cluster_threshold} / {link_threshold}",
+        "all" if guest_clips is None else str(guest_clips),
         f"{len(by_voice)}",
         f"{len(by_id)}",
         f"{np.mean([len(c) for c in by_voice.values()]):.2f}",
@@ -413,23 +418,31 @@ def clustering(emb: Embeddings) -> list[str]:
 def encoder_tables(chosen: list[str], far: float) -> None:
     """Equal error rates, held-out programmes and speed of each chosen encoder."""
     rows, speed, clusters = [], [], []
-    resemblyzer = Embeddings("resemblyzer")
     for encoder in chosen:
-        emb = resemblyzer if encoder == "resemblyzer" else Embeddings(encoder)  # type: ignore[arg-type]
+        emb = Embeddings(encoder)  # type: ignore[arg-type]
         rows.append([encoder, *equal_error_rates(emb)])
         emb.save()
         speed.append([encoder, *encoder_speed(emb)])
-        clusters.append([encoder, *clustering(emb)])
+        clusters += [[encoder, *clustering(emb, guest_clips)] for guest_clips in (None, GUEST_CLIPS)]
         print(f"## {encoder}: held-out programmes, false_accept_rate {far}, music {sets.MUSIC_SNR_DB:.0f} dB below\n")
         header = ["target (hosts / guests)", "threshold", "precision", "recall", "kept", "review"]
-        print(table(header, programmes(emb, resemblyzer, far)))
+        print(table(header, programmes(emb, far)))
         emb.save()
         print()
     print("## equal error rate on held-out speakers (3 clean enrollment utterances, tests with music)\n")
     print(table(["encoder", "EER raw cosine", "EER s-norm", "genuine / impostor trials"], rows) + "\n")
     which = "tuning" if "--tuning" in sys.argv else "held-out"
     print(f"## clustering without enrollment across {which} programmes (one file each, the stage's thresholds)\n")
-    header = ["embeddings", "voices", "ids", "ids per voice", "clips in their id's main voice", "clip error"]
+    header = [
+        "encoder",
+        "cluster / link threshold",
+        "clips per guest",
+        "voices",
+        "ids",
+        "ids per voice",
+        "clips in their id's main voice",
+        "clip error",
+    ]
     print(table(header, clusters) + "\n")
     print(f"## encoder speed ({THREADS} thread(s), this process)\n")
     print(table(["encoder", "audio s", "wall s", "x real time"], speed) + "\n")

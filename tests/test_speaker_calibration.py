@@ -9,18 +9,22 @@ import numpy as np
 import pytest
 from speaker_sets import (
     LIBRISPEECH,
+    RATE,
     Programme,
     evaluate,
     held_out_programmes,
     load,
     music_clip,
+    programme_files,
     tuning_cohort,
     utterances,
 )
 
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.settings import SpeakerSettings
+from nr4dl_tasks.stages.speakers import cluster, cluster_voices
 from nr4dl_tasks.voice import calibration, encoders
+from nr4dl_tasks.voice.registry import SpeakerRegistry
 
 THREADS = 2
 MODELS = settings_mod.load().resolve(settings_mod.load().paths.models_dir)  # CAM++'s files
@@ -43,10 +47,28 @@ PROGRAMMES = [p for p in held_out_programmes() if p.hosts in (("pfb", "pfc"), ("
 @pytest.mark.parametrize("programme", PROGRAMMES, ids=lambda p: "+".join(p.hosts))
 def test_held_out_hosts_are_kept_and_guests_are_not(media, programme: Programme):
     cfg = SpeakerSettings()
-    outcomes = evaluate(programme, embedder(cfg.encoder), embedder("resemblyzer"), cfg)
+    outcomes = evaluate(programme, embedder(cfg.encoder), cfg)
     assert [o.target for o in outcomes] == list(programme.hosts)
     for o in outcomes:
         assert o.precision >= 0.95 and o.recall >= 0.8, o
+
+
+def test_held_out_voices_get_one_id_each_across_files(media, tmp_path):
+    """Three held-out programmes as files, no recording in two of them, two clips per guest, music under every
+    clip: clustered and linked as the speakers stage does without enrollment, each voice keeps one id of its own."""
+    cfg = SpeakerSettings()
+    cluster_threshold, link_threshold = cfg.clustering()
+    registry = SpeakerRegistry(tmp_path / "registry.json", cfg.encoder)
+    ids_of: dict[str, set[str]] = {}
+    for n, clips in enumerate(programme_files(held_out_programmes()[:3], guest_clips=2)):
+        truth, paths = zip(*clips, strict=True)
+        prints = np.array([_embed(cfg.encoder, f, True) for f in paths])
+        labels = cluster(prints, [len(load(f)) / RATE for f in paths], cluster_threshold)
+        ids = registry.link(f"file{n}", cluster_voices(prints, labels), link_threshold)
+        for voice, label in zip(truth, labels, strict=True):
+            ids_of.setdefault(voice, set()).add(ids[label][0])
+    assert all(len(found) == 1 for found in ids_of.values()), ids_of
+    assert len(set.union(*ids_of.values())) == len(ids_of) == 9
 
 
 def test_a_stricter_false_accept_rate_raises_the_threshold_and_the_files_voices_set_it(media):

@@ -25,6 +25,8 @@ from nr4dl_tasks.voice.registry import SpeakerRegistry, Voice
 SPEAKERS = ("1688", "1998", "2033", "3080")  # LibriSpeech test-other: M, F, M, F
 THREADS = 2
 RESEMBLYZER = VoiceModel("resemblyzer", Path("models"), THREADS)
+IDENTITY = VoiceModel(SpeakerSettings().encoder, Path("models"), THREADS)  # what clusters and the registry use
+CLUSTER_THRESHOLD, LINK_THRESHOLD = SpeakerSettings().clustering()
 
 
 def utterance_files(media: Path, speaker: str) -> list[Path]:
@@ -39,7 +41,7 @@ def load16k(path: Path) -> np.ndarray:
 
 @functools.cache
 def embedding(path: Path) -> np.ndarray:
-    return voices.voiceprint(load16k(path), THREADS).embedding
+    return IDENTITY.embed(load16k(path))
 
 
 def enroll(tmp_path: Path, files: dict[str, list[Path]]) -> Path:
@@ -81,7 +83,7 @@ def test_one_speaker_is_not_split(media, speaker):
 def test_clustering_finds_the_four_speakers(media):
     files = [f for s in SPEAKERS for f in utterance_files(media, s)]
     durations = [len(load16k(f)) / voices.RATE for f in files]
-    labels = cluster(np.array([embedding(f) for f in files]), durations, SpeakerSettings().cluster_threshold)
+    labels = cluster(np.array([embedding(f) for f in files]), durations, CLUSTER_THRESHOLD)
     by_speaker = {s: {labels[i] for i, f in enumerate(files) if f.parent.name == s} for s in SPEAKERS}
     assert all(len(found) == 1 for found in by_speaker.values()), by_speaker
     assert len(set(labels)) == 4
@@ -99,14 +101,14 @@ def _episodes(media: Path) -> dict[str, list[Path]]:
 
 def _link(registry: SpeakerRegistry, episode: str, files: list[Path]) -> dict[Path, str]:
     prints = np.array([embedding(f) for f in files])
-    labels = cluster(prints, [len(load16k(f)) / voices.RATE for f in files], SpeakerSettings().cluster_threshold)
-    ids = registry.link(episode, cluster_voices(prints, labels), SpeakerSettings().link_threshold)
+    labels = cluster(prints, [len(load16k(f)) / voices.RATE for f in files], CLUSTER_THRESHOLD)
+    ids = registry.link(episode, cluster_voices(prints, labels), LINK_THRESHOLD)
     return {f: ids[lab][0] for f, lab in zip(files, labels, strict=True)}
 
 
 def test_registry_ids_follow_the_voice_in_any_file_order_and_survive_reruns(media, tmp_path):
     episodes = _episodes(media)
-    forward, backward = SpeakerRegistry(tmp_path / "a.json"), SpeakerRegistry(tmp_path / "b.json")
+    forward, backward = (SpeakerRegistry(tmp_path / f"{name}.json", IDENTITY.encoder) for name in ("a", "b"))
     ids_forward: dict[Path, str] = {}
     for name in episodes:
         ids_forward |= _link(forward, name, episodes[name])
@@ -199,10 +201,8 @@ def test_clustering_separates_the_two_voices_of_a_real_conversation(media):
         "speaker91": [(14.70, 17.92), (21.78, 27.85)],
     }
     spans = [(who, a, b) for who, parts in turns.items() for a, b in parts]
-    prints = np.array(
-        [voices.voiceprint(wav[int(a * voices.RATE) : int(b * voices.RATE)], THREADS).embedding for _, a, b in spans]
-    )
-    labels = cluster(prints, [b - a for _, a, b in spans], SpeakerSettings().cluster_threshold)
+    prints = np.array([IDENTITY.embed(wav[int(a * voices.RATE) : int(b * voices.RATE)]) for _, a, b in spans])
+    labels = cluster(prints, [b - a for _, a, b in spans], CLUSTER_THRESHOLD)
     assert labels == [0, 0, 0, 0, 1, 1], labels
 
 
@@ -219,3 +219,16 @@ def test_registry_never_reuses_a_number_keeps_renamed_ids_and_names_a_corrupt_fi
     registry.path.write_text("{")
     with pytest.raises(StageError, match=f"speaker registry {registry.path} is unreadable"):
         registry.link("ep4", [Voice(a, 1)], 0.78)
+
+
+def test_registry_holds_the_voices_of_one_encoder(tmp_path):
+    """A CAM++ centroid (192-d) cannot be compared with a Resemblyzer one: the registry says which it holds."""
+    path = tmp_path / "registry.json"
+    SpeakerRegistry(path, "resemblyzer").link("ep1", [Voice(np.eye(4)[0], 3)], 0.78)
+    with pytest.raises(StageError, match=f"{path} holds resemblyzer voices, but speakers.encoder is campplus"):
+        SpeakerRegistry(path, "campplus").link("ep2", [Voice(np.eye(3)[0], 2)], 0.8)
+    state = json.loads(path.read_text())
+    del state["encoder"]  # written before encoders were recorded: Resemblyzer's
+    path.write_text(json.dumps(state))
+    assert SpeakerRegistry(path, "resemblyzer").link("ep2", [Voice(np.eye(4)[0], 2)], 0.78)[0][0] == "spk0001"
+    assert json.loads(path.read_text())["encoder"] == "resemblyzer"

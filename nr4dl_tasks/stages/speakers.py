@@ -1,7 +1,8 @@
 """Speakers: who speaks in each clip, one voice per clip, and only the wanted voices.
 
 ina's male/female label is not identity, and broadcasts mix hosts, guests,
-callers and ads. This stage embeds every clip with Resemblyzer (`voices.py`) and
+callers and ads. This stage embeds every clip with Resemblyzer (`voices.py`)
+for purity and with `speakers.encoder` (CAM++ by default) for identity, and
 
 1. **purity**: compares the voice before and after every point of a clip; where
    they differ most and their similarity is below `purity_threshold`, the clip
@@ -25,8 +26,9 @@ callers and ads. This stage embeds every clip with Resemblyzer (`voices.py`) and
 3. **no enrollment**: the file's clips are clustered into voices (average-linkage
    on cosine similarity, as many voices as the similarities say; clips under
    2 s join the nearest voice rather than found their own) and each voice
-   is linked to the dataset's speaker registry (`speaker_registry.py`), so the
-   same voice gets the same id in every episode.
+   is linked to the dataset's speaker registry (`voice/registry.py`), so the
+   same voice gets the same id in every episode. Both thresholds are the
+   encoder's own unless set (`SpeakerSettings.clustering`): cosine scales differ.
 
 A dropped clip stays in the manifest with `dropped` giving the reason, so the
 decision can be inspected; exports skip it. Clips whose ina gender disagrees
@@ -361,8 +363,9 @@ class SpeakersStage(Stage):
     name = "speakers"
     manifest = True
     # 2: each target's threshold is calibrated from the data; 3: turns inside a clip (voice/turns.py);
-    # 4: a turn cut checked on each voice's audio embedded whole (turn_voice_threshold)
-    version = 4
+    # 4: a turn cut checked on each voice's audio embedded whole (turn_voice_threshold); 5: clusters and the
+    # registry on speakers.encoder's embeddings, at that encoder's thresholds
+    version = 5
 
     def reads(self, settings: Settings) -> tuple[Artifact, ...]:
         return layout.manifest("denoise"), CLIPS_DIR, DENOISED_DIR
@@ -389,8 +392,7 @@ class SpeakersStage(Stage):
         clips = read_manifest(work, "denoise")
         min_samples = int(settings.slice.min_duration * voices.RATE)
         out: list[Clip] = []
-        prints: list[np.ndarray] = []  # resemblyzer embedding per kept, labelled clip in `out` (clustering)
-        ids: list[np.ndarray] = []  # the same clips' embeddings by speakers.encoder (naming enrolled targets)
+        ids: list[np.ndarray] = []  # speakers.encoder's embedding per kept, labelled clip in `out`
         labelled: list[Clip] = []
         splits = 0
         progress = Progress(f"{work.source_id}: speakers", sum(c.duration for c in clips))
@@ -416,7 +418,6 @@ class SpeakersStage(Stage):
                     clip.extra["turn_voice_similarity"] = round(pieces[0].turn_voice_similarity, 3)
                     out.append(clip)
                     labelled.append(clip)
-                    prints.append(pieces[0].vp.embedding)
                     ids.append(self._identity(settings, wav, pieces[0]))
                 elif cfg.purity_action == "drop" or not pieces:
                     clip.dropped = "speakers: more than one voice" + (
@@ -431,9 +432,8 @@ class SpeakersStage(Stage):
                         child = self._child(work, clip, piece, index, split_dir)
                         out.append(child)
                         labelled.append(child)
-                        prints.append(piece.vp.embedding)
                         ids.append(self._identity(settings, wav, piece))
-            info = self._assign(work, settings, labelled, np.array(prints), np.array(ids))
+            info = self._assign(work, settings, labelled, np.array(ids))
             _gender_mismatch(labelled, cfg.genders)
             manifest = write_manifest(work, self.name, out)
         kept = [c for c in out if c.kept]
@@ -455,8 +455,8 @@ class SpeakersStage(Stage):
 
     @staticmethod
     def _identity(settings: Settings, wav: np.ndarray, piece: Piece) -> np.ndarray:
-        """A piece's embedding by the encoder naming enrolled targets (resemblyzer's is at hand)."""
-        if settings.speakers.encoder == "resemblyzer" or not settings.speakers.enroll_dir:
+        """A piece's embedding by speakers.encoder (resemblyzer's is at hand from purity)."""
+        if settings.speakers.encoder == "resemblyzer":
             return piece.vp.embedding
         return voice_model(settings).embed(wav[piece.start : piece.end])
 
@@ -501,21 +501,20 @@ class SpeakersStage(Stage):
         )
 
     @staticmethod
-    def _assign(
-        work: WorkDir, settings: Settings, clips: list[Clip], prints: np.ndarray, identities: np.ndarray
-    ) -> dict[str, Any]:
+    def _assign(work: WorkDir, settings: Settings, clips: list[Clip], identities: np.ndarray) -> dict[str, Any]:
         """Name every clip's voice: by enrolled targets, else by clustering and the registry."""
         cfg = settings.speakers
         if not clips:
             return {"speakers": {}}
-        labels = cluster(prints, [c.duration for c in clips], cfg.cluster_threshold)
+        cluster_threshold, link_threshold = cfg.clustering()
+        labels = cluster(identities, [c.duration for c in clips], cluster_threshold)
         if cfg.enroll_dir:
             return _name_targets(settings, clips, identities, labels)
         groups = sorted(set(labels))
-        found = cluster_voices(prints, labels)
-        registry = SpeakerRegistry(settings.resolve(settings.paths.work_dir) / REGISTRY_NAME)
-        ids = registry.link(work.source_id, found, cfg.link_threshold)
-        for clip, label, emb in zip(clips, labels, prints, strict=True):
+        found = cluster_voices(identities, labels)
+        registry = SpeakerRegistry(settings.resolve(settings.paths.work_dir) / REGISTRY_NAME, cfg.encoder)
+        ids = registry.link(work.source_id, found, link_threshold)
+        for clip, label, emb in zip(clips, labels, identities, strict=True):
             speaker, _ = ids[label]
             clip.speaker, clip.speaker_score = speaker, round(float(emb @ found[label].centroid), 3)
         return {"speakers": {ids[g][0]: found[g].clips for g in groups}, "mode": "clustered"}

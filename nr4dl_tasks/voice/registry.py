@@ -10,7 +10,9 @@ twice: its voices find their previous ids again.
 
 It is one JSON file beside the work folders, changed under a file lock and
 replaced atomically, so parallel Airflow tasks on one or many hosts (sharing
-the folder) take turns.
+the folder) take turns. It records the encoder its centroids come from: a
+CAM++ centroid and a Resemblyzer one are not comparable (nor of one size), so
+a registry of one encoder refuses voices of the other.
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ class Voice:
 
 
 class SpeakerRegistry:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    """The registry at `path`, linking voices embedded by `encoder` (reading its table needs no encoder)."""
+
+    def __init__(self, path: Path, encoder: str = "resemblyzer") -> None:
+        self.path, self.encoder = path, encoder
 
     @contextmanager
     def _locked(self, write: bool) -> Iterator[dict[str, Any]]:
@@ -61,7 +65,7 @@ class SpeakerRegistry:
 
     def _read(self) -> dict[str, Any]:
         if not self.path.exists():
-            return {"version": 1, "next_id": 1, "sources": {}}
+            return {"version": 1, "encoder": self.encoder, "next_id": 1, "sources": {}}
         try:
             state = json.loads(self.path.read_text())
             if state.get("version") != 1 or not isinstance(state["sources"], dict):
@@ -76,6 +80,14 @@ class SpeakerRegistry:
     def link(self, source_id: str, voices: list[Voice], threshold: float) -> list[tuple[str, float]]:
         """(speaker id, similarity to that speaker) per voice; records the file's contribution."""
         with self._locked(write=True) as state:
+            held = state.get("encoder", "resemblyzer")  # a registry written before encoders were recorded
+            if held != self.encoder and state["sources"]:
+                raise StageError(
+                    f"speaker registry {self.path} holds {held} voices, but speakers.encoder is {self.encoder}: "
+                    f"set speakers.encoder: {held} to keep its ids, or move the registry aside (a new one numbers "
+                    f"the {self.encoder} voices from spk0001 again)"
+                )
+            state["encoder"] = self.encoder
             previous = state["sources"].pop(source_id, [])
             known: dict[str, np.ndarray] = {}
             for entries in [*state["sources"].values(), previous]:
