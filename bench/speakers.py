@@ -418,20 +418,20 @@ def clustering(emb: Embeddings, guest_clips: int | None) -> list[str]:
 def encoder_tables(chosen: list[str], far: float) -> None:
     """Equal error rates, held-out programmes and speed of each chosen encoder."""
     rows, speed, clusters = [], [], []
+    which = "tuning" if "--tuning" in sys.argv else "held-out"
     for encoder in chosen:
         emb = Embeddings(encoder)  # type: ignore[arg-type]
         rows.append([encoder, *equal_error_rates(emb)])
         emb.save()
         speed.append([encoder, *encoder_speed(emb)])
         clusters += [[encoder, *clustering(emb, guest_clips)] for guest_clips in (None, GUEST_CLIPS)]
-        print(f"## {encoder}: held-out programmes, false_accept_rate {far}, music {sets.MUSIC_SNR_DB:.0f} dB below\n")
+        print(f"## {encoder}: {which} programmes, false_accept_rate {far}, music {sets.MUSIC_SNR_DB:.0f} dB below\n")
         header = ["target (hosts / guests)", "threshold", "precision", "recall", "kept", "review"]
         print(table(header, programmes(emb, far)))
         emb.save()
         print()
     print("## equal error rate on held-out speakers (3 clean enrollment utterances, tests with music)\n")
     print(table(["encoder", "EER raw cosine", "EER s-norm", "genuine / impostor trials"], rows) + "\n")
-    which = "tuning" if "--tuning" in sys.argv else "held-out"
     print(f"## clustering without enrollment across {which} programmes (one file each, the stage's thresholds)\n")
     header = [
         "encoder",
