@@ -56,7 +56,7 @@ from nr4dl_tasks.core import resources
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.dsp import audio  # noqa: E402
 from nr4dl_tasks.pipeline import process_file, run_stage  # noqa: E402
-from nr4dl_tasks.stages.speakers import cluster, cluster_voices, pure_pieces, single_voice_pieces  # noqa: E402
+from nr4dl_tasks.stages.speakers import pure_pieces, single_voice_pieces  # noqa: E402
 from nr4dl_tasks.voice import calibration, campplus, encoders, turns  # noqa: E402
 from nr4dl_tasks.voice import embedding as voices  # noqa: E402
 from nr4dl_tasks.voice.registry import REGISTRY_NAME, SpeakerRegistry  # noqa: E402
@@ -199,7 +199,7 @@ def split_programmes() -> list[sets.Programme]:
 
 
 def programmes(emb: Embeddings, far: float) -> list[list[str]]:
-    """Precision and recall per host of every held-out programme at the automatic threshold."""
+    """Precision and recall per host of every programme of the split at the automatic threshold."""
     cfg = settings_mod.SpeakerSettings(false_accept_rate=far, encoder=emb.encoder)
     rows = []
     for prog in split_programmes():
@@ -386,16 +386,10 @@ def clustering(emb: Embeddings, guest_clips: int | None) -> list[str]:
     no recording in two files), its clips (music under each) clustered and linked through a real speaker registry
     at the encoder's default thresholds, as the stage does. An id counts as right for a clip when that id is its
     voice's most frequent one and that voice is the id's most frequent."""
-    cluster_threshold, link_threshold = settings_mod.SpeakerSettings(encoder=emb.encoder).clustering()
-    pairs: list[tuple[str, str]] = []
+    cfg = settings_mod.SpeakerSettings(encoder=emb.encoder)
     with tempfile.TemporaryDirectory(prefix="nr4dl-bench-registry-") as tmp:
         registry = SpeakerRegistry(Path(tmp) / REGISTRY_NAME, emb.encoder)
-        for n, clips in enumerate(sets.programme_files(split_programmes(), guest_clips)):
-            truth, paths = zip(*clips, strict=True)
-            prints = np.array([emb(f, True) for f in paths])
-            labels = cluster(prints, [len(sets.load(f)) / sets.RATE for f in paths], cluster_threshold)
-            ids = registry.link(f"programme{n}", cluster_voices(prints, labels), link_threshold)
-            pairs += [(s, ids[label][0]) for s, label in zip(truth, labels, strict=True)]
+        pairs = sets.ids_across_files(sets.programme_files(split_programmes(), guest_clips), emb, cfg, registry)
     by_voice: dict[str, Counter[str]] = {}
     by_id: dict[str, Counter[str]] = {}
     for voice, sid in pairs:
@@ -404,6 +398,7 @@ def clustering(emb: Embeddings, guest_clips: int | None) -> list[str]:
     voice_id = {v: c.most_common(1)[0][0] for v, c in by_voice.items()}
     id_voice = {i: c.most_common(1)[0][0] for i, c in by_id.items()}
     right = sum(voice_id[v] == i and id_voice[i] == v for v, i in pairs)
+    cluster_threshold, link_threshold = cfg.clustering()
     return [
         f"{cluster_threshold} / {link_threshold}",
         "all" if guest_clips is None else str(guest_clips),

@@ -30,8 +30,9 @@ import soundfile as sf
 
 from nr4dl_tasks.core.settings import SpeakerSettings
 from nr4dl_tasks.dsp import audio
-from nr4dl_tasks.stages.speakers import cluster
+from nr4dl_tasks.stages.speakers import cluster, cluster_voices
 from nr4dl_tasks.voice import calibration
+from nr4dl_tasks.voice.registry import SpeakerRegistry
 
 MEDIA = (Path(__file__).resolve().parent.parent / ".." / "shared" / "media").resolve()
 RATE = 16000
@@ -154,6 +155,22 @@ def music_clip(path: Path) -> np.ndarray:
     index = zlib.crc32(path.name.encode()) % 1000
     beds = BEDS_TUNING if path.parent.name in TUNING else BEDS_HELD_OUT
     return with_music(load(path), beds[index % 2], index)
+
+
+def ids_across_files(
+    files: list[list[tuple[str, Path]]], emb: Embed, cfg: SpeakerSettings, registry: SpeakerRegistry
+) -> list[tuple[str, str]]:
+    """(true voice, registry id) of every clip of `files` (programme_files), each file's clips (music under
+    each) clustered and linked through `registry` as the speakers stage does without enrollment."""
+    cluster_threshold, link_threshold = cfg.clustering()
+    pairs: list[tuple[str, str]] = []
+    for n, clips in enumerate(files):
+        truth, paths = zip(*clips, strict=True)
+        prints = np.array([emb(f, True) for f in paths])
+        labels = cluster(prints, [len(load(f)) / RATE for f in paths], cluster_threshold)
+        ids = registry.link(f"file{n}", cluster_voices(prints, labels), link_threshold)
+        pairs += [(voice, ids[label][0]) for voice, label in zip(truth, labels, strict=True)]
+    return pairs
 
 
 @dataclass(frozen=True)

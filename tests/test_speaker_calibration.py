@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from speaker_sets import (
     LIBRISPEECH,
-    RATE,
     Programme,
     evaluate,
     held_out_programmes,
+    ids_across_files,
     load,
     music_clip,
     programme_files,
@@ -22,7 +22,6 @@ from speaker_sets import (
 
 from nr4dl_tasks.core import settings as settings_mod
 from nr4dl_tasks.core.settings import SpeakerSettings
-from nr4dl_tasks.stages.speakers import cluster, cluster_voices
 from nr4dl_tasks.voice import calibration, encoders
 from nr4dl_tasks.voice.registry import SpeakerRegistry
 
@@ -57,16 +56,11 @@ def test_held_out_voices_get_one_id_each_across_files(media, tmp_path):
     """Three held-out programmes as files, no recording in two of them, two clips per guest, music under every
     clip: clustered and linked as the speakers stage does without enrollment, each voice keeps one id of its own."""
     cfg = SpeakerSettings()
-    cluster_threshold, link_threshold = cfg.clustering()
+    files = programme_files(held_out_programmes()[:3], guest_clips=2)
     registry = SpeakerRegistry(tmp_path / "registry.json", cfg.encoder)
     ids_of: dict[str, set[str]] = {}
-    for n, clips in enumerate(programme_files(held_out_programmes()[:3], guest_clips=2)):
-        truth, paths = zip(*clips, strict=True)
-        prints = np.array([_embed(cfg.encoder, f, True) for f in paths])
-        labels = cluster(prints, [len(load(f)) / RATE for f in paths], cluster_threshold)
-        ids = registry.link(f"file{n}", cluster_voices(prints, labels), link_threshold)
-        for voice, label in zip(truth, labels, strict=True):
-            ids_of.setdefault(voice, set()).add(ids[label][0])
+    for voice, sid in ids_across_files(files, embedder(cfg.encoder), cfg, registry):
+        ids_of.setdefault(voice, set()).add(sid)
     assert all(len(found) == 1 for found in ids_of.values()), ids_of
     assert len(set.union(*ids_of.values())) == len(ids_of) == 9
 
