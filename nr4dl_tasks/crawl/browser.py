@@ -169,10 +169,16 @@ class Browser:
         from selenium.common.exceptions import StaleElementReferenceException
 
         clicks, wait = 0, timeout
-        while clicks < times and self._until(lambda: self._visible(selector) is not None, wait):
+        button: list[Any] = [None]
+
+        def shown() -> bool:
+            button[0] = self._visible(selector)
+            return button[0] is not None
+
+        while clicks < times and self._until(shown, wait):
             size = self._size()
-            try:
-                self.driver.execute_script("arguments[0].click()", self._visible(selector))
+            try:  # the element found, not a second lookup: the button may go between the two
+                self.driver.execute_script("arguments[0].click()", button[0])
             except StaleElementReferenceException:
                 continue  # redrawn meanwhile: look again
             clicks, wait = clicks + 1, min(timeout, RETURN_SECONDS)
