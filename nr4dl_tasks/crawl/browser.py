@@ -15,6 +15,7 @@ warning, never a silent stop.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nr4dl_tasks.core.errors import SourceError
@@ -132,14 +133,15 @@ class Browser:
     def count(self, selector: str) -> int:
         return len(self.driver.find_elements(*locator(selector)))
 
-    def _until(self, condition: Any, seconds: float) -> bool:
-        """Poll `condition()` until true or `seconds` pass; whether it became true."""
+    def _until(self, find: Callable[..., Any], seconds: float) -> Any:
+        """Poll `find()` until it gives something true or `seconds` pass; what it gave (None: it never did), so a
+        caller acts on what was found rather than looking it up again."""
         end = time.monotonic() + seconds
         while True:
-            if condition():
-                return True
+            if found := find():
+                return found
             if time.monotonic() >= end:
-                return False
+                return None
             time.sleep(POLL_SECONDS)
 
     def act(self, action: ActionSettings) -> str | None:
@@ -169,16 +171,10 @@ class Browser:
         from selenium.common.exceptions import StaleElementReferenceException
 
         clicks, wait = 0, timeout
-        button: list[Any] = [None]
-
-        def shown() -> bool:
-            button[0] = self._visible(selector)
-            return button[0] is not None
-
-        while clicks < times and self._until(shown, wait):
+        while clicks < times and (button := self._until(lambda: self._visible(selector), wait)) is not None:
             size = self._size()
             try:  # the element found, not a second lookup: the button may go between the two
-                self.driver.execute_script("arguments[0].click()", button[0])
+                self.driver.execute_script("arguments[0].click()", button)
             except StaleElementReferenceException:
                 continue  # redrawn meanwhile: look again
             clicks, wait = clicks + 1, min(timeout, RETURN_SECONDS)
@@ -230,14 +226,7 @@ class Browser:
 
     def wait_for_urls(self, selector: str, seconds: float) -> list[tuple[str, str | None]]:
         """The matches once at least one of them stands for a URL (a static button matching too ends no wait)."""
-        found: list[tuple[str, str | None]] = []
-
-        def ready() -> bool:
-            found[:] = self.elements(selector)
-            return bool(found)
-
-        self._until(ready, seconds)
-        return found
+        return self._until(lambda: self.elements(selector), seconds) or []
 
     def title(self) -> str | None:
         return (self.driver.execute_script(TITLE_JS) or "").strip() or None
